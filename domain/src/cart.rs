@@ -1,0 +1,1 @@
+//! Placeholder until the cart module lands.

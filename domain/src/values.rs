@@ -1,0 +1,626 @@
+//! Value objects shared by every aggregate. Each is a newtype whose only way in
+//! is a fallible constructor, so an invalid value cannot exist. Serde goes
+//! through the same constructors (`try_from`), so a payload cannot smuggle one in.
+
+use std::fmt;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+/// Why a raw value was refused. Each variant carries the offending input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("invalid email address: {0:?}")]
+    Email(String),
+    #[error("invalid phone number: {0:?}")]
+    Phone(String),
+    #[error("invalid sku: {0:?}")]
+    Sku(String),
+    #[error("invalid slug: {0:?}")]
+    Slug(String),
+    #[error("invalid currency code: {0:?}")]
+    Currency(String),
+    #[error("invalid ISO 3166 alpha-2 country code: {0:?}")]
+    Country(String),
+    #[error("invalid money amount: {0} (must be >= 0, at most 2 decimals and below 100,000,000)")]
+    Money(Decimal),
+    #[error("invalid price: {0} (must be above 0)")]
+    Price(Decimal),
+    #[error("invalid quantity: {0} (must be between 1 and {max})", max = Quantity::MAX)]
+    Quantity(i64),
+    #[error("invalid rating: {0} (must be an integer from 1 to 5)")]
+    Rating(i64),
+    #[error("invalid coupon code: {0:?}")]
+    CouponCode(String),
+    #[error("invalid order number: {0:?}")]
+    OrderNumber(String),
+    #[error("invalid {field}: {value:?} (must be 1 to {max} characters)")]
+    Text {
+        field: &'static str,
+        value: String,
+        max: usize,
+    },
+    #[error("invalid url: {0:?}")]
+    Url(String),
+}
+
+macro_rules! string_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ValueError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = ValueError;
+            fn try_from(value: &str) -> Result<Self, Self::Error> {
+                Self::parse(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// An email address, trimmed and lower-cased, so that uniqueness is case-insensitive.
+    Email
+);
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let normalized = raw.trim().to_lowercase();
+        if normalized.len() > 255 || !email_address::EmailAddress::is_valid(&normalized) {
+            return Err(ValueError::Email(raw.to_owned()));
+        }
+        Ok(Self(normalized))
+    }
+}
+
+string_newtype!(
+    /// A phone number in international form: an optional leading `+` and 7 to 15
+    /// digits. Spaces, dashes, dots and parentheses are dropped.
+    Phone
+);
+impl Phone {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let trimmed = raw.trim();
+        let (plus, rest) = match trimmed.strip_prefix('+') {
+            Some(rest) => ("+", rest),
+            None => ("", trimmed),
+        };
+        let mut digits = String::with_capacity(rest.len());
+        for c in rest.chars() {
+            match c {
+                '0'..='9' => digits.push(c),
+                ' ' | '-' | '.' | '(' | ')' => {}
+                _ => return Err(ValueError::Phone(raw.to_owned())),
+            }
+        }
+        if !(7..=15).contains(&digits.len()) {
+            return Err(ValueError::Phone(raw.to_owned()));
+        }
+        Ok(Self(format!("{plus}{digits}")))
+    }
+}
+
+string_newtype!(
+    /// A stock keeping unit: 1 to 100 of `A-Z 0-9 - _ .`, upper-cased, so that
+    /// uniqueness is case-insensitive.
+    Sku
+);
+impl Sku {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let normalized = raw.trim().to_uppercase();
+        let valid = !normalized.is_empty()
+            && normalized.len() <= 100
+            && normalized
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if valid {
+            Ok(Self(normalized))
+        } else {
+            Err(ValueError::Sku(raw.to_owned()))
+        }
+    }
+}
+
+string_newtype!(
+    /// A URL slug: 1 to 255 of lower-case `a-z 0-9` in words joined by single hyphens.
+    Slug
+);
+impl Slug {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let valid = !raw.is_empty()
+            && raw.len() <= 255
+            && raw.split('-').all(|w| {
+                !w.is_empty()
+                    && w.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            });
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValueError::Slug(raw.to_owned()))
+        }
+    }
+}
+
+string_newtype!(
+    /// An ISO 4217 currency code: three upper-case letters. THB by default.
+    Currency
+);
+impl Currency {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        if raw.len() == 3 && raw.chars().all(|c| c.is_ascii_uppercase()) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValueError::Currency(raw.to_owned()))
+        }
+    }
+    pub fn thb() -> Self {
+        Self("THB".to_owned())
+    }
+}
+impl Default for Currency {
+    fn default() -> Self {
+        Self::thb()
+    }
+}
+
+string_newtype!(
+    /// An ISO 3166-1 alpha-2 country code, checked against the standard's list. TH by default.
+    CountryCode
+);
+impl CountryCode {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let upper = raw.trim().to_uppercase();
+        match isocountry::CountryCode::for_alpha2(&upper) {
+            Ok(_) => Ok(Self(upper)),
+            Err(_) => Err(ValueError::Country(raw.to_owned())),
+        }
+    }
+    pub fn thailand() -> Self {
+        Self("TH".to_owned())
+    }
+}
+impl Default for CountryCode {
+    fn default() -> Self {
+        Self::thailand()
+    }
+}
+
+string_newtype!(
+    /// A coupon code: 3 to 50 of `A-Z 0-9 - _`, upper-cased, so that uniqueness
+    /// and look-up are case-insensitive.
+    CouponCode
+);
+impl CouponCode {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let normalized = raw.trim().to_uppercase();
+        let valid = (3..=50).contains(&normalized.len())
+            && normalized
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        if valid {
+            Ok(Self(normalized))
+        } else {
+            Err(ValueError::CouponCode(raw.to_owned()))
+        }
+    }
+}
+
+string_newtype!(
+    /// An order number of the form `ORD-YYYY-NNNNNN` (at least six digits).
+    OrderNumber
+);
+impl OrderNumber {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let err = || ValueError::OrderNumber(raw.to_owned());
+        let rest = raw.strip_prefix("ORD-").ok_or_else(err)?;
+        let (year, seq) = rest.split_once('-').ok_or_else(err)?;
+        let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+        if year.len() == 4 && digits(year) && (6..=18).contains(&seq.len()) && digits(seq) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(err())
+        }
+    }
+
+    /// The number for the `sequence`-th order of `year`, e.g. `ORD-2024-000123`.
+    pub fn allocate(year: i32, sequence: u64) -> Result<Self, ValueError> {
+        Self::parse(&format!("ORD-{year:04}-{sequence:06}"))
+    }
+}
+
+string_newtype!(
+    /// An absolute http(s) URL of at most 500 characters, as the seed's `*_url` columns allow.
+    Url
+);
+impl Url {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let trimmed = raw.trim();
+        let has_host = trimmed
+            .strip_prefix("https://")
+            .or_else(|| trimmed.strip_prefix("http://"))
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+        if has_host && trimmed.len() <= 500 && !trimmed.chars().any(char::is_whitespace) {
+            Ok(Self(trimmed.to_owned()))
+        } else {
+            Err(ValueError::Url(raw.to_owned()))
+        }
+    }
+}
+
+/// Checks a free-text field against its column's length: trimmed, not empty,
+/// at most `max` characters.
+pub fn bounded_text(field: &'static str, raw: &str, max: usize) -> Result<String, ValueError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > max {
+        return Err(ValueError::Text {
+            field,
+            value: raw.to_owned(),
+            max,
+        });
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A non-negative amount of money with at most two decimals, below the
+/// `DECIMAL(10,2)` ceiling of the seed's columns. The currency travels beside
+/// it (`Currency`, THB by default), as in the seed's tables.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(try_from = "Decimal", into = "Decimal")]
+pub struct Money(Decimal);
+
+impl Money {
+    pub const SCALE: u32 = 2;
+    pub const ZERO: Money = Money(Decimal::ZERO);
+
+    fn ceiling() -> Decimal {
+        Decimal::new(100_000_000, 0)
+    }
+
+    pub fn new(amount: Decimal) -> Result<Self, ValueError> {
+        if amount.is_sign_negative() && !amount.is_zero()
+            || amount.normalize().scale() > Self::SCALE
+            || amount >= Self::ceiling()
+        {
+            return Err(ValueError::Money(amount));
+        }
+        let mut amount = amount;
+        amount.rescale(Self::SCALE);
+        Ok(Self(amount))
+    }
+
+    /// Rounds a computed amount (a tax, a percentage) with the platform's one rule,
+    /// `round_half_up`, then checks it like `new`.
+    pub fn from_computed(amount: Decimal) -> Result<Self, ValueError> {
+        Self::new(round_half_up(amount))
+    }
+
+    pub fn amount(&self) -> Decimal {
+        self.0
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+
+    pub fn checked_add(self, other: Money) -> Result<Money, ValueError> {
+        Money::new(self.0 + other.0)
+    }
+
+    /// `self - other`, or an error when it would go below zero.
+    pub fn checked_sub(self, other: Money) -> Result<Money, ValueError> {
+        Money::new(self.0 - other.0)
+    }
+
+    /// `self - other`, floored at zero.
+    pub fn saturating_sub(self, other: Money) -> Money {
+        if other.0 >= self.0 {
+            Money::ZERO
+        } else {
+            Money(self.0 - other.0)
+        }
+    }
+
+    pub fn times(self, quantity: Quantity) -> Result<Money, ValueError> {
+        Money::new(self.0 * Decimal::from(quantity.get()))
+    }
+
+    pub fn min(self, other: Money) -> Money {
+        if self.0 <= other.0 {
+            self
+        } else {
+            other
+        }
+    }
+
+    pub fn sum<I: IntoIterator<Item = Money>>(items: I) -> Result<Money, ValueError> {
+        items.into_iter().try_fold(Money::ZERO, Money::checked_add)
+    }
+}
+
+impl TryFrom<Decimal> for Money {
+    type Error = ValueError;
+    fn try_from(value: Decimal) -> Result<Self, Self::Error> {
+        Money::new(value)
+    }
+}
+
+impl From<Money> for Decimal {
+    fn from(value: Money) -> Decimal {
+        value.0
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A price: money strictly above zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "Decimal", into = "Decimal")]
+pub struct Price(Money);
+
+impl Price {
+    pub fn new(amount: Decimal) -> Result<Self, ValueError> {
+        let money = Money::new(amount)?;
+        if money.is_zero() {
+            return Err(ValueError::Price(amount));
+        }
+        Ok(Self(money))
+    }
+    pub fn money(&self) -> Money {
+        self.0
+    }
+    pub fn amount(&self) -> Decimal {
+        self.0.amount()
+    }
+}
+
+impl TryFrom<Decimal> for Price {
+    type Error = ValueError;
+    fn try_from(value: Decimal) -> Result<Self, Self::Error> {
+        Price::new(value)
+    }
+}
+
+impl From<Price> for Decimal {
+    fn from(value: Price) -> Decimal {
+        value.amount()
+    }
+}
+
+impl fmt::Display for Price {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The one rounding rule of the platform: to 2 decimals, half away from zero
+/// (5026.005 → 5026.01). Every computed amount goes through it exactly once,
+/// on the total it belongs to, never per line and then summed.
+pub fn round_half_up(amount: Decimal) -> Decimal {
+    amount.round_dp_with_strategy(Money::SCALE, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Thai VAT: 7% added on top of tax-exclusive prices.
+pub const VAT_PERCENT: u32 = 7;
+
+/// The VAT due on a tax-exclusive taxable amount, rounded once with `round_half_up`.
+/// The seed's cart: 71800 → 5026.
+pub fn vat_on(taxable: Money) -> Money {
+    let tax = taxable.amount() * Decimal::from(VAT_PERCENT) / Decimal::from(100);
+    // 7% of an amount below the ceiling stays below it.
+    Money::from_computed(tax).expect("vat of a valid amount is a valid amount")
+}
+
+/// A count of units, from 1 to `Quantity::MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Quantity(u32);
+
+impl Quantity {
+    pub const MAX: u32 = 1_000_000;
+
+    pub fn new(value: i64) -> Result<Self, ValueError> {
+        if (1..=i64::from(Self::MAX)).contains(&value) {
+            Ok(Self(value as u32))
+        } else {
+            Err(ValueError::Quantity(value))
+        }
+    }
+    pub fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Quantity {
+    type Error = ValueError;
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        Quantity::new(value)
+    }
+}
+
+impl From<Quantity> for i64 {
+    fn from(value: Quantity) -> i64 {
+        i64::from(value.0)
+    }
+}
+
+/// A review rating: an integer from 1 to 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Rating(u8);
+
+impl Rating {
+    pub fn new(value: i64) -> Result<Self, ValueError> {
+        if (1..=5).contains(&value) {
+            Ok(Self(value as u8))
+        } else {
+            Err(ValueError::Rating(value))
+        }
+    }
+    pub fn get(&self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Rating {
+    type Error = ValueError;
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        Rating::new(value)
+    }
+}
+
+impl From<Rating> for i64 {
+    fn from(value: Rating) -> i64 {
+        i64::from(value.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn seed_cart_vat_is_5026() {
+        let subtotal = Money::new(dec!(71800)).unwrap();
+        assert_eq!(vat_on(subtotal).amount(), dec!(5026.00));
+    }
+
+    #[test]
+    fn vat_rounds_half_away_from_zero() {
+        // 0.07 * 0.50 = 0.035 → 0.04
+        assert_eq!(vat_on(Money::new(dec!(0.50)).unwrap()).amount(), dec!(0.04));
+        // 0.07 * 0.21 = 0.0147 → 0.01
+        assert_eq!(vat_on(Money::new(dec!(0.21)).unwrap()).amount(), dec!(0.01));
+    }
+
+    #[test]
+    fn money_refuses_negative_three_decimals_and_overflow() {
+        assert_eq!(Money::new(dec!(-1)), Err(ValueError::Money(dec!(-1))));
+        assert!(Money::new(dec!(1.005)).is_err());
+        assert!(Money::new(dec!(100000000)).is_err());
+        assert_eq!(
+            Money::new(dec!(99999999.99)).unwrap().amount(),
+            dec!(99999999.99)
+        );
+        assert_eq!(Money::new(dec!(1.50)).unwrap().amount().to_string(), "1.50");
+    }
+
+    #[test]
+    fn money_serializes_as_string_and_deserializes_through_the_constructor() {
+        let money = Money::new(dec!(35900)).unwrap();
+        assert_eq!(serde_json::to_string(&money).unwrap(), "\"35900.00\"");
+        assert!(serde_json::from_str::<Money>("\"-3\"").is_err());
+    }
+
+    #[test]
+    fn price_must_be_above_zero() {
+        assert!(Price::new(dec!(0)).is_err());
+        assert!(Price::new(dec!(0.01)).is_ok());
+    }
+
+    #[test]
+    fn sku_slug_email_coupon_normalize_or_refuse() {
+        assert_eq!(Sku::parse(" iph-15.pro ").unwrap().as_str(), "IPH-15.PRO");
+        assert!(Sku::parse("has space").is_err());
+        assert!(Sku::parse("").is_err());
+        assert!(Slug::parse("iphone-15-pro").is_ok());
+        for bad in ["Iphone", "a--b", "-a", "a-", "", "a_b"] {
+            assert!(Slug::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Email::parse(" A@Example.COM ").unwrap().as_str(),
+            "a@example.com"
+        );
+        assert!(Email::parse("not-an-email").is_err());
+        assert_eq!(CouponCode::parse("save10").unwrap().as_str(), "SAVE10");
+        assert!(CouponCode::parse("x!").is_err());
+    }
+
+    #[test]
+    fn phone_country_currency_order_number() {
+        assert_eq!(
+            Phone::parse("+66 81-234-5678").unwrap().as_str(),
+            "+66812345678"
+        );
+        assert!(Phone::parse("12").is_err());
+        assert!(Phone::parse("+66abc1234567").is_err());
+        assert_eq!(CountryCode::parse("th").unwrap().as_str(), "TH");
+        assert!(CountryCode::parse("XX").is_err());
+        assert_eq!(CountryCode::default().as_str(), "TH");
+        assert_eq!(Currency::default().as_str(), "THB");
+        assert!(Currency::parse("thb").is_err());
+        assert_eq!(
+            OrderNumber::allocate(2024, 123).unwrap().as_str(),
+            "ORD-2024-000123"
+        );
+        assert!(OrderNumber::parse("ORD-24-1").is_err());
+    }
+
+    #[test]
+    fn quantity_and_rating_bounds() {
+        assert!(Quantity::new(0).is_err());
+        assert!(Quantity::new(1).is_ok());
+        assert!(Rating::new(0).is_err());
+        assert!(Rating::new(6).is_err());
+        assert_eq!(Rating::new(5).unwrap().get(), 5);
+        assert!(serde_json::from_str::<Rating>("9").is_err());
+    }
+
+    #[test]
+    fn url_and_text() {
+        assert!(Url::parse("https://cdn.example.com/a.jpg").is_ok());
+        assert!(Url::parse("ftp://x").is_err());
+        assert!(Url::parse("https://").is_err());
+        assert_eq!(bounded_text("name", "  iPhone ", 255).unwrap(), "iPhone");
+        assert!(bounded_text("name", "   ", 255).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn vat_is_seven_percent_within_half_a_satang(cents in 0i64..9_999_999_999) {
+            let taxable = Money::new(Decimal::new(cents, 2)).unwrap();
+            let exact = taxable.amount() * Decimal::new(7, 2);
+            let diff = (vat_on(taxable).amount() - exact).abs();
+            proptest::prop_assert!(diff <= Decimal::new(5, 3));
+        }
+    }
+}
