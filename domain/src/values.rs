@@ -513,6 +513,64 @@ impl From<Rating> for i64 {
     }
 }
 
+/// A postal address as carts and orders snapshot it (the seed's address columns,
+/// without the address book's `type` and `is_default`). Built only through `new`,
+/// which checks each field against its column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostalAddress {
+    pub first_name: String,
+    pub last_name: String,
+    pub company: Option<String>,
+    pub street_address_1: String,
+    pub street_address_2: Option<String>,
+    pub city: String,
+    pub state_province: String,
+    pub postal_code: String,
+    pub country: CountryCode,
+    pub phone: Option<Phone>,
+}
+
+/// The raw fields of a `PostalAddress`, as a client sends them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostalAddressInput {
+    pub first_name: String,
+    pub last_name: String,
+    pub company: Option<String>,
+    pub street_address_1: String,
+    pub street_address_2: Option<String>,
+    pub city: String,
+    pub state_province: String,
+    pub postal_code: String,
+    pub country: Option<String>,
+    pub phone: Option<String>,
+}
+
+impl PostalAddress {
+    pub fn new(input: PostalAddressInput) -> Result<Self, ValueError> {
+        let optional = |field: &'static str, value: Option<String>, max: usize| {
+            value
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| bounded_text(field, &v, max))
+                .transpose()
+        };
+        Ok(Self {
+            first_name: bounded_text("first_name", &input.first_name, 100)?,
+            last_name: bounded_text("last_name", &input.last_name, 100)?,
+            company: optional("company", input.company, 100)?,
+            street_address_1: bounded_text("street_address_1", &input.street_address_1, 255)?,
+            street_address_2: optional("street_address_2", input.street_address_2, 255)?,
+            city: bounded_text("city", &input.city, 100)?,
+            state_province: bounded_text("state_province", &input.state_province, 100)?,
+            postal_code: bounded_text("postal_code", &input.postal_code, 20)?,
+            country: match input.country {
+                Some(code) => CountryCode::parse(&code)?,
+                None => CountryCode::default(),
+            },
+            phone: input.phone.as_deref().map(Phone::parse).transpose()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,6 +661,29 @@ mod tests {
         assert!(Rating::new(6).is_err());
         assert_eq!(Rating::new(5).unwrap().get(), 5);
         assert!(serde_json::from_str::<Rating>("9").is_err());
+    }
+
+    #[test]
+    fn postal_address_defaults_to_thailand_and_checks_lengths() {
+        let input = PostalAddressInput {
+            first_name: "Somchai".into(),
+            last_name: "Jaidee".into(),
+            street_address_1: "1 Sukhumvit Rd".into(),
+            city: "Bangkok".into(),
+            state_province: "Bangkok".into(),
+            postal_code: "10110".into(),
+            ..Default::default()
+        };
+        let address = PostalAddress::new(input.clone()).unwrap();
+        assert_eq!(address.country.as_str(), "TH");
+        let too_long = PostalAddressInput {
+            postal_code: "1".repeat(21),
+            ..input
+        };
+        assert!(matches!(
+            PostalAddress::new(too_long),
+            Err(ValueError::Text { field: "postal_code", .. })
+        ));
     }
 
     #[test]
