@@ -682,7 +682,10 @@ mod tests {
         };
         assert!(matches!(
             PostalAddress::new(too_long),
-            Err(ValueError::Text { field: "postal_code", .. })
+            Err(ValueError::Text {
+                field: "postal_code",
+                ..
+            })
         ));
     }
 

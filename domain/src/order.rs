@@ -1,1 +1,0 @@
-//! Placeholder until the order module lands.

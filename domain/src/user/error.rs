@@ -1,0 +1,47 @@
+//! Why a user command was refused. Each variant carries what the caller needs
+//! to explain the refusal.
+
+use chrono::NaiveDate;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::status::UserStatus;
+use crate::values::{Email, Phone};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UserError {
+    #[error("no user is registered on this stream")]
+    NotRegistered,
+    #[error("user {user_id} is already registered")]
+    AlreadyRegistered { user_id: Uuid },
+    #[error("email {email} is already taken")]
+    EmailTaken { email: Email },
+    #[error("phone {phone} is already taken")]
+    PhoneTaken { phone: Phone },
+    #[error("email is already {email}")]
+    EmailUnchanged { email: Email },
+    #[error("email {email} is already verified")]
+    EmailAlreadyVerified { email: Email },
+    #[error("user {user_id} has no phone number to verify")]
+    NoPhone { user_id: Uuid },
+    #[error("phone {phone} is already verified")]
+    PhoneAlreadyVerified { phone: Phone },
+    #[error("date of birth {date_of_birth} is in the future")]
+    DateOfBirthInFuture { date_of_birth: NaiveDate },
+    #[error("preferences must be a JSON object, got {value}")]
+    PreferencesNotAnObject { value: Value },
+    #[error("settings must be a JSON object, got {value}")]
+    SettingsNotAnObject { value: Value },
+    #[error("preferences.notifications must be an object of booleans, got {value}")]
+    InvalidNotificationPreferences { value: Value },
+    #[error("user {user_id} is suspended")]
+    Suspended { user_id: Uuid },
+    #[error("user {user_id} is inactive")]
+    Inactive { user_id: Uuid },
+    #[error("a user cannot go from {from} to {to}")]
+    InvalidStatusTransition { from: UserStatus, to: UserStatus },
+    #[error("address {address_id} already exists")]
+    AddressAlreadyExists { address_id: Uuid },
+    #[error("address {address_id} not found")]
+    AddressNotFound { address_id: Uuid },
+}
