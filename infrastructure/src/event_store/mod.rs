@@ -1,0 +1,141 @@
+//! The event store: what an append, a recorded event and a tailing position are,
+//! and the PostgreSQL adapter that keeps them (`postgres`). Aggregates of
+//! `cqrs_es` are loaded from it and their decisions turned into appends by
+//! `aggregates`.
+
+pub mod aggregates;
+pub mod postgres;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use postgres::PgEventStore;
+
+/// Who and what caused an append. Stored with every event, copied into Kafka
+/// headers and into the projections (activity logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// Shared by everything that follows from one original request.
+    pub correlation_id: Uuid,
+    /// The request or event that directly caused this one.
+    pub causation_id: Uuid,
+    pub user_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: serde_json::Value,
+}
+
+/// The events for one stream, and the version the writer saw when it decided
+/// them. An empty `events` still asserts the version (a read it depended on).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    pub stream_id: String,
+    pub aggregate_type: String,
+    pub expected_version: i64,
+    pub events: Vec<NewEvent>,
+}
+
+/// An `Idempotency-Key` with a fingerprint of the request that carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// What a successful append produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendReceipt {
+    /// Each stream with its version after the append.
+    pub versions: Vec<(String, i64)>,
+    /// Global position of the last event appended; 0 when nothing was.
+    pub last_position: i64,
+}
+
+impl AppendReceipt {
+    pub fn version_of(&self, stream_id: &str) -> Option<i64> {
+        self.versions
+            .iter()
+            .find(|(id, _)| id == stream_id)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// The result of an idempotent append: new, or the answer the key got first.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppendOutcome {
+    Appended {
+        receipt: AppendReceipt,
+        response: serde_json::Value,
+    },
+    AlreadyHandled {
+        response: serde_json::Value,
+    },
+}
+
+impl AppendOutcome {
+    pub fn response(&self) -> &serde_json::Value {
+        match self {
+            AppendOutcome::Appended { response, .. }
+            | AppendOutcome::AlreadyHandled { response } => response,
+        }
+    }
+}
+
+/// An event as stored, with its place in its stream and in the global log.
+/// It is also the message the relay publishes and projectors consume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub transaction_id: i64,
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub version: i64,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: serde_json::Value,
+    pub metadata: EventMetadata,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl RecordedEvent {
+    pub fn checkpoint(&self) -> GlobalCheckpoint {
+        GlobalCheckpoint {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+}
+
+/// A place in the global log. The log is read in (transaction id, position)
+/// order, which is the order in which events become final.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GlobalCheckpoint {
+    pub transaction_id: i64,
+    pub position: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventStoreError {
+    #[error("stream {stream_id} is at version {actual}, not the expected {expected}")]
+    VersionConflict {
+        stream_id: String,
+        expected: i64,
+        actual: i64,
+    },
+    #[error("idempotency key {key:?} was already used for a different request")]
+    IdempotencyKeyReused { key: String },
+    #[error("stored event {event_id} cannot be decoded: {reason}")]
+    Undecodable { event_id: Uuid, reason: String },
+    #[error("event store database error")]
+    Database(#[from] sqlx::Error),
+}

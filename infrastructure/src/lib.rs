@@ -1,0 +1,13 @@
+//! Adapters shared by the command API, the projectors and the query API:
+//! configuration, telemetry, the PostgreSQL event store, the Kafka outbox
+//! relay, database set-up, and (with the `testing` feature) the helpers that
+//! give every integration test its own isolated slice of each real server.
+
+pub mod database;
+pub mod event_store;
+pub mod kafka;
+pub mod relay;
+pub mod settings;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,277 @@
+//! Typed, layered configuration shared by the three binaries: built-in defaults
+//! that point at the local servers, then an optional TOML file, then the
+//! environment (`APP__SECTION__KEY`, e.g. `APP__KAFKA__BROKERS`). Secrets (the
+//! database URL's password) never reach a log: `Debug` redacts them.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Clone, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub postgres: PostgresSettings,
+    pub kafka: KafkaSettings,
+    pub mongo: MongoSettings,
+    pub redis: RedisSettings,
+    pub elasticsearch: ElasticsearchSettings,
+    pub relay: RelaySettings,
+    pub projectors: ProjectorSettings,
+    pub commands: CommandSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct PostgresSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    /// Events of aggregate type `t` go to `{topic_prefix}.{t}`.
+    pub topic_prefix: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub create_topics: bool,
+    /// Consumer groups are `{group_prefix}.{projection}`.
+    pub group_prefix: String,
+    pub message_timeout_ms: u64,
+}
+
+impl KafkaSettings {
+    pub fn topic_for(&self, aggregate_type: &str) -> String {
+        format!("{}.{}", self.topic_prefix, aggregate_type)
+    }
+
+    pub fn group_for(&self, projection: &str) -> String {
+        format!("{}.{}", self.group_prefix, projection)
+    }
+}
+
+#[derive(Clone, Deserialize)]
+pub struct MongoSettings {
+    pub url: String,
+    pub database: String,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: String,
+    /// Prepended to every key, so that several deployments (or tests) share a server.
+    pub key_prefix: String,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct ElasticsearchSettings {
+    pub url: String,
+    /// The alias that readers and writers use; concrete indexes are `{alias}-v{n}`.
+    pub products_alias: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RelaySettings {
+    pub enabled: bool,
+    pub name: String,
+    pub batch_size: i64,
+    pub idle_poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectorSettings {
+    /// Which projections this process runs; empty means all.
+    pub only: Vec<String>,
+    pub batch_size: usize,
+    pub batch_wait_ms: u64,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    pub health_port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommandSettings {
+    /// Highest quantity of one cart line.
+    pub max_cart_line_quantity: u32,
+}
+
+const DEFAULTS: &str = r#"
+[http]
+host = "127.0.0.1"
+body_limit_bytes = 65536
+
+[postgres]
+url = "postgres://postgres@127.0.0.1:5432/ecommerce"
+max_connections = 10
+acquire_timeout_seconds = 5
+
+[kafka]
+brokers = "127.0.0.1:9092"
+topic_prefix = "ecommerce"
+partitions = 6
+replication_factor = 1
+create_topics = true
+group_prefix = "ecommerce"
+message_timeout_ms = 30000
+
+[mongo]
+url = "mongodb://127.0.0.1:27017"
+database = "ecommerce"
+
+[redis]
+url = "redis://127.0.0.1:6379"
+key_prefix = ""
+
+[elasticsearch]
+url = "http://127.0.0.1:9200"
+products_alias = "products"
+
+[relay]
+enabled = true
+name = "kafka-outbox"
+batch_size = 500
+idle_poll_ms = 250
+
+[projectors]
+only = []
+batch_size = 200
+batch_wait_ms = 100
+retry_initial_ms = 100
+retry_max_ms = 5000
+health_port = 8082
+
+[commands]
+max_cart_line_quantity = 10
+"#;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct SettingsError(#[from] config::ConfigError);
+
+impl Settings {
+    /// Defaults, then `file` (or `$APP_CONFIG_FILE`) when given, then `APP__*`
+    /// environment variables. `default_port` is the binary's own HTTP port.
+    pub fn load(default_port: u16, file: Option<PathBuf>) -> Result<Self, SettingsError> {
+        let file = file.or_else(|| std::env::var_os("APP_CONFIG_FILE").map(PathBuf::from));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .set_default("http.port", i64::from(default_port))?;
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let settings = builder
+            .add_source(
+                config::Environment::with_prefix("APP")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("projectors.only")
+                    .try_parsing(true),
+            )
+            .build()?;
+        Ok(settings.try_deserialize()?)
+    }
+}
+
+/// `scheme://user:***@host/...`: the URL with any password replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("http", &self.http)
+            .field("postgres", &self.postgres)
+            .field("kafka", &self.kafka)
+            .field("mongo", &self.mongo)
+            .field("redis", &self.redis)
+            .field("elasticsearch", &self.elasticsearch)
+            .field("relay", &self.relay)
+            .field("projectors", &self.projectors)
+            .field("commands", &self.commands)
+            .finish()
+    }
+}
+
+macro_rules! redacted_debug {
+    ($ty:ty, $($field:ident),*) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("url", &redact_url(&self.url))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish()
+            }
+        }
+    };
+}
+
+redacted_debug!(PostgresSettings, max_connections, acquire_timeout_seconds);
+redacted_debug!(MongoSettings, database);
+redacted_debug!(RedisSettings, key_prefix);
+redacted_debug!(ElasticsearchSettings, products_alias);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_point_at_local_servers() {
+        let settings = Settings::load(8081, None).unwrap();
+        assert_eq!(settings.http.port, 8081);
+        assert_eq!(settings.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(settings.kafka.topic_for("product"), "ecommerce.product");
+        assert_eq!(settings.kafka.group_for("search"), "ecommerce.search");
+    }
+
+    #[test]
+    fn a_file_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("settings-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\ntopic_prefix = \"shop\"\n[http]\nport = 9999\n",
+        )
+        .unwrap();
+        let settings = Settings::load(8080, Some(path)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(settings.kafka.topic_prefix, "shop");
+        assert_eq!(settings.http.port, 9999);
+        assert_eq!(settings.kafka.partitions, 6);
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://shop:s3cret@db:5432/ecommerce"),
+            "postgres://shop:***@db:5432/ecommerce"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        let mut settings = Settings::load(8080, None).unwrap();
+        settings.postgres.url = "postgres://shop:s3cret@db/ecommerce".into();
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+}
