@@ -11,3 +11,4 @@ pub mod settings;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod views;

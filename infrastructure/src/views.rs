@@ -1,0 +1,241 @@
+//! The shapes read models are stored in and served as, shared by the
+//! projectors that write them and the query API that reads them: the product
+//! representation (PostgreSQL row, Redis `product:{id}` cache), the search
+//! document of the `products` index, and category and brand rows.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A product as read clients get it: the seed's `products` columns (without
+/// the internal `cost_price`). Money is a string with two decimals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductView {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub short_description: Option<String>,
+    pub category_id: Option<Uuid>,
+    pub brand_id: Option<Uuid>,
+    pub regular_price: Decimal,
+    pub sale_price: Option<Decimal>,
+    pub currency: String,
+    pub track_inventory: bool,
+    pub stock_quantity: i32,
+    pub low_stock_threshold: i32,
+    pub weight: Option<Decimal>,
+    pub length: Option<Decimal>,
+    pub width: Option<Decimal>,
+    pub height: Option<Decimal>,
+    pub meta_title: Option<String>,
+    pub meta_description: Option<String>,
+    pub meta_keywords: Vec<String>,
+    pub status: String,
+    pub featured: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+impl ProductView {
+    /// What a buyer pays now: the sale price when there is one.
+    pub fn effective_price(&self) -> Decimal {
+        self.sale_price.unwrap_or(self.regular_price)
+    }
+}
+
+/// The Redis `product:{id}` value: the seed's cache shape (`id`, `name`,
+/// `price`, `stock`, `cachedAt`) around the full representation, so a cache hit
+/// answers exactly as PostgreSQL would.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedProduct {
+    #[serde(flatten)]
+    pub product: ProductView,
+    /// The effective price, as the seed's number.
+    pub price: f64,
+    pub stock: i32,
+    #[serde(rename = "cachedAt")]
+    pub cached_at: DateTime<Utc>,
+}
+
+impl CachedProduct {
+    pub fn new(product: ProductView, cached_at: DateTime<Utc>) -> Self {
+        Self {
+            price: decimal_to_json_number(product.effective_price()),
+            stock: product.stock_quantity,
+            product,
+            cached_at,
+        }
+    }
+}
+
+/// Money as the seed's JSON numbers (search and cache documents). Amounts are
+/// at most 10 digits with 2 decimals, which an f64 carries exactly to text and
+/// back; the string form stays the API's.
+pub fn decimal_to_json_number(amount: Decimal) -> f64 {
+    amount.to_f64().unwrap_or_default()
+}
+
+/// The Redis key of a product's cache entry.
+pub fn product_cache_key(prefix: &str, product_id: Uuid) -> String {
+    format!("{prefix}product:{product_id}")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedRef {
+    pub id: Uuid,
+    pub name: Option<String>,
+}
+
+/// A document of the `products` index: the seed's mapping, plus the fields the
+/// query API filters and sorts on (sku, slug, status, featured, currency,
+/// regular and sale price).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchProduct {
+    pub id: Uuid,
+    pub sku: String,
+    pub slug: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub short_description: Option<String>,
+    pub category: Option<NamedRef>,
+    pub brand: Option<NamedRef>,
+    pub price: f64,
+    pub regular_price: f64,
+    pub sale_price: Option<f64>,
+    pub currency: String,
+    pub stock: i32,
+    pub rating: Option<f32>,
+    pub tags: Vec<String>,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub status: String,
+    pub featured: bool,
+    #[serde(rename = "createdAt")]
+    pub created_at: DateTime<Utc>,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The index body: the seed's mapping and the extra filter fields.
+pub fn products_index_body() -> serde_json::Value {
+    serde_json::json!({
+        "mappings": {
+            "properties": {
+                "id": { "type": "keyword" },
+                "name": {
+                    "type": "text",
+                    "analyzer": "standard",
+                    "fields": { "keyword": { "type": "keyword" } }
+                },
+                "description": { "type": "text" },
+                "category": {
+                    "properties": {
+                        "id": { "type": "keyword" },
+                        "name": { "type": "text" }
+                    }
+                },
+                "brand": {
+                    "properties": {
+                        "id": { "type": "keyword" },
+                        "name": { "type": "text" }
+                    }
+                },
+                "price": { "type": "double" },
+                "stock": { "type": "integer" },
+                "rating": { "type": "float" },
+                "tags": { "type": "keyword" },
+                "attributes": { "type": "object" },
+                "createdAt": { "type": "date" },
+                "updatedAt": { "type": "date" },
+                "sku": { "type": "keyword" },
+                "slug": { "type": "keyword" },
+                "short_description": { "type": "text" },
+                "regular_price": { "type": "double" },
+                "sale_price": { "type": "double" },
+                "currency": { "type": "keyword" },
+                "status": { "type": "keyword" },
+                "featured": { "type": "boolean" }
+            }
+        }
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryView {
+    pub id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub image_url: Option<String>,
+    pub meta_title: Option<String>,
+    pub meta_description: Option<String>,
+    pub meta_keywords: Vec<String>,
+    pub sort_order: i32,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrandView {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub logo_url: Option<String>,
+    pub website_url: Option<String>,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_product_has_the_seed_keys_around_the_representation() {
+        let product = ProductView {
+            id: Uuid::nil(),
+            sku: "IPH-15".into(),
+            name: "iPhone 15 Pro".into(),
+            slug: "iphone-15-pro".into(),
+            description: None,
+            short_description: None,
+            category_id: None,
+            brand_id: None,
+            regular_price: Decimal::new(3990000, 2),
+            sale_price: Some(Decimal::new(3590000, 2)),
+            currency: "THB".into(),
+            track_inventory: true,
+            stock_quantity: 45,
+            low_stock_threshold: 5,
+            weight: None,
+            length: None,
+            width: None,
+            height: None,
+            meta_title: None,
+            meta_description: None,
+            meta_keywords: vec![],
+            status: "active".into(),
+            featured: false,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            published_at: None,
+        };
+        let json = serde_json::to_value(CachedProduct::new(product.clone(), Utc::now())).unwrap();
+        assert_eq!(json["id"], serde_json::json!(Uuid::nil()));
+        assert_eq!(json["name"], "iPhone 15 Pro");
+        assert_eq!(json["price"], serde_json::json!(35900.0));
+        assert_eq!(json["stock"], 45);
+        assert!(json["cachedAt"].is_string());
+        assert_eq!(json["regular_price"], "39900.00");
+        let back: CachedProduct = serde_json::from_value(json).unwrap();
+        assert_eq!(back.product, product);
+    }
+}
