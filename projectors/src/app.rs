@@ -1,0 +1,163 @@
+//! The projectors process: builds the configured projections, runs one worker
+//! per projection (each its own consumer group), serves `/health` with their
+//! counters, and offers the rebuild that analysts run to replay history.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use infrastructure::database::connect_and_migrate;
+use infrastructure::event_store::aggregates::Upcasters;
+use infrastructure::event_store::PgEventStore;
+use infrastructure::settings::Settings;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::projections::{activity_log, catalog_tables, product_cache, product_search};
+use crate::runtime::worker::{rebuild, WorkerStats};
+use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions};
+
+/// Every projection this binary knows, by name.
+pub const PROJECTIONS: &[&str] = &[
+    catalog_tables::NAME,
+    product_search::NAME,
+    product_cache::NAME,
+    activity_log::NAME,
+];
+
+/// Builds the named projection against the configured stores.
+pub async fn build_projection(
+    name: &str,
+    settings: &Settings,
+    store: &PgEventStore,
+) -> anyhow::Result<Arc<dyn Projection>> {
+    let upcasters = Upcasters::default();
+    Ok(match name {
+        catalog_tables::NAME => Arc::new(catalog_tables::CatalogTables::new(store.pool().clone(), upcasters)),
+        product_search::NAME => Arc::new(product_search::ProductSearch::connect(
+            &settings.elasticsearch.url,
+            &settings.elasticsearch.products_alias,
+            upcasters,
+        )?),
+        product_cache::NAME => Arc::new(
+            product_cache::ProductCache::connect(&settings.redis.url, &settings.redis.key_prefix, upcasters).await?,
+        ),
+        activity_log::NAME => {
+            Arc::new(activity_log::ActivityLog::connect(&settings.mongo.url, &settings.mongo.database).await?)
+        }
+        other => anyhow::bail!("unknown projection {other:?}; known: {}", PROJECTIONS.join(", ")),
+    })
+}
+
+fn selected(settings: &Settings) -> Vec<String> {
+    if settings.projectors.only.is_empty() {
+        PROJECTIONS.iter().map(|p| p.to_string()).collect()
+    } else {
+        settings.projectors.only.clone()
+    }
+}
+
+pub struct Application {
+    port: u16,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Application {
+    /// Migrates, builds every selected projection, starts its worker and the
+    /// health endpoint on `projectors.health_port` (0 = ephemeral).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = connect_and_migrate(&settings.postgres).await?;
+        let store = PgEventStore::new(pool);
+        let (shutdown, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut stats = Vec::new();
+        for name in selected(&settings) {
+            let projection = build_projection(&name, &settings, &store).await?;
+            let worker = Worker::new(
+                projection,
+                &settings.kafka,
+                store.clone(),
+                WorkerOptions::from_settings(&settings.projectors),
+            )
+            .await?;
+            stats.push((worker.projection_name(), worker.stats()));
+            let mut stopped = stopped.clone();
+            tasks.spawn(async move {
+                worker
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+            tracing::info!(projection = %name, "projection worker started");
+        }
+        let address = SocketAddr::new(settings.http.host.parse()?, settings.projectors.health_port);
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        let port = listener.local_addr()?.port();
+        let router = Router::new()
+            .route("/health", get(health))
+            .with_state(Arc::new(stats));
+        let mut stopped_http = stopped.clone();
+        tasks.spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped_http.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        Ok(Self { port, shutdown, tasks })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until `signal` resolves, then stops every worker between batches.
+    pub async fn run_until(mut self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+type Stats = Arc<Vec<(&'static str, Arc<WorkerStats>)>>;
+
+async fn health(State(stats): State<Stats>) -> Json<serde_json::Value> {
+    let projections: serde_json::Map<String, serde_json::Value> = stats
+        .iter()
+        .map(|(name, s)| {
+            (
+                name.to_string(),
+                json!({
+                    "batches": s.batches.load(Ordering::Relaxed),
+                    "events": s.events.load(Ordering::Relaxed),
+                    "dead_letters": s.dead_letters.load(Ordering::Relaxed),
+                    "retries": s.retries.load(Ordering::Relaxed),
+                    "rebuilds": s.rebuilds.load(Ordering::Relaxed),
+                }),
+            )
+        })
+        .collect();
+    Json(json!({ "status": "ok", "projections": projections }))
+}
+
+/// Empties the named read models and replays the whole event history into
+/// them, without Kafka: what an analyst runs to rebuild or study a read model.
+pub async fn replay(settings: &Settings, names: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
+    let pool = connect_and_migrate(&settings.postgres).await?;
+    let store = PgEventStore::new(pool.clone());
+    let dead_letters = DeadLetters::new(pool);
+    let options = WorkerOptions::from_settings(&settings.projectors);
+    let mut counts = Vec::new();
+    for name in names {
+        let projection = build_projection(name, settings, &store).await?;
+        let count = rebuild(projection.as_ref(), &store, &dead_letters, &options).await?;
+        counts.push((name.clone(), count));
+    }
+    Ok(counts)
+}

@@ -1,0 +1,177 @@
+//! The MongoDB `activity_logs` collection: one document per event, in the
+//! seed's shape (userId, action, resource, resourceId, details with user agent
+//! and IP address, timestamp), with the event's id, correlation and causation.
+//!
+//! Each document is an upsert conditioned on its `eventId` (unique index), so a
+//! redelivered event changes nothing. A missing unique index means the
+//! database lost the collection, which triggers a rebuild.
+
+use async_trait::async_trait;
+use infrastructure::event_store::RecordedEvent;
+use mongodb::bson::{doc, Bson, DateTime as BsonDateTime, Document};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, Database, IndexModel};
+
+use crate::runtime::{DeadLetter, Projection, ProjectionError};
+
+pub const NAME: &str = "activity-log";
+pub const COLLECTION: &str = "activity_logs";
+const EVENT_ID_INDEX: &str = "eventId_1";
+const TYPES: &[&str] = &[
+    "category",
+    "brand",
+    "product",
+    "inventory",
+    "user",
+    "cart",
+    "order",
+    "payment",
+    "promotion",
+    "coupon",
+    "review",
+    "notification",
+];
+
+pub struct ActivityLog {
+    database: Database,
+}
+
+impl ActivityLog {
+    pub async fn connect(url: &str, database: &str) -> anyhow::Result<Self> {
+        let client = mongodb::Client::with_uri_str(url).await?;
+        Ok(Self {
+            database: client.database(database),
+        })
+    }
+
+    fn collection(&self) -> Collection<Document> {
+        self.database.collection(COLLECTION)
+    }
+
+    async fn create_indexes(&self) -> mongodb::error::Result<()> {
+        let unique = IndexOptions::builder()
+            .unique(true)
+            .name(EVENT_ID_INDEX.to_owned())
+            .build();
+        self.collection()
+            .create_indexes([
+                IndexModel::builder().keys(doc! { "eventId": 1 }).options(unique).build(),
+                IndexModel::builder().keys(doc! { "userId": 1 }).build(),
+                IndexModel::builder().keys(doc! { "resource": 1, "resourceId": 1 }).build(),
+                IndexModel::builder().keys(doc! { "action": 1 }).build(),
+                IndexModel::builder().keys(doc! { "timestamp": -1 }).build(),
+            ])
+            .await?;
+        Ok(())
+    }
+}
+
+/// `ProductCreated` → `product_created`.
+pub fn action_of(event_type: &str) -> String {
+    let mut action = String::with_capacity(event_type.len() + 4);
+    for (i, c) in event_type.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                action.push('_');
+            }
+            action.push(c.to_ascii_lowercase());
+        } else {
+            action.push(c);
+        }
+    }
+    action
+}
+
+/// The seed names resources by their table: `product` → `products`.
+pub fn resource_of(aggregate_type: &str) -> String {
+    match aggregate_type {
+        "category" => "categories".to_owned(),
+        "inventory" => "inventory".to_owned(),
+        other => format!("{other}s"),
+    }
+}
+
+fn optional(value: &Option<String>) -> Bson {
+    value.as_ref().map_or(Bson::Null, |v| Bson::String(v.clone()))
+}
+
+pub fn activity_document(event: &RecordedEvent) -> Document {
+    let meta = &event.metadata;
+    doc! {
+        "eventId": event.event_id.to_string(),
+        "userId": optional(&meta.user_id),
+        "action": action_of(&event.event_type),
+        "resource": resource_of(&event.aggregate_type),
+        "resourceId": &event.aggregate_id,
+        "details": {
+            "userAgent": optional(&meta.user_agent),
+            "ipAddress": optional(&meta.client_ip),
+            "referrer": Bson::Null,
+            "eventType": &event.event_type,
+            "schemaVersion": event.schema_version,
+            "version": event.version,
+            "position": event.position,
+            "correlationId": meta.correlation_id.to_string(),
+            "causationId": meta.causation_id.to_string(),
+        },
+        "timestamp": BsonDateTime::from_millis(event.recorded_at.timestamp_millis()),
+    }
+}
+
+#[async_trait]
+impl Projection for ActivityLog {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        TYPES
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
+        let collection = self.collection();
+        for event in events {
+            collection
+                .update_one(
+                    doc! { "eventId": event.event_id.to_string() },
+                    doc! { "$setOnInsert": activity_document(event) },
+                )
+                .upsert(true)
+                .await
+                .map_err(ProjectionError::unavailable)?;
+        }
+        Ok(Vec::new())
+    }
+
+    async fn is_intact(&self) -> Result<bool, ProjectionError> {
+        let names = self
+            .collection()
+            .list_index_names()
+            .await
+            .or_else(|error| match *error.kind {
+                // A dropped database answers "namespace not found".
+                mongodb::error::ErrorKind::Command(ref c) if c.code == 26 => Ok(Vec::new()),
+                _ => Err(error),
+            })
+            .map_err(ProjectionError::unavailable)?;
+        Ok(names.iter().any(|n| n == EVENT_ID_INDEX))
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        self.collection().drop().await.map_err(ProjectionError::unavailable)?;
+        self.create_indexes().await.map_err(ProjectionError::unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_and_resources_follow_the_seed() {
+        assert_eq!(action_of("ProductCreated"), "product_created");
+        assert_eq!(action_of("StockAdjusted"), "stock_adjusted");
+        assert_eq!(resource_of("product"), "products");
+        assert_eq!(resource_of("category"), "categories");
+    }
+}

@@ -1,0 +1,901 @@
+//! The catalog's relational read model: `read_model.categories`, `brands`,
+//! `products`, `product_images`, `product_attributes` and `product_variants`,
+//! exactly as the seed defines them, kept from category, brand, product and
+//! inventory events.
+//!
+//! Each batch is one transaction, with each aggregate's last applied version
+//! (`projected_versions`) written in it, so a redelivered event is a no-op.
+//! The seed's foreign keys hold although related aggregates travel on
+//! different partitions: an event whose parent row is not there yet (a product
+//! before its category, stock before its product) is parked, with the later
+//! events of its aggregate queued behind it in version order, and released the
+//! moment the parent row is written. A slug still held by another row (a
+//! rename not projected yet) parks the same way until it is freed.
+
+use std::collections::VecDeque;
+
+use async_trait::async_trait;
+use domain::catalog::{BrandEvent, CategoryEvent, ProductEvent};
+use domain::inventory::InventoryEvent;
+use infrastructure::event_store::aggregates::Upcasters;
+use infrastructure::event_store::RecordedEvent;
+use rust_decimal::Decimal;
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::runtime::{DeadLetter, Projection, ProjectionError};
+
+pub const NAME: &str = "catalog-tables";
+const TYPES: &[&str] = &["category", "brand", "product", "inventory"];
+
+pub struct CatalogTables {
+    pool: PgPool,
+    upcasters: Upcasters,
+}
+
+/// What applying one event came to.
+enum Outcome {
+    /// Written; the keys whose parked events may now go ahead.
+    Applied(Vec<String>),
+    /// Needs `key` to exist first.
+    Waiting(String),
+    /// Can never apply.
+    Rejected(String),
+}
+
+impl CatalogTables {
+    pub fn new(pool: PgPool, upcasters: Upcasters) -> Self {
+        Self { pool, upcasters }
+    }
+
+    async fn project(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        event: &RecordedEvent,
+        letters: &mut Vec<DeadLetter>,
+    ) -> Result<(), sqlx::Error> {
+        let mut queue = VecDeque::from([event.clone()]);
+        while let Some(event) = queue.pop_front() {
+            let applied: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM read_model.projected_versions \
+                 WHERE projection = $1 AND aggregate_id = $2 FOR UPDATE",
+            )
+            .bind(NAME)
+            .bind(&event.aggregate_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if applied.is_some_and(|v| v >= event.version) {
+                continue;
+            }
+            let behind_parked: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM read_model.parked_events \
+                 WHERE projection = $1 AND aggregate_id = $2 AND version < $3)",
+            )
+            .bind(NAME)
+            .bind(&event.aggregate_id)
+            .bind(event.version)
+            .fetch_one(&mut **tx)
+            .await?;
+            if behind_parked {
+                park(tx, &event, &format!("aggregate:{}", event.aggregate_id)).await?;
+                continue;
+            }
+
+            let mut savepoint = tx.begin().await?;
+            let outcome = match self.apply_one(&mut *savepoint, &event).await {
+                Ok(outcome) => outcome,
+                Err(sqlx::Error::Database(error)) if error.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")) => {
+                    let reason = error.message().to_owned();
+                    let unique = error.code().as_deref() == Some("23505");
+                    savepoint.rollback().await?;
+                    savepoint = tx.begin().await?;
+                    match unique.then(|| self.slug_key(&event)).flatten() {
+                        Some(key) => Outcome::Waiting(key),
+                        None => Outcome::Rejected(reason),
+                    }
+                }
+                Err(other) => return Err(other),
+            };
+            match outcome {
+                Outcome::Waiting(key) => {
+                    savepoint.rollback().await?;
+                    tracing::debug!(aggregate_id = %event.aggregate_id, version = event.version, waiting_for = %key, "event parked");
+                    park(tx, &event, &key).await?;
+                }
+                Outcome::Rejected(reason) => {
+                    savepoint.rollback().await?;
+                    letters.push(DeadLetter::for_event(&event, reason));
+                    record_version(tx, &event).await?;
+                }
+                Outcome::Applied(releases) => {
+                    savepoint.commit().await?;
+                    record_version(tx, &event).await?;
+                    for key in releases {
+                        queue.extend(release(tx, &key).await?);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The key a slug conflict waits on: the slug being freed by its holder.
+    fn slug_key(&self, event: &RecordedEvent) -> Option<String> {
+        let body = event.payload.as_object()?.values().next()?;
+        let slug = body
+            .get("slug")
+            .or_else(|| body.get("details")?.get("slug"))?
+            .as_str()?;
+        let scope = match event.aggregate_type.as_str() {
+            "product" => "product_slug",
+            "category" => "category_slug",
+            "brand" => "brand_slug",
+            _ => return None,
+        };
+        Some(format!("{scope}:{slug}"))
+    }
+
+    async fn apply_one(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<Outcome, sqlx::Error> {
+        let decoded = match event.aggregate_type.as_str() {
+            "category" => self.upcasters.decode(event).map(Decoded::Category),
+            "brand" => self.upcasters.decode(event).map(Decoded::Brand),
+            "product" => self.upcasters.decode(event).map(|e| Decoded::Product(Box::new(e))),
+            "inventory" => self.upcasters.decode(event).map(Decoded::Inventory),
+            other => return Ok(Outcome::Rejected(format!("unexpected aggregate type {other}"))),
+        };
+        match decoded {
+            Err(error) => Ok(Outcome::Rejected(error.to_string())),
+            Ok(Decoded::Category(e)) => apply_category(conn, e).await,
+            Ok(Decoded::Brand(e)) => apply_brand(conn, e).await,
+            Ok(Decoded::Product(e)) => apply_product(conn, *e).await,
+            Ok(Decoded::Inventory(e)) => apply_inventory(conn, e).await,
+        }
+    }
+}
+
+enum Decoded {
+    Category(CategoryEvent),
+    Brand(BrandEvent),
+    Product(Box<ProductEvent>),
+    Inventory(InventoryEvent),
+}
+
+#[async_trait]
+impl Projection for CatalogTables {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        TYPES
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
+        let mut tx = self.pool.begin().await.map_err(ProjectionError::unavailable)?;
+        let mut letters = Vec::new();
+        for event in events {
+            self.project(&mut tx, event, &mut letters)
+                .await
+                .map_err(ProjectionError::unavailable)?;
+        }
+        tx.commit().await.map_err(ProjectionError::unavailable)?;
+        Ok(letters)
+    }
+
+    async fn is_intact(&self) -> Result<bool, ProjectionError> {
+        // The tables live beside the event store and come from migrations.
+        Ok(true)
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        let mut tx = self.pool.begin().await.map_err(ProjectionError::unavailable)?;
+        for statement in [
+            "TRUNCATE read_model.product_variants, read_model.product_images, read_model.product_attributes, \
+             read_model.products, read_model.brands, read_model.categories CASCADE",
+            "DELETE FROM read_model.projected_versions WHERE projection = 'catalog-tables'",
+            "DELETE FROM read_model.parked_events WHERE projection = 'catalog-tables'",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(ProjectionError::unavailable)?;
+        }
+        tx.commit().await.map_err(ProjectionError::unavailable)?;
+        Ok(())
+    }
+}
+
+async fn park(tx: &mut Transaction<'_, Postgres>, event: &RecordedEvent, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO read_model.parked_events (projection, aggregate_id, version, waiting_for, envelope) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (projection, aggregate_id, version) DO NOTHING",
+    )
+    .bind(NAME)
+    .bind(&event.aggregate_id)
+    .bind(event.version)
+    .bind(key)
+    .bind(serde_json::to_value(event).expect("recorded events serialize"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes the events waiting for `key`, each followed by the events queued
+/// behind it, in version order.
+async fn release(tx: &mut Transaction<'_, Postgres>, key: &str) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    let heads: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "DELETE FROM read_model.parked_events WHERE projection = $1 AND waiting_for = $2 \
+         RETURNING aggregate_id, envelope",
+    )
+    .bind(NAME)
+    .bind(key)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut released = Vec::new();
+    for (aggregate_id, envelope) in heads {
+        released.push(envelope);
+        let mut followers: Vec<(i64, serde_json::Value)> = sqlx::query_as(
+            "DELETE FROM read_model.parked_events WHERE projection = $1 AND waiting_for = $2 \
+             RETURNING version, envelope",
+        )
+        .bind(NAME)
+        .bind(format!("aggregate:{aggregate_id}"))
+        .fetch_all(&mut **tx)
+        .await?;
+        followers.sort_by_key(|(version, _)| *version);
+        released.extend(followers.into_iter().map(|(_, envelope)| envelope));
+    }
+    Ok(released
+        .into_iter()
+        .filter_map(|envelope| serde_json::from_value(envelope).ok())
+        .collect())
+}
+
+async fn record_version(tx: &mut Transaction<'_, Postgres>, event: &RecordedEvent) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO read_model.projected_versions (projection, aggregate_id, version) VALUES ($1, $2, $3) \
+         ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = EXCLUDED.version",
+    )
+    .bind(NAME)
+    .bind(&event.aggregate_id)
+    .bind(event.version)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn exists(conn: &mut PgConnection, table: &str, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM read_model.{table} WHERE id = $1)"))
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
+/// The first reference of `refs` whose row is missing, as a parking key.
+async fn missing(conn: &mut PgConnection, refs: &[(&str, &str, Option<Uuid>)]) -> Result<Option<String>, sqlx::Error> {
+    for (table, kind, id) in refs {
+        if let Some(id) = id {
+            if !exists(conn, table, *id).await? {
+                return Ok(Some(format!("{kind}:{id}")));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn slug_release(kind: &str, previous: &str, current: &str) -> Vec<String> {
+    if previous == current {
+        vec![]
+    } else {
+        vec![format!("{kind}_slug:{previous}")]
+    }
+}
+
+async fn apply_category(conn: &mut PgConnection, event: CategoryEvent) -> Result<Outcome, sqlx::Error> {
+    match event {
+        CategoryEvent::CategoryCreated {
+            category_id,
+            parent_id,
+            name,
+            slug,
+            description,
+            image_url,
+            meta_title,
+            meta_description,
+            meta_keywords,
+            sort_order,
+            is_active,
+            at,
+        } => {
+            if let Some(key) = missing(conn, &[("categories", "category", parent_id)]).await? {
+                return Ok(Outcome::Waiting(key));
+            }
+            sqlx::query(
+                "INSERT INTO read_model.categories (id, parent_id, name, slug, description, image_url, meta_title, \
+                 meta_description, meta_keywords, sort_order, is_active, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+            )
+            .bind(category_id)
+            .bind(parent_id)
+            .bind(name)
+            .bind(slug.as_str())
+            .bind(description)
+            .bind(image_url.as_ref().map(|u| u.as_str()))
+            .bind(meta_title)
+            .bind(meta_description)
+            .bind(meta_keywords)
+            .bind(sort_order)
+            .bind(is_active)
+            .bind(at)
+            .execute(conn)
+            .await?;
+            Ok(Outcome::Applied(vec![format!("category:{category_id}")]))
+        }
+        CategoryEvent::CategoryUpdated {
+            category_id,
+            name,
+            slug,
+            description,
+            image_url,
+            meta_title,
+            meta_description,
+            meta_keywords,
+            sort_order,
+            previous_slug,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE read_model.categories SET name = $2, slug = $3, description = $4, image_url = $5, \
+                 meta_title = $6, meta_description = $7, meta_keywords = $8, sort_order = $9, updated_at = $10 \
+                 WHERE id = $1",
+            )
+            .bind(category_id)
+            .bind(name)
+            .bind(slug.as_str())
+            .bind(description)
+            .bind(image_url.as_ref().map(|u| u.as_str()))
+            .bind(meta_title)
+            .bind(meta_description)
+            .bind(meta_keywords)
+            .bind(sort_order)
+            .bind(at)
+            .execute(conn)
+            .await?;
+            Ok(Outcome::Applied(slug_release("category", previous_slug.as_str(), slug.as_str())))
+        }
+        CategoryEvent::CategoryMoved {
+            category_id,
+            parent_id,
+            at,
+            ..
+        } => {
+            if let Some(key) = missing(conn, &[("categories", "category", parent_id)]).await? {
+                return Ok(Outcome::Waiting(key));
+            }
+            sqlx::query("UPDATE read_model.categories SET parent_id = $2, updated_at = $3 WHERE id = $1")
+                .bind(category_id)
+                .bind(parent_id)
+                .bind(at)
+                .execute(conn)
+                .await?;
+            Ok(Outcome::Applied(vec![]))
+        }
+        CategoryEvent::CategoryActivated { category_id, at } => set_active(conn, "categories", category_id, true, at).await,
+        CategoryEvent::CategoryDeactivated { category_id, at } => set_active(conn, "categories", category_id, false, at).await,
+    }
+}
+
+async fn set_active(
+    conn: &mut PgConnection,
+    table: &str,
+    id: Uuid,
+    active: bool,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome, sqlx::Error> {
+    sqlx::query(&format!("UPDATE read_model.{table} SET is_active = $2, updated_at = $3 WHERE id = $1"))
+        .bind(id)
+        .bind(active)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(Outcome::Applied(vec![]))
+}
+
+async fn apply_brand(conn: &mut PgConnection, event: BrandEvent) -> Result<Outcome, sqlx::Error> {
+    match event {
+        BrandEvent::BrandCreated {
+            brand_id,
+            name,
+            slug,
+            description,
+            logo_url,
+            website_url,
+            is_active,
+            at,
+        } => {
+            sqlx::query(
+                "INSERT INTO read_model.brands (id, name, slug, description, logo_url, website_url, is_active, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            )
+            .bind(brand_id)
+            .bind(name)
+            .bind(slug.as_str())
+            .bind(description)
+            .bind(logo_url.as_ref().map(|u| u.as_str()))
+            .bind(website_url.as_ref().map(|u| u.as_str()))
+            .bind(is_active)
+            .bind(at)
+            .execute(conn)
+            .await?;
+            Ok(Outcome::Applied(vec![format!("brand:{brand_id}")]))
+        }
+        BrandEvent::BrandUpdated {
+            brand_id,
+            name,
+            slug,
+            description,
+            logo_url,
+            website_url,
+            previous_slug,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE read_model.brands SET name = $2, slug = $3, description = $4, logo_url = $5, \
+                 website_url = $6, updated_at = $7 WHERE id = $1",
+            )
+            .bind(brand_id)
+            .bind(name)
+            .bind(slug.as_str())
+            .bind(description)
+            .bind(logo_url.as_ref().map(|u| u.as_str()))
+            .bind(website_url.as_ref().map(|u| u.as_str()))
+            .bind(at)
+            .execute(conn)
+            .await?;
+            Ok(Outcome::Applied(slug_release("brand", previous_slug.as_str(), slug.as_str())))
+        }
+        BrandEvent::BrandActivated { brand_id, at } => set_active(conn, "brands", brand_id, true, at).await,
+        BrandEvent::BrandDeactivated { brand_id, at } => set_active(conn, "brands", brand_id, false, at).await,
+    }
+}
+
+fn decimal<T: Into<Decimal>>(value: Option<T>) -> Option<Decimal> {
+    value.map(Into::into)
+}
+
+async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<Outcome, sqlx::Error> {
+    match event {
+        ProductEvent::ProductCreated {
+            product_id,
+            sku,
+            name,
+            slug,
+            description,
+            short_description,
+            category_id,
+            brand_id,
+            regular_price,
+            sale_price,
+            cost_price,
+            currency,
+            track_inventory,
+            stock_quantity,
+            low_stock_threshold,
+            weight,
+            length,
+            width,
+            height,
+            meta_title,
+            meta_description,
+            meta_keywords,
+            status,
+            featured,
+            at,
+        } => {
+            let refs = [("categories", "category", category_id), ("brands", "brand", brand_id)];
+            if let Some(key) = missing(conn, &refs).await? {
+                return Ok(Outcome::Waiting(key));
+            }
+            sqlx::query(
+                "INSERT INTO read_model.products (id, sku, name, slug, description, short_description, category_id, \
+                 brand_id, regular_price, sale_price, cost_price, currency, track_inventory, stock_quantity, \
+                 low_stock_threshold, weight, length, width, height, meta_title, meta_description, meta_keywords, \
+                 status, featured, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                 $21, $22, $23, $24, $25, $25)",
+            )
+            .bind(product_id)
+            .bind(sku.as_str())
+            .bind(name)
+            .bind(slug.as_str())
+            .bind(description)
+            .bind(short_description)
+            .bind(category_id)
+            .bind(brand_id)
+            .bind(regular_price.amount())
+            .bind(decimal(sale_price))
+            .bind(decimal(cost_price))
+            .bind(currency.as_str())
+            .bind(track_inventory)
+            .bind(stock_quantity)
+            .bind(low_stock_threshold)
+            .bind(decimal(weight))
+            .bind(decimal(length))
+            .bind(decimal(width))
+            .bind(decimal(height))
+            .bind(meta_title)
+            .bind(meta_description)
+            .bind(meta_keywords)
+            .bind(status.as_str())
+            .bind(featured)
+            .bind(at)
+            .execute(conn)
+            .await?;
+            Ok(Outcome::Applied(vec![format!("product:{product_id}")]))
+        }
+        ProductEvent::ProductDetailsUpdated {
+            product_id,
+            details,
+            previous_slug,
+            at,
+        } => {
+            let refs = [
+                ("categories", "category", details.category_id),
+                ("brands", "brand", details.brand_id),
+            ];
+            if let Some(key) = missing(conn, &refs).await? {
+                return Ok(Outcome::Waiting(key));
+            }
+            sqlx::query(
+                "UPDATE read_model.products SET name = $2, slug = $3, description = $4, short_description = $5, \
+                 category_id = $6, brand_id = $7, weight = $8, length = $9, width = $10, height = $11, \
+                 meta_title = $12, meta_description = $13, meta_keywords = $14, updated_at = $15 WHERE id = $1",
+            )
+            .bind(product_id)
+            .bind(&details.name)
+            .bind(details.slug.as_str())
+            .bind(&details.description)
+            .bind(&details.short_description)
+            .bind(details.category_id)
+            .bind(details.brand_id)
+            .bind(decimal(details.weight))
+            .bind(decimal(details.length))
+            .bind(decimal(details.width))
+            .bind(decimal(details.height))
+            .bind(&details.meta_title)
+            .bind(&details.meta_description)
+            .bind(&details.meta_keywords)
+            .bind(at)
+            .execute(conn)
+            .await?;
+            Ok(Outcome::Applied(slug_release("product", previous_slug.as_str(), details.slug.as_str())))
+        }
+        ProductEvent::ProductPriceChanged {
+            product_id,
+            regular_price,
+            sale_price,
+            cost_price,
+            at,
+            ..
+        } => {
+            sqlx::query(
+                "UPDATE read_model.products SET regular_price = $2, sale_price = $3, cost_price = $4, updated_at = $5 \
+                 WHERE id = $1",
+            )
+            .bind(product_id)
+            .bind(regular_price.amount())
+            .bind(decimal(sale_price))
+            .bind(decimal(cost_price))
+            .bind(at)
+            .execute(conn)
+            .await?;
+            Ok(Outcome::Applied(vec![]))
+        }
+        ProductEvent::ProductStatusChanged {
+            product_id,
+            status,
+            published_at,
+            featured,
+            at,
+            ..
+        } => {
+            sqlx::query(
+                "UPDATE read_model.products SET status = $2, published_at = $3, featured = $4, updated_at = $5 \
+                 WHERE id = $1",
+            )
+            .bind(product_id)
+            .bind(status.as_str())
+            .bind(published_at)
+            .bind(featured)
+            .bind(at)
+            .execute(conn)
+            .await?;
+            Ok(Outcome::Applied(vec![]))
+        }
+        ProductEvent::ProductFeatured { product_id, at } => set_featured(conn, product_id, true, at).await,
+        ProductEvent::ProductUnfeatured { product_id, at } => set_featured(conn, product_id, false, at).await,
+        ProductEvent::ProductImageAdded {
+            product_id,
+            image_id,
+            url,
+            alt_text,
+            sort_order,
+            is_primary,
+            at,
+        } => {
+            sqlx::query(
+                "INSERT INTO read_model.product_images (id, product_id, url, alt_text, is_primary, sort_order, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(image_id)
+            .bind(product_id)
+            .bind(url.as_str())
+            .bind(alt_text)
+            .bind(is_primary)
+            .bind(sort_order)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            touch(conn, product_id, at).await
+        }
+        ProductEvent::ProductImageRemoved {
+            product_id,
+            image_id,
+            new_primary_image_id,
+            at,
+        } => {
+            sqlx::query("DELETE FROM read_model.product_images WHERE id = $1")
+                .bind(image_id)
+                .execute(&mut *conn)
+                .await?;
+            if let Some(primary) = new_primary_image_id {
+                sqlx::query("UPDATE read_model.product_images SET is_primary = (id = $2) WHERE product_id = $1")
+                    .bind(product_id)
+                    .bind(primary)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            touch(conn, product_id, at).await
+        }
+        ProductEvent::ProductPrimaryImageChanged {
+            product_id, image_id, at, ..
+        } => {
+            sqlx::query("UPDATE read_model.product_images SET is_primary = (id = $2) WHERE product_id = $1")
+                .bind(product_id)
+                .bind(image_id)
+                .execute(&mut *conn)
+                .await?;
+            touch(conn, product_id, at).await
+        }
+        ProductEvent::ProductImagesReordered { product_id, images, at } => {
+            for image in images {
+                sqlx::query("UPDATE read_model.product_images SET sort_order = $2 WHERE id = $1")
+                    .bind(image.image_id)
+                    .bind(image.sort_order)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            touch(conn, product_id, at).await
+        }
+        ProductEvent::ProductAttributeSet {
+            product_id,
+            attribute_id,
+            name,
+            value,
+            sort_order,
+            at,
+        } => {
+            sqlx::query(
+                "INSERT INTO read_model.product_attributes (id, product_id, name, value, sort_order, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, value = EXCLUDED.value, sort_order = EXCLUDED.sort_order",
+            )
+            .bind(attribute_id)
+            .bind(product_id)
+            .bind(name)
+            .bind(value)
+            .bind(sort_order)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            touch(conn, product_id, at).await
+        }
+        ProductEvent::ProductAttributeRemoved {
+            product_id,
+            attribute_id,
+            at,
+            ..
+        } => {
+            sqlx::query("DELETE FROM read_model.product_attributes WHERE id = $1")
+                .bind(attribute_id)
+                .execute(&mut *conn)
+                .await?;
+            touch(conn, product_id, at).await
+        }
+        ProductEvent::ProductVariantAdded {
+            product_id,
+            variant_id,
+            sku,
+            name,
+            price,
+            stock_quantity,
+            attributes,
+            is_active,
+            at,
+        } => {
+            sqlx::query(
+                "INSERT INTO read_model.product_variants (id, product_id, sku, name, price, stock_quantity, attributes, \
+                 is_active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+            )
+            .bind(variant_id)
+            .bind(product_id)
+            .bind(sku.as_str())
+            .bind(name)
+            .bind(price.amount())
+            .bind(stock_quantity)
+            .bind(serde_json::to_value(attributes).expect("attributes serialize"))
+            .bind(is_active)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            touch(conn, product_id, at).await?;
+            Ok(Outcome::Applied(vec![format!("variant:{variant_id}")]))
+        }
+        ProductEvent::ProductVariantUpdated {
+            product_id,
+            variant_id,
+            sku,
+            name,
+            price,
+            attributes,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE read_model.product_variants SET sku = $2, name = $3, price = $4, attributes = $5, updated_at = $6 \
+                 WHERE id = $1",
+            )
+            .bind(variant_id)
+            .bind(sku.as_str())
+            .bind(name)
+            .bind(price.amount())
+            .bind(serde_json::to_value(attributes).expect("attributes serialize"))
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            touch(conn, product_id, at).await
+        }
+        ProductEvent::ProductVariantDeactivated {
+            product_id,
+            variant_id,
+            at,
+            ..
+        } => set_variant_active(conn, product_id, variant_id, false, at).await,
+        ProductEvent::ProductVariantActivated {
+            product_id,
+            variant_id,
+            at,
+            ..
+        } => set_variant_active(conn, product_id, variant_id, true, at).await,
+    }
+}
+
+async fn touch(conn: &mut PgConnection, product_id: Uuid, at: chrono::DateTime<chrono::Utc>) -> Result<Outcome, sqlx::Error> {
+    sqlx::query("UPDATE read_model.products SET updated_at = $2 WHERE id = $1")
+        .bind(product_id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(Outcome::Applied(vec![]))
+}
+
+async fn set_featured(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    featured: bool,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome, sqlx::Error> {
+    sqlx::query("UPDATE read_model.products SET featured = $2, updated_at = $3 WHERE id = $1")
+        .bind(product_id)
+        .bind(featured)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(Outcome::Applied(vec![]))
+}
+
+async fn set_variant_active(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    variant_id: Uuid,
+    active: bool,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome, sqlx::Error> {
+    sqlx::query("UPDATE read_model.product_variants SET is_active = $2, updated_at = $3 WHERE id = $1")
+        .bind(variant_id)
+        .bind(active)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    touch(conn, product_id, at).await
+}
+
+/// Stock levels land on the product row, or on the variant row for a
+/// variant's sku, once that row exists.
+async fn apply_inventory(conn: &mut PgConnection, event: InventoryEvent) -> Result<Outcome, sqlx::Error> {
+    let (product_id, variant_id, at) = match &event {
+        InventoryEvent::StockInitialized { product_id, variant_id, at, .. }
+        | InventoryEvent::StockAdjusted { product_id, variant_id, at, .. }
+        | InventoryEvent::LowStockThresholdSet { product_id, variant_id, at, .. }
+        | InventoryEvent::InventoryTrackingChanged { product_id, variant_id, at, .. }
+        | InventoryEvent::StockReserved { product_id, variant_id, at, .. }
+        | InventoryEvent::StockReleased { product_id, variant_id, at, .. }
+        | InventoryEvent::LowStockReached { product_id, variant_id, at, .. }
+        | InventoryEvent::OutOfStock { product_id, variant_id, at, .. }
+        | InventoryEvent::BackInStock { product_id, variant_id, at, .. } => (*product_id, *variant_id, *at),
+    };
+    let target = match variant_id {
+        Some(id) => ("product_variants", "variant", id),
+        None => ("products", "product", product_id),
+    };
+    if let Some(key) = missing(conn, &[(target.0, target.1, Some(target.2))]).await? {
+        return Ok(Outcome::Waiting(key));
+    }
+    let available: Option<i64> = match &event {
+        InventoryEvent::StockInitialized { quantity, .. } => Some(i64::from(*quantity)),
+        InventoryEvent::StockAdjusted { available, .. }
+        | InventoryEvent::StockReserved { available, .. }
+        | InventoryEvent::StockReleased { available, .. } => Some(*available),
+        _ => None,
+    };
+    if let Some(available) = available {
+        sqlx::query(&format!(
+            "UPDATE read_model.{} SET stock_quantity = $2, updated_at = $3 WHERE id = $1",
+            target.0
+        ))
+        .bind(target.2)
+        .bind(i32::try_from(available).unwrap_or(i32::MAX))
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if variant_id.is_none() {
+        match &event {
+            InventoryEvent::StockInitialized {
+                low_stock_threshold,
+                track_inventory,
+                ..
+            } => {
+                sqlx::query(
+                    "UPDATE read_model.products SET low_stock_threshold = $2, track_inventory = $3 WHERE id = $1",
+                )
+                .bind(product_id)
+                .bind(low_stock_threshold)
+                .bind(track_inventory)
+                .execute(&mut *conn)
+                .await?;
+            }
+            InventoryEvent::LowStockThresholdSet { threshold, .. } => {
+                sqlx::query("UPDATE read_model.products SET low_stock_threshold = $2, updated_at = $3 WHERE id = $1")
+                    .bind(product_id)
+                    .bind(threshold)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            InventoryEvent::InventoryTrackingChanged { track_inventory, .. } => {
+                sqlx::query("UPDATE read_model.products SET track_inventory = $2, updated_at = $3 WHERE id = $1")
+                    .bind(product_id)
+                    .bind(track_inventory)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(Outcome::Applied(vec![]))
+}

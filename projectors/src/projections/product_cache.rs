@@ -1,0 +1,246 @@
+//! The Redis product cache: `{prefix}product:{id}`, the seed's shape around the
+//! full product representation, refreshed on product and stock events.
+//!
+//! Every write goes through one Lua script that checks the stream's last
+//! applied version (`{prefix}projection:product-cache:version:{stream}`) and
+//! the document it read, so a redelivered or older event changes nothing and a
+//! concurrent writer forces a re-read instead of a lost update. Redis keeps
+//! nothing on disk here: a missing marker key means the cache was flushed,
+//! and it is rebuilt from the event store.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use domain::catalog::ProductEvent;
+use domain::inventory::InventoryEvent;
+use infrastructure::event_store::aggregates::Upcasters;
+use infrastructure::event_store::RecordedEvent;
+use infrastructure::views::{product_cache_key, CachedProduct, ProductView};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use uuid::Uuid;
+
+use super::product_state::{fold_product, stock_fact, StockFact};
+use crate::runtime::{DeadLetter, Projection, ProjectionError};
+
+pub const NAME: &str = "product-cache";
+const TYPES: &[&str] = &["product", "inventory"];
+
+/// Applied = 1, stale (already applied) = 0, the document changed under us = -1.
+const GUARDED_WRITE: &str = r"
+local applied = tonumber(redis.call('GET', KEYS[1]) or '0')
+if applied >= tonumber(ARGV[1]) then return 0 end
+local current = redis.call('GET', KEYS[2]) or ''
+if current ~= ARGV[2] then return -1 end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4]) end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+";
+
+pub struct ProductCache {
+    redis: ConnectionManager,
+    prefix: String,
+    upcasters: Upcasters,
+    script: Script,
+}
+
+impl ProductCache {
+    pub async fn connect(url: &str, prefix: &str, upcasters: Upcasters) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let redis = ConnectionManager::new(client).await?;
+        Ok(Self {
+            redis,
+            prefix: prefix.to_owned(),
+            upcasters,
+            script: Script::new(GUARDED_WRITE),
+        })
+    }
+
+    fn own_key(&self, suffix: &str) -> String {
+        format!("{}projection:{NAME}:{suffix}", self.prefix)
+    }
+
+    async fn apply_event(&self, event: &RecordedEvent) -> Result<Option<DeadLetter>, redis::RedisError> {
+        match event.aggregate_type.as_str() {
+            "product" => match self.upcasters.decode::<ProductEvent>(event) {
+                Ok(decoded) => {
+                    let product_id = product_id_of(&decoded);
+                    self.write_product(event, product_id, |view, stock| fold_product(view, &decoded, stock))
+                        .await?;
+                    Ok(None)
+                }
+                Err(error) => Ok(Some(DeadLetter::for_event(event, error.to_string()))),
+            },
+            "inventory" => match self.upcasters.decode::<InventoryEvent>(event) {
+                Ok(decoded) => {
+                    if let Some(fact) = stock_fact(&decoded) {
+                        self.write_stock(event, fact).await?;
+                    }
+                    Ok(None)
+                }
+                Err(error) => Ok(Some(DeadLetter::for_event(event, error.to_string()))),
+            },
+            other => Ok(Some(DeadLetter::for_event(event, format!("unexpected aggregate type {other}")))),
+        }
+    }
+
+    async fn write_product(
+        &self,
+        event: &RecordedEvent,
+        product_id: Uuid,
+        fold: impl Fn(Option<ProductView>, Option<i32>) -> Option<ProductView>,
+    ) -> Result<(), redis::RedisError> {
+        let mut redis = self.redis.clone();
+        let product_key = product_cache_key(&self.prefix, product_id);
+        let stock_key = self.own_key(&format!("stock:{product_id}"));
+        loop {
+            let current: Option<String> = redis.get(&product_key).await?;
+            let stock: Option<i32> = redis.get(&stock_key).await?;
+            let view = current
+                .as_deref()
+                .and_then(|json| serde_json::from_str::<CachedProduct>(json).ok())
+                .map(|cached| cached.product);
+            let next = fold(view, stock)
+                .map(|view| serde_json::to_string(&CachedProduct::new(view, Utc::now())).expect("cache entry serializes"))
+                .unwrap_or_default();
+            let outcome = self
+                .guarded_write(event, &product_key, &stock_key, current.as_deref(), &next, "")
+                .await?;
+            if outcome != -1 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn write_stock(&self, event: &RecordedEvent, fact: StockFact) -> Result<(), redis::RedisError> {
+        let mut redis = self.redis.clone();
+        let product_key = product_cache_key(&self.prefix, fact.product_id);
+        let stock_key = self.own_key(&format!("stock:{}", fact.product_id));
+        loop {
+            let current: Option<String> = redis.get(&product_key).await?;
+            let next = current
+                .as_deref()
+                .and_then(|json| serde_json::from_str::<CachedProduct>(json).ok())
+                .map(|cached| {
+                    let mut view = cached.product;
+                    fact.apply_to(&mut view);
+                    serde_json::to_string(&CachedProduct::new(view, Utc::now())).expect("cache entry serializes")
+                })
+                .unwrap_or_default();
+            let stock = fact.available.map(|a| a.to_string()).unwrap_or_default();
+            let outcome = self
+                .guarded_write(event, &product_key, &stock_key, current.as_deref(), &next, &stock)
+                .await?;
+            if outcome != -1 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn guarded_write(
+        &self,
+        event: &RecordedEvent,
+        product_key: &str,
+        stock_key: &str,
+        expected: Option<&str>,
+        product_json: &str,
+        stock: &str,
+    ) -> Result<i32, redis::RedisError> {
+        let mut redis = self.redis.clone();
+        self.script
+            .key(self.own_key(&format!("version:{}", event.aggregate_id)))
+            .key(product_key)
+            .key(stock_key)
+            .arg(event.version)
+            .arg(expected.unwrap_or(""))
+            .arg(product_json)
+            .arg(stock)
+            .invoke_async(&mut redis)
+            .await
+    }
+
+    async fn delete_matching(&self, pattern: &str) -> Result<(), redis::RedisError> {
+        let mut redis = self.redis.clone();
+        let keys: Vec<String> = {
+            let mut iter = redis.scan_match::<_, String>(pattern).await?;
+            let mut keys = Vec::new();
+            while let Some(key) = futures::StreamExt::next(&mut iter).await {
+                keys.push(key);
+            }
+            keys
+        };
+        let mut redis = self.redis.clone();
+        for chunk in keys.chunks(500) {
+            let _: () = redis.del(chunk).await?;
+        }
+        Ok(())
+    }
+}
+
+pub fn product_id_of(event: &ProductEvent) -> Uuid {
+    match event {
+        ProductEvent::ProductCreated { product_id, .. }
+        | ProductEvent::ProductDetailsUpdated { product_id, .. }
+        | ProductEvent::ProductPriceChanged { product_id, .. }
+        | ProductEvent::ProductStatusChanged { product_id, .. }
+        | ProductEvent::ProductFeatured { product_id, .. }
+        | ProductEvent::ProductUnfeatured { product_id, .. }
+        | ProductEvent::ProductImageAdded { product_id, .. }
+        | ProductEvent::ProductImageRemoved { product_id, .. }
+        | ProductEvent::ProductPrimaryImageChanged { product_id, .. }
+        | ProductEvent::ProductImagesReordered { product_id, .. }
+        | ProductEvent::ProductAttributeSet { product_id, .. }
+        | ProductEvent::ProductAttributeRemoved { product_id, .. }
+        | ProductEvent::ProductVariantAdded { product_id, .. }
+        | ProductEvent::ProductVariantUpdated { product_id, .. }
+        | ProductEvent::ProductVariantDeactivated { product_id, .. }
+        | ProductEvent::ProductVariantActivated { product_id, .. } => *product_id,
+    }
+}
+
+
+#[async_trait]
+impl Projection for ProductCache {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        TYPES
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
+        let mut letters = Vec::new();
+        for event in events {
+            if let Some(letter) = self.apply_event(event).await.map_err(ProjectionError::unavailable)? {
+                letters.push(letter);
+            }
+        }
+        Ok(letters)
+    }
+
+    async fn is_intact(&self) -> Result<bool, ProjectionError> {
+        let mut redis = self.redis.clone();
+        redis
+            .exists(self.own_key("initialized"))
+            .await
+            .map_err(ProjectionError::unavailable)
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        self.delete_matching(&format!("{}product:*", self.prefix))
+            .await
+            .map_err(ProjectionError::unavailable)?;
+        self.delete_matching(&format!("{}projection:{NAME}:*", self.prefix))
+            .await
+            .map_err(ProjectionError::unavailable)
+    }
+
+    async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
+        let mut redis = self.redis.clone();
+        redis
+            .set::<_, _, ()>(self.own_key("initialized"), Utc::now().to_rfc3339())
+            .await
+            .map_err(ProjectionError::unavailable)
+    }
+}

@@ -1,0 +1,589 @@
+//! The Elasticsearch `products` index, written through an alias so it can be
+//! rebuilt into a fresh index and swapped.
+//!
+//! A product document gathers three kinds of stream: the product's own, its
+//! sku's inventory, and the names of its category and brand. Its external
+//! version packs the two streams it is built from, `product << 32 | inventory`,
+//! so Elasticsearch itself refuses a redelivered or older event; each write
+//! reads the document, folds the event in and indexes it under the packed
+//! version, and re-reads when a concurrent write won. Names, and stock that
+//! arrives before its product, live in a side index (`{alias}-lookups`) under
+//! their own streams' versions. osmem-server keeps indexes in memory only: a
+//! missing alias means the store lost the read model, which is then rebuilt.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use domain::catalog::{BrandEvent, CategoryEvent, ProductEvent};
+use domain::inventory::InventoryEvent;
+use elasticsearch::http::transport::Transport;
+use elasticsearch::http::StatusCode;
+use elasticsearch::indices::{
+    IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetAliasParts, IndicesRefreshParts,
+};
+use elasticsearch::params::VersionType;
+use elasticsearch::{Elasticsearch, GetParts, IndexParts, MgetParts, SearchParts};
+use infrastructure::event_store::aggregates::Upcasters;
+use infrastructure::event_store::RecordedEvent;
+use infrastructure::views::{decimal_to_json_number, products_index_body, NamedRef, ProductView, SearchProduct};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::product_cache::product_id_of as product_event_id;
+use super::product_state::{fold_product, stock_fact, StockFact};
+use crate::runtime::{DeadLetter, Projection, ProjectionError};
+
+pub const NAME: &str = "product-search";
+const TYPES: &[&str] = &["category", "brand", "product", "inventory"];
+const LOW_BITS: i64 = 0xFFFF_FFFF;
+
+pub struct ProductSearch {
+    client: Elasticsearch,
+    alias: String,
+    upcasters: Upcasters,
+    /// The concrete index behind the alias, once known.
+    index: Mutex<Option<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SearchError {
+    #[error("elasticsearch request failed")]
+    Transport(#[from] elasticsearch::Error),
+    #[error("elasticsearch answered {status}: {body}")]
+    Status { status: StatusCode, body: String },
+    #[error("the products index is gone")]
+    Lost,
+}
+
+impl From<SearchError> for ProjectionError {
+    fn from(error: SearchError) -> Self {
+        match error {
+            SearchError::Lost => ProjectionError::Lost,
+            other => ProjectionError::unavailable(other),
+        }
+    }
+}
+
+/// A stored document with its packed version.
+struct Stored {
+    version: i64,
+    source: Value,
+}
+
+fn pack(product_version: i64, inventory_version: i64) -> i64 {
+    (product_version << 32) | (inventory_version & LOW_BITS)
+}
+
+fn unpack(version: i64) -> (i64, i64) {
+    (version >> 32, version & LOW_BITS)
+}
+
+impl ProductSearch {
+    pub fn connect(url: &str, alias: &str, upcasters: Upcasters) -> anyhow::Result<Self> {
+        let transport = Transport::single_node(url)?;
+        Ok(Self {
+            client: Elasticsearch::new(transport),
+            alias: alias.to_owned(),
+            upcasters,
+            index: Mutex::new(None),
+        })
+    }
+
+    fn lookups(&self) -> String {
+        format!("{}-lookups", self.alias)
+    }
+
+    async fn concrete_index(&self) -> Result<String, SearchError> {
+        if let Some(index) = self.index.lock().expect("index lock").clone() {
+            return Ok(index);
+        }
+        let response = self
+            .client
+            .indices()
+            .get_alias(IndicesGetAliasParts::Name(&[&self.alias]))
+            .send()
+            .await?;
+        if response.status_code() == StatusCode::NOT_FOUND {
+            return Err(SearchError::Lost);
+        }
+        let body: Value = response.json().await?;
+        let index = body
+            .as_object()
+            .and_then(|o| o.keys().next().cloned())
+            .ok_or(SearchError::Lost)?;
+        *self.index.lock().expect("index lock") = Some(index.clone());
+        Ok(index)
+    }
+
+    async fn get(&self, index: &str, id: &str) -> Result<Option<Stored>, SearchError> {
+        let response = self.client.get(GetParts::IndexId(index, id)).send().await?;
+        let status = response.status_code();
+        let body: Value = response.json().await?;
+        if status == StatusCode::NOT_FOUND {
+            if body.get("found") == Some(&Value::Bool(false)) {
+                return Ok(None);
+            }
+            self.forget_index();
+            return Err(SearchError::Lost);
+        }
+        if !status.is_success() {
+            return Err(SearchError::Status {
+                status,
+                body: body.to_string(),
+            });
+        }
+        Ok(Some(Stored {
+            version: body["_version"].as_i64().unwrap_or(0),
+            source: body["_source"].clone(),
+        }))
+    }
+
+    /// Indexes `body` under external `version`; false when the stored version
+    /// is already as new (`gte` allows equal, for refreshing names).
+    async fn put(&self, index: &str, id: &str, version: i64, gte: bool, body: &Value) -> Result<bool, SearchError> {
+        let version_type = if gte {
+            VersionType::ExternalGte
+        } else {
+            VersionType::External
+        };
+        let response = self
+            .client
+            .index(IndexParts::IndexId(index, id))
+            .version(version)
+            .version_type(version_type)
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status_code();
+        if status == StatusCode::CONFLICT {
+            return Ok(false);
+        }
+        if status == StatusCode::NOT_FOUND {
+            self.forget_index();
+            return Err(SearchError::Lost);
+        }
+        if !status.is_success() {
+            return Err(SearchError::Status {
+                status,
+                body: response.text().await.unwrap_or_default(),
+            });
+        }
+        Ok(true)
+    }
+
+    fn forget_index(&self) {
+        *self.index.lock().expect("index lock") = None;
+    }
+
+    async fn lookup_names(&self, refs: &[String]) -> Result<Vec<Option<String>>, SearchError> {
+        if refs.is_empty() {
+            return Ok(vec![]);
+        }
+        let response = self
+            .client
+            .mget(MgetParts::Index(&self.lookups()))
+            .body(json!({ "ids": refs }))
+            .send()
+            .await?;
+        if response.status_code() == StatusCode::NOT_FOUND {
+            return Err(SearchError::Lost);
+        }
+        let body: Value = response.json().await?;
+        Ok(body["docs"]
+            .as_array()
+            .map(|docs| {
+                docs.iter()
+                    .map(|d| d["_source"]["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![None; refs.len()]))
+    }
+
+    async fn search_document(&self, view: &ProductView, attributes: serde_json::Map<String, Value>) -> Result<Value, SearchError> {
+        let mut refs = Vec::new();
+        if let Some(id) = view.category_id {
+            refs.push(format!("category:{id}"));
+        }
+        if let Some(id) = view.brand_id {
+            refs.push(format!("brand:{id}"));
+        }
+        let mut names = self.lookup_names(&refs).await?.into_iter();
+        let category = view.category_id.map(|id| NamedRef {
+            id,
+            name: names.next().flatten(),
+        });
+        let brand = view.brand_id.map(|id| NamedRef {
+            id,
+            name: names.next().flatten(),
+        });
+        let document = SearchProduct {
+            id: view.id,
+            sku: view.sku.clone(),
+            slug: view.slug.clone(),
+            name: view.name.clone(),
+            description: view.description.clone(),
+            short_description: view.short_description.clone(),
+            category,
+            brand,
+            price: decimal_to_json_number(view.effective_price()),
+            regular_price: decimal_to_json_number(view.regular_price),
+            sale_price: view.sale_price.map(decimal_to_json_number),
+            currency: view.currency.clone(),
+            stock: view.stock_quantity,
+            rating: None,
+            tags: view.meta_keywords.clone(),
+            attributes,
+            status: view.status.clone(),
+            featured: view.featured,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        };
+        let mut body = serde_json::to_value(document).expect("search documents serialize");
+        // The representation the document was built from, so the next event
+        // folds onto it; kept out of the index's searchable fields.
+        body["view"] = serde_json::to_value(view).expect("views serialize");
+        Ok(body)
+    }
+
+    async fn apply_product(&self, event: &RecordedEvent, decoded: &ProductEvent) -> Result<(), SearchError> {
+        let index = self.concrete_index().await?;
+        let id = product_event_id(decoded).to_string();
+        loop {
+            let stored = self.get(&index, &id).await?;
+            let (stored_pv, stored_iv) = stored.as_ref().map_or((0, 0), |s| unpack(s.version));
+            if stored_pv >= event.version {
+                return Ok(());
+            }
+            let (view, mut attributes) = match &stored {
+                Some(s) => (
+                    serde_json::from_value::<ProductView>(s.source["view"].clone()).ok(),
+                    s.source["attributes"].as_object().cloned().unwrap_or_default(),
+                ),
+                None => (None, serde_json::Map::new()),
+            };
+            let (early_stock, inventory_version) = match &stored {
+                Some(_) => (None, stored_iv),
+                None => self.early_stock(&id).await?,
+            };
+            let Some(mut view) = fold_product(view, decoded, early_stock.and_then(|f| f.available)) else {
+                return Ok(());
+            };
+            if let Some(fact) = early_stock {
+                fact.apply_to(&mut view);
+            }
+            match decoded {
+                ProductEvent::ProductAttributeSet { name, value, .. } => {
+                    attributes.insert(name.clone(), Value::String(value.clone()));
+                }
+                ProductEvent::ProductAttributeRemoved { name, .. } => {
+                    attributes.remove(name);
+                }
+                _ => {}
+            }
+            let body = self.search_document(&view, attributes).await?;
+            if self.put(&index, &id, pack(event.version, inventory_version), false, &body).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Stock recorded before the product's document existed, with its version.
+    async fn early_stock(&self, product_id: &str) -> Result<(Option<StockFact>, i64), SearchError> {
+        match self.get(&self.lookups(), &format!("stock:{product_id}")).await? {
+            None => Ok((None, 0)),
+            Some(stored) => Ok((
+                serde_json::from_value::<StoredStock>(stored.source)
+                    .ok()
+                    .map(StoredStock::into_fact),
+                stored.version,
+            )),
+        }
+    }
+
+    async fn apply_inventory(&self, event: &RecordedEvent, fact: StockFact) -> Result<(), SearchError> {
+        let index = self.concrete_index().await?;
+        let id = fact.product_id.to_string();
+        // The lookup keeps the latest stock even while the product is absent.
+        let lookup_id = format!("stock:{id}");
+        let previous = self.get(&self.lookups(), &lookup_id).await?;
+        let mut stored_stock = previous
+            .as_ref()
+            .and_then(|s| serde_json::from_value::<StoredStock>(s.source.clone()).ok())
+            .unwrap_or_default();
+        stored_stock.merge(fact);
+        self.put(
+            &self.lookups(),
+            &lookup_id,
+            event.version,
+            false,
+            &serde_json::to_value(&stored_stock).expect("stock serializes"),
+        )
+        .await?;
+        loop {
+            let Some(stored) = self.get(&index, &id).await? else {
+                return Ok(());
+            };
+            let (stored_pv, stored_iv) = unpack(stored.version);
+            if stored_iv >= event.version {
+                return Ok(());
+            }
+            let Ok(mut view) = serde_json::from_value::<ProductView>(stored.source["view"].clone()) else {
+                return Ok(());
+            };
+            fact.apply_to(&mut view);
+            let attributes = stored.source["attributes"].as_object().cloned().unwrap_or_default();
+            let body = self.search_document(&view, attributes).await?;
+            if self.put(&index, &id, pack(stored_pv, event.version), false, &body).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records a category's or brand's name, then refreshes the documents that
+    /// show it.
+    async fn apply_name(&self, event: &RecordedEvent, field: &str, id: Uuid, name: &str) -> Result<(), SearchError> {
+        let written = self
+            .put(
+                &self.lookups(),
+                &format!("{field}:{id}"),
+                event.version,
+                false,
+                &json!({ "name": name }),
+            )
+            .await?;
+        if !written {
+            return Ok(());
+        }
+        let index = self.concrete_index().await?;
+        let response = self
+            .client
+            .search(SearchParts::Index(&[&index]))
+            .body(json!({
+                "size": 10000,
+                "_source": false,
+                "query": { "term": { format!("{field}.id"): id.to_string() } }
+            }))
+            .send()
+            .await?;
+        if response.status_code() == StatusCode::NOT_FOUND {
+            return Err(SearchError::Lost);
+        }
+        let hits: Value = response.json().await?;
+        let ids: Vec<String> = hits["hits"]["hits"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|d| d["_id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        for product_id in ids {
+            loop {
+                let Some(stored) = self.get(&index, &product_id).await? else { break };
+                let mut body = stored.source.clone();
+                if body[field]["name"].as_str() == Some(name) {
+                    break;
+                }
+                body[field]["name"] = Value::String(name.to_owned());
+                if self.put(&index, &product_id, stored.version, true, &body).await? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_event(&self, event: &RecordedEvent) -> Result<Option<DeadLetter>, SearchError> {
+        let undecodable = |error: infrastructure::event_store::EventStoreError| Some(DeadLetter::for_event(event, error.to_string()));
+        match event.aggregate_type.as_str() {
+            "product" => match self.upcasters.decode::<ProductEvent>(event) {
+                Ok(decoded) => self.apply_product(event, &decoded).await.map(|_| None),
+                Err(error) => Ok(undecodable(error)),
+            },
+            "inventory" => match self.upcasters.decode::<InventoryEvent>(event) {
+                Ok(decoded) => match stock_fact(&decoded) {
+                    Some(fact) => self.apply_inventory(event, fact).await.map(|_| None),
+                    None => Ok(None),
+                },
+                Err(error) => Ok(undecodable(error)),
+            },
+            "category" => match self.upcasters.decode::<CategoryEvent>(event) {
+                Ok(CategoryEvent::CategoryCreated { category_id, name, .. })
+                | Ok(CategoryEvent::CategoryUpdated { category_id, name, .. }) => {
+                    self.apply_name(event, "category", category_id, &name).await.map(|_| None)
+                }
+                Ok(_) => Ok(None),
+                Err(error) => Ok(undecodable(error)),
+            },
+            "brand" => match self.upcasters.decode::<BrandEvent>(event) {
+                Ok(BrandEvent::BrandCreated { brand_id, name, .. }) | Ok(BrandEvent::BrandUpdated { brand_id, name, .. }) => {
+                    self.apply_name(event, "brand", brand_id, &name).await.map(|_| None)
+                }
+                Ok(_) => Ok(None),
+                Err(error) => Ok(undecodable(error)),
+            },
+            other => Ok(Some(DeadLetter::for_event(event, format!("unexpected aggregate type {other}")))),
+        }
+    }
+
+    async fn index_exists(&self, index: &str) -> Result<bool, SearchError> {
+        let response = self
+            .client
+            .indices()
+            .exists(IndicesExistsParts::Index(&[index]))
+            .send()
+            .await?;
+        Ok(response.status_code().is_success())
+    }
+
+    async fn create_index(&self, name: &str, body: Value) -> Result<(), SearchError> {
+        let response = self
+            .client
+            .indices()
+            .create(IndicesCreateParts::Index(name))
+            .body(body)
+            .send()
+            .await?;
+        if !response.status_code().is_success() {
+            return Err(SearchError::Status {
+                status: response.status_code(),
+                body: response.text().await.unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete_index(&self, name: &str) -> Result<(), SearchError> {
+        let response = self
+            .client
+            .indices()
+            .delete(IndicesDeleteParts::Index(&[name]))
+            .send()
+            .await?;
+        let status = response.status_code();
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(SearchError::Status {
+                status,
+                body: response.text().await.unwrap_or_default(),
+            })
+        }
+    }
+
+    /// Makes newly written documents visible to searches (tests, demos).
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        self.client
+            .indices()
+            .refresh(IndicesRefreshParts::Index(&[&self.alias]))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn reset_indexes(&self) -> Result<(), SearchError> {
+        let previous = match self.client.indices().get_alias(IndicesGetAliasParts::Name(&[&self.alias])).send().await? {
+            r if r.status_code().is_success() => r
+                .json::<Value>()
+                .await?
+                .as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default(),
+            _ => vec![],
+        };
+        let fresh = format!("{}-{}", self.alias, Utc::now().format("%Y%m%d%H%M%S%3f"));
+        self.create_index(&fresh, products_index_body()).await?;
+        self.delete_index(&self.lookups()).await?;
+        self.create_index(&self.lookups(), json!({ "mappings": { "dynamic": true } })).await?;
+        let mut actions = vec![json!({ "add": { "index": fresh, "alias": self.alias } })];
+        actions.extend(previous.iter().map(|old| json!({ "remove": { "index": old, "alias": self.alias } })));
+        let response = self
+            .client
+            .indices()
+            .update_aliases()
+            .body(json!({ "actions": actions }))
+            .send()
+            .await?;
+        if !response.status_code().is_success() {
+            return Err(SearchError::Status {
+                status: response.status_code(),
+                body: response.text().await.unwrap_or_default(),
+            });
+        }
+        for old in previous {
+            self.delete_index(&old).await?;
+        }
+        *self.index.lock().expect("index lock") = Some(fresh);
+        Ok(())
+    }
+}
+
+/// The stock facts of a product, as kept in the lookups index.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct StoredStock {
+    product_id: Option<Uuid>,
+    available: Option<i32>,
+    track_inventory: Option<bool>,
+    low_stock_threshold: Option<i32>,
+}
+
+impl StoredStock {
+    fn merge(&mut self, fact: StockFact) {
+        self.product_id = Some(fact.product_id);
+        self.available = fact.available.or(self.available);
+        self.track_inventory = fact.track_inventory.or(self.track_inventory);
+        self.low_stock_threshold = fact.low_stock_threshold.or(self.low_stock_threshold);
+    }
+
+    fn into_fact(self) -> StockFact {
+        StockFact {
+            product_id: self.product_id.unwrap_or_default(),
+            available: self.available,
+            track_inventory: self.track_inventory,
+            low_stock_threshold: self.low_stock_threshold,
+        }
+    }
+}
+
+#[async_trait]
+impl Projection for ProductSearch {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        TYPES
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
+        let mut letters = Vec::new();
+        for event in events {
+            if let Some(letter) = self.apply_event(event).await? {
+                letters.push(letter);
+            }
+        }
+        Ok(letters)
+    }
+
+    async fn is_intact(&self) -> Result<bool, ProjectionError> {
+        self.forget_index();
+        match self.concrete_index().await {
+            Ok(_) => Ok(self.index_exists(&self.lookups()).await?),
+            Err(SearchError::Lost) => Ok(false),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        Ok(self.reset_indexes().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_versions_order_by_product_then_inventory() {
+        assert_eq!(unpack(pack(3, 7)), (3, 7));
+        assert!(pack(2, 0) > pack(1, 1_000_000));
+        assert!(pack(2, 5) > pack(2, 4));
+    }
+}

@@ -1,0 +1,62 @@
+//! The projector runtime every read model plugs into. A `Projection` applies
+//! batches of recorded events idempotently to its store; the `Worker` feeds it
+//! from its own Kafka consumer group, retries while the store is down, records
+//! events that can never apply as dead letters, commits offsets only after the
+//! store accepted the batch, and rebuilds the read model from the event store
+//! when the store lost its data.
+
+pub mod dead_letters;
+pub mod worker;
+
+use async_trait::async_trait;
+use infrastructure::event_store::RecordedEvent;
+
+pub use dead_letters::{DeadLetter, DeadLetters};
+pub use worker::{Worker, WorkerOptions};
+
+/// Why a batch did not apply.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The store is unreachable or refused for a passing reason: the same
+    /// batch is retried, with backoff, until it applies.
+    #[error("store unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// The store no longer holds the read model (an in-memory server
+    /// restarted mid-run): the worker rebuilds it, then retries the batch.
+    #[error("read model lost")]
+    Lost,
+}
+
+impl ProjectionError {
+    pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
+        ProjectionError::Unavailable(error.into())
+    }
+}
+
+/// A read model fed by recorded events.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Names the consumer group and the projection's bookkeeping.
+    fn name(&self) -> &'static str;
+
+    /// The aggregate types (one Kafka topic each) it consumes.
+    fn aggregate_types(&self) -> &'static [&'static str];
+
+    /// Applies `events`, in order, idempotently: an event already applied, or
+    /// older than what the store holds for its aggregate, changes nothing.
+    /// Events that can never apply come back as dead letters; everything else
+    /// is applied when this returns `Ok`.
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError>;
+
+    /// False when the store lost the read model (a restarted in-memory server,
+    /// a flushed cache), which calls for a rebuild from the event store.
+    async fn is_intact(&self) -> Result<bool, ProjectionError>;
+
+    /// Empties the read model and prepares it to be rebuilt from scratch.
+    async fn reset(&self) -> Result<(), ProjectionError>;
+
+    /// Marks the read model complete after a rebuild, so `is_intact` holds.
+    async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
