@@ -37,19 +37,31 @@ pub async fn build_projection(
 ) -> anyhow::Result<Arc<dyn Projection>> {
     let upcasters = Upcasters::default();
     Ok(match name {
-        catalog_tables::NAME => Arc::new(catalog_tables::CatalogTables::new(store.pool().clone(), upcasters)),
+        catalog_tables::NAME => Arc::new(catalog_tables::CatalogTables::new(
+            store.pool().clone(),
+            upcasters,
+        )),
         product_search::NAME => Arc::new(product_search::ProductSearch::connect(
             &settings.elasticsearch.url,
             &settings.elasticsearch.products_alias,
             upcasters,
         )?),
         product_cache::NAME => Arc::new(
-            product_cache::ProductCache::connect(&settings.redis.url, &settings.redis.key_prefix, upcasters).await?,
+            product_cache::ProductCache::connect(
+                &settings.redis.url,
+                &settings.redis.key_prefix,
+                upcasters,
+            )
+            .await?,
         ),
-        activity_log::NAME => {
-            Arc::new(activity_log::ActivityLog::connect(&settings.mongo.url, &settings.mongo.database).await?)
-        }
-        other => anyhow::bail!("unknown projection {other:?}; known: {}", PROJECTIONS.join(", ")),
+        activity_log::NAME => Arc::new(
+            activity_log::ActivityLog::connect(&settings.mongo.url, &settings.mongo.database)
+                .await?,
+        ),
+        other => anyhow::bail!(
+            "unknown projection {other:?}; known: {}",
+            PROJECTIONS.join(", ")
+        ),
     })
 }
 
@@ -110,7 +122,11 @@ impl Application {
                 })
                 .await;
         });
-        Ok(Self { port, shutdown, tasks })
+        Ok(Self {
+            port,
+            shutdown,
+            tasks,
+        })
     }
 
     pub fn port(&self) -> u16 {

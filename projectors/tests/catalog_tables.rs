@@ -24,8 +24,13 @@ async fn product_row(pool: &sqlx::PgPool, id: Uuid) -> Option<(String, String, O
 async fn applies_catalog_events_once_even_when_redelivered() {
     let h = harness().await;
     let (category, _, products) = h.seed_catalog(2).await;
-    h.append("product", &products[0].to_string(), 1, &[price_changed(products[0], 1000, 1250)])
-        .await;
+    h.append(
+        "product",
+        &products[0].to_string(),
+        1,
+        &[price_changed(products[0], 1000, 1250)],
+    )
+    .await;
     let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
     let events = h.recorded().await;
     assert!(projection.apply(&events).await.unwrap().is_empty());
@@ -35,7 +40,10 @@ async fn applies_catalog_events_once_even_when_redelivered() {
     projection.apply(&events[..3]).await.unwrap();
     assert_eq!(dump_catalog(&h.db.pool).await, first);
     let row = product_row(&h.db.pool, products[0]).await.unwrap();
-    assert_eq!(row, ("SKU-0".to_owned(), "1250.00".to_owned(), Some(category), 10));
+    assert_eq!(
+        row,
+        ("SKU-0".to_owned(), "1250.00".to_owned(), Some(category), 10)
+    );
 }
 
 #[tokio::test]
@@ -43,30 +51,73 @@ async fn a_product_seen_before_its_category_waits_for_it_and_keeps_its_order() {
     let h = harness().await;
     let category = Uuid::now_v7();
     let product = Uuid::now_v7();
-    h.append("category", &category.to_string(), 0, &[category_created(category, "Phones", "phones")])
-        .await;
+    h.append(
+        "category",
+        &category.to_string(),
+        0,
+        &[category_created(category, "Phones", "phones")],
+    )
+    .await;
     h.append(
         "product",
         &product.to_string(),
         0,
-        &[product_created(product, "IPH-15", "iphone-15", Some(category), None, 35900, 45), price_changed(product, 35900, 34900)],
+        &[
+            product_created(
+                product,
+                "IPH-15",
+                "iphone-15",
+                Some(category),
+                None,
+                35900,
+                45,
+            ),
+            price_changed(product, 35900, 34900),
+        ],
     )
     .await;
-    h.append("inventory", "inventory:IPH-15", 0, &[stock_initialized(product, "IPH-15", 45)]).await;
+    h.append(
+        "inventory",
+        "inventory:IPH-15",
+        0,
+        &[stock_initialized(product, "IPH-15", 45)],
+    )
+    .await;
     let events = h.recorded().await;
-    let (category_events, others): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| e.aggregate_type == "category");
+    let (category_events, others): (Vec<_>, Vec<_>) = events
+        .into_iter()
+        .partition(|e| e.aggregate_type == "category");
     let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
 
     // The product's partition and the stock's partition run ahead of the category's.
     projection.apply(&others).await.unwrap();
-    assert!(product_row(&h.db.pool, product).await.is_none(), "held back, not inserted without its category");
-    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM read_model.parked_events").fetch_one(&h.db.pool).await.unwrap();
+    assert!(
+        product_row(&h.db.pool, product).await.is_none(),
+        "held back, not inserted without its category"
+    );
+    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM read_model.parked_events")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
     assert_eq!(parked, 3, "the product's two events and the stock wait");
 
     projection.apply(&category_events).await.unwrap();
-    let row = product_row(&h.db.pool, product).await.expect("released once the category exists");
-    assert_eq!(row, ("IPH-15".to_owned(), "34900.00".to_owned(), Some(category), 45));
-    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM read_model.parked_events").fetch_one(&h.db.pool).await.unwrap();
+    let row = product_row(&h.db.pool, product)
+        .await
+        .expect("released once the category exists");
+    assert_eq!(
+        row,
+        (
+            "IPH-15".to_owned(),
+            "34900.00".to_owned(),
+            Some(category),
+            45
+        )
+    );
+    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM read_model.parked_events")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
     assert_eq!(parked, 0);
 }
 
@@ -74,8 +125,21 @@ async fn a_product_seen_before_its_category_waits_for_it_and_keeps_its_order() {
 async fn a_slug_freed_by_a_rename_not_yet_projected_is_waited_for() {
     let h = harness().await;
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
-    h.append("product", &first.to_string(), 0, &[product_created(first, "A-1", "shared-slug", None, None, 100, 1)])
-        .await;
+    h.append(
+        "product",
+        &first.to_string(),
+        0,
+        &[product_created(
+            first,
+            "A-1",
+            "shared-slug",
+            None,
+            None,
+            100,
+            1,
+        )],
+    )
+    .await;
     let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
     projection.apply(&h.recorded().await).await.unwrap();
 
@@ -108,37 +172,82 @@ async fn a_slug_freed_by_a_rename_not_yet_projected_is_waited_for() {
         }
     };
     h.append("product", &first.to_string(), 1, &[rename]).await;
-    h.append("product", &second.to_string(), 0, &[product_created(second, "B-1", "shared-slug", None, None, 200, 1)])
-        .await;
+    h.append(
+        "product",
+        &second.to_string(),
+        0,
+        &[product_created(
+            second,
+            "B-1",
+            "shared-slug",
+            None,
+            None,
+            200,
+            1,
+        )],
+    )
+    .await;
     let recorded = h.recorded().await;
-    let rename_event = recorded.iter().find(|e| e.event_type == "ProductDetailsUpdated").unwrap().clone();
-    let second_created = recorded.iter().find(|e| e.aggregate_id == second.to_string()).unwrap().clone();
+    let rename_event = recorded
+        .iter()
+        .find(|e| e.event_type == "ProductDetailsUpdated")
+        .unwrap()
+        .clone();
+    let second_created = recorded
+        .iter()
+        .find(|e| e.aggregate_id == second.to_string())
+        .unwrap()
+        .clone();
 
     // The second product's partition is ahead: its slug is still taken.
-    assert!(projection.apply(std::slice::from_ref(&second_created)).await.unwrap().is_empty());
+    assert!(projection
+        .apply(std::slice::from_ref(&second_created))
+        .await
+        .unwrap()
+        .is_empty());
     assert!(product_row(&h.db.pool, second).await.is_none());
     projection.apply(&[rename_event]).await.unwrap();
-    assert!(product_row(&h.db.pool, second).await.is_some(), "released when the slug was freed");
+    assert!(
+        product_row(&h.db.pool, second).await.is_some(),
+        "released when the slug was freed"
+    );
 }
 
 #[tokio::test]
 async fn an_event_that_can_never_apply_is_dead_lettered_and_does_not_block_its_stream() {
     let h = harness().await;
     let (_, _, products) = h.seed_catalog(1).await;
-    h.append("product", &products[0].to_string(), 1, &[price_changed(products[0], 1000, 1100)]).await;
+    h.append(
+        "product",
+        &products[0].to_string(),
+        1,
+        &[price_changed(products[0], 1000, 1100)],
+    )
+    .await;
     let mut events = h.recorded().await;
-    let price_change = events.iter_mut().find(|e| e.event_type == "ProductPriceChanged").unwrap();
+    let price_change = events
+        .iter_mut()
+        .find(|e| e.event_type == "ProductPriceChanged")
+        .unwrap();
     // A payload that breaks the event's schema (a negative price).
     price_change.payload["ProductPriceChanged"]["regular_price"] = serde_json::json!("-5");
     let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
     let letters = projection.apply(&events).await.unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].event_id, Some(price_change_id(&events)));
-    assert!(letters[0].reason.contains("invalid money amount: -5"), "{}", letters[0].reason);
+    assert!(
+        letters[0].reason.contains("invalid money amount: -5"),
+        "{}",
+        letters[0].reason
+    );
     let row = product_row(&h.db.pool, products[0]).await.unwrap();
     assert_eq!(row.1, "1000.00", "the bad event changed nothing");
 }
 
 fn price_change_id(events: &[infrastructure::event_store::RecordedEvent]) -> Uuid {
-    events.iter().find(|e| e.event_type == "ProductPriceChanged").unwrap().event_id
+    events
+        .iter()
+        .find(|e| e.event_type == "ProductPriceChanged")
+        .unwrap()
+        .event_id
 }

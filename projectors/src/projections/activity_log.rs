@@ -55,9 +55,14 @@ impl ActivityLog {
             .build();
         self.collection()
             .create_indexes([
-                IndexModel::builder().keys(doc! { "eventId": 1 }).options(unique).build(),
+                IndexModel::builder()
+                    .keys(doc! { "eventId": 1 })
+                    .options(unique)
+                    .build(),
                 IndexModel::builder().keys(doc! { "userId": 1 }).build(),
-                IndexModel::builder().keys(doc! { "resource": 1, "resourceId": 1 }).build(),
+                IndexModel::builder()
+                    .keys(doc! { "resource": 1, "resourceId": 1 })
+                    .build(),
                 IndexModel::builder().keys(doc! { "action": 1 }).build(),
                 IndexModel::builder().keys(doc! { "timestamp": -1 }).build(),
             ])
@@ -92,7 +97,9 @@ pub fn resource_of(aggregate_type: &str) -> String {
 }
 
 fn optional(value: &Option<String>) -> Bson {
-    value.as_ref().map_or(Bson::Null, |v| Bson::String(v.clone()))
+    value
+        .as_ref()
+        .map_or(Bson::Null, |v| Bson::String(v.clone()))
 }
 
 pub fn activity_document(event: &RecordedEvent) -> Document {
@@ -158,8 +165,13 @@ impl Projection for ActivityLog {
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        self.collection().drop().await.map_err(ProjectionError::unavailable)?;
-        self.create_indexes().await.map_err(ProjectionError::unavailable)
+        self.collection()
+            .drop()
+            .await
+            .map_err(ProjectionError::unavailable)?;
+        self.create_indexes()
+            .await
+            .map_err(ProjectionError::unavailable)
     }
 }
 

@@ -84,7 +84,11 @@ impl CatalogTables {
             let mut savepoint = tx.begin().await?;
             let outcome = match self.apply_one(&mut *savepoint, &event).await {
                 Ok(outcome) => outcome,
-                Err(sqlx::Error::Database(error)) if error.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")) => {
+                Err(sqlx::Error::Database(error))
+                    if error
+                        .code()
+                        .is_some_and(|c| c.starts_with("22") || c.starts_with("23")) =>
+                {
                     let reason = error.message().to_owned();
                     let unique = error.code().as_deref() == Some("23505");
                     savepoint.rollback().await?;
@@ -143,9 +147,16 @@ impl CatalogTables {
         let decoded = match event.aggregate_type.as_str() {
             "category" => self.upcasters.decode(event).map(Decoded::Category),
             "brand" => self.upcasters.decode(event).map(Decoded::Brand),
-            "product" => self.upcasters.decode(event).map(|e| Decoded::Product(Box::new(e))),
+            "product" => self
+                .upcasters
+                .decode(event)
+                .map(|e| Decoded::Product(Box::new(e))),
             "inventory" => self.upcasters.decode(event).map(Decoded::Inventory),
-            other => return Ok(Outcome::Rejected(format!("unexpected aggregate type {other}"))),
+            other => {
+                return Ok(Outcome::Rejected(format!(
+                    "unexpected aggregate type {other}"
+                )))
+            }
         };
         match decoded {
             Err(error) => Ok(Outcome::Rejected(error.to_string())),
@@ -175,7 +186,11 @@ impl Projection for CatalogTables {
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
-        let mut tx = self.pool.begin().await.map_err(ProjectionError::unavailable)?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(ProjectionError::unavailable)?;
         let mut letters = Vec::new();
         for event in events {
             self.project(&mut tx, event, &mut letters)
@@ -192,7 +207,11 @@ impl Projection for CatalogTables {
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        let mut tx = self.pool.begin().await.map_err(ProjectionError::unavailable)?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(ProjectionError::unavailable)?;
         for statement in [
             "TRUNCATE read_model.product_variants, read_model.product_images, read_model.product_attributes, \
              read_model.products, read_model.brands, read_model.categories CASCADE",
@@ -209,7 +228,11 @@ impl Projection for CatalogTables {
     }
 }
 
-async fn park(tx: &mut Transaction<'_, Postgres>, event: &RecordedEvent, key: &str) -> Result<(), sqlx::Error> {
+async fn park(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &RecordedEvent,
+    key: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO read_model.parked_events (projection, aggregate_id, version, waiting_for, envelope) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (projection, aggregate_id, version) DO NOTHING",
@@ -226,7 +249,10 @@ async fn park(tx: &mut Transaction<'_, Postgres>, event: &RecordedEvent, key: &s
 
 /// Takes the events waiting for `key`, each followed by the events queued
 /// behind it, in version order.
-async fn release(tx: &mut Transaction<'_, Postgres>, key: &str) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+async fn release(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &str,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
     let heads: Vec<(String, serde_json::Value)> = sqlx::query_as(
         "DELETE FROM read_model.parked_events WHERE projection = $1 AND waiting_for = $2 \
          RETURNING aggregate_id, envelope",
@@ -255,7 +281,10 @@ async fn release(tx: &mut Transaction<'_, Postgres>, key: &str) -> Result<Vec<Re
         .collect())
 }
 
-async fn record_version(tx: &mut Transaction<'_, Postgres>, event: &RecordedEvent) -> Result<(), sqlx::Error> {
+async fn record_version(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &RecordedEvent,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO read_model.projected_versions (projection, aggregate_id, version) VALUES ($1, $2, $3) \
          ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = EXCLUDED.version",
@@ -269,14 +298,19 @@ async fn record_version(tx: &mut Transaction<'_, Postgres>, event: &RecordedEven
 }
 
 async fn exists(conn: &mut PgConnection, table: &str, id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM read_model.{table} WHERE id = $1)"))
-        .bind(id)
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM read_model.{table} WHERE id = $1)"
+    ))
+    .bind(id)
+    .fetch_one(conn)
+    .await
 }
 
 /// The first reference of `refs` whose row is missing, as a parking key.
-async fn missing(conn: &mut PgConnection, refs: &[(&str, &str, Option<Uuid>)]) -> Result<Option<String>, sqlx::Error> {
+async fn missing(
+    conn: &mut PgConnection,
+    refs: &[(&str, &str, Option<Uuid>)],
+) -> Result<Option<String>, sqlx::Error> {
     for (table, kind, id) in refs {
         if let Some(id) = id {
             if !exists(conn, table, *id).await? {
@@ -295,7 +329,10 @@ fn slug_release(kind: &str, previous: &str, current: &str) -> Vec<String> {
     }
 }
 
-async fn apply_category(conn: &mut PgConnection, event: CategoryEvent) -> Result<Outcome, sqlx::Error> {
+async fn apply_category(
+    conn: &mut PgConnection,
+    event: CategoryEvent,
+) -> Result<Outcome, sqlx::Error> {
     match event {
         CategoryEvent::CategoryCreated {
             category_id,
@@ -350,7 +387,7 @@ async fn apply_category(conn: &mut PgConnection, event: CategoryEvent) -> Result
         } => {
             sqlx::query(
                 "UPDATE read_model.categories SET name = $2, slug = $3, description = $4, image_url = $5, \
-                 meta_title = $6, meta_description = $7, meta_keywords = $8, sort_order = $9, updated_at = $10 \
+                 meta_title = $6, meta_description = $7, meta_keywords = $8, sort_order = $9, updated_at = GREATEST(updated_at, $10) \
                  WHERE id = $1",
             )
             .bind(category_id)
@@ -365,7 +402,11 @@ async fn apply_category(conn: &mut PgConnection, event: CategoryEvent) -> Result
             .bind(at)
             .execute(conn)
             .await?;
-            Ok(Outcome::Applied(slug_release("category", previous_slug.as_str(), slug.as_str())))
+            Ok(Outcome::Applied(slug_release(
+                "category",
+                previous_slug.as_str(),
+                slug.as_str(),
+            )))
         }
         CategoryEvent::CategoryMoved {
             category_id,
@@ -376,7 +417,7 @@ async fn apply_category(conn: &mut PgConnection, event: CategoryEvent) -> Result
             if let Some(key) = missing(conn, &[("categories", "category", parent_id)]).await? {
                 return Ok(Outcome::Waiting(key));
             }
-            sqlx::query("UPDATE read_model.categories SET parent_id = $2, updated_at = $3 WHERE id = $1")
+            sqlx::query("UPDATE read_model.categories SET parent_id = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
                 .bind(category_id)
                 .bind(parent_id)
                 .bind(at)
@@ -384,8 +425,12 @@ async fn apply_category(conn: &mut PgConnection, event: CategoryEvent) -> Result
                 .await?;
             Ok(Outcome::Applied(vec![]))
         }
-        CategoryEvent::CategoryActivated { category_id, at } => set_active(conn, "categories", category_id, true, at).await,
-        CategoryEvent::CategoryDeactivated { category_id, at } => set_active(conn, "categories", category_id, false, at).await,
+        CategoryEvent::CategoryActivated { category_id, at } => {
+            set_active(conn, "categories", category_id, true, at).await
+        }
+        CategoryEvent::CategoryDeactivated { category_id, at } => {
+            set_active(conn, "categories", category_id, false, at).await
+        }
     }
 }
 
@@ -396,7 +441,7 @@ async fn set_active(
     active: bool,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, sqlx::Error> {
-    sqlx::query(&format!("UPDATE read_model.{table} SET is_active = $2, updated_at = $3 WHERE id = $1"))
+    sqlx::query(&format!("UPDATE read_model.{table} SET is_active = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1"))
         .bind(id)
         .bind(active)
         .bind(at)
@@ -445,7 +490,7 @@ async fn apply_brand(conn: &mut PgConnection, event: BrandEvent) -> Result<Outco
         } => {
             sqlx::query(
                 "UPDATE read_model.brands SET name = $2, slug = $3, description = $4, logo_url = $5, \
-                 website_url = $6, updated_at = $7 WHERE id = $1",
+                 website_url = $6, updated_at = GREATEST(updated_at, $7) WHERE id = $1",
             )
             .bind(brand_id)
             .bind(name)
@@ -456,10 +501,18 @@ async fn apply_brand(conn: &mut PgConnection, event: BrandEvent) -> Result<Outco
             .bind(at)
             .execute(conn)
             .await?;
-            Ok(Outcome::Applied(slug_release("brand", previous_slug.as_str(), slug.as_str())))
+            Ok(Outcome::Applied(slug_release(
+                "brand",
+                previous_slug.as_str(),
+                slug.as_str(),
+            )))
         }
-        BrandEvent::BrandActivated { brand_id, at } => set_active(conn, "brands", brand_id, true, at).await,
-        BrandEvent::BrandDeactivated { brand_id, at } => set_active(conn, "brands", brand_id, false, at).await,
+        BrandEvent::BrandActivated { brand_id, at } => {
+            set_active(conn, "brands", brand_id, true, at).await
+        }
+        BrandEvent::BrandDeactivated { brand_id, at } => {
+            set_active(conn, "brands", brand_id, false, at).await
+        }
     }
 }
 
@@ -467,7 +520,10 @@ fn decimal<T: Into<Decimal>>(value: Option<T>) -> Option<Decimal> {
     value.map(Into::into)
 }
 
-async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<Outcome, sqlx::Error> {
+async fn apply_product(
+    conn: &mut PgConnection,
+    event: ProductEvent,
+) -> Result<Outcome, sqlx::Error> {
     match event {
         ProductEvent::ProductCreated {
             product_id,
@@ -496,7 +552,10 @@ async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<O
             featured,
             at,
         } => {
-            let refs = [("categories", "category", category_id), ("brands", "brand", brand_id)];
+            let refs = [
+                ("categories", "category", category_id),
+                ("brands", "brand", brand_id),
+            ];
             if let Some(key) = missing(conn, &refs).await? {
                 return Ok(Outcome::Waiting(key));
             }
@@ -553,7 +612,7 @@ async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<O
             sqlx::query(
                 "UPDATE read_model.products SET name = $2, slug = $3, description = $4, short_description = $5, \
                  category_id = $6, brand_id = $7, weight = $8, length = $9, width = $10, height = $11, \
-                 meta_title = $12, meta_description = $13, meta_keywords = $14, updated_at = $15 WHERE id = $1",
+                 meta_title = $12, meta_description = $13, meta_keywords = $14, updated_at = GREATEST(updated_at, $15) WHERE id = $1",
             )
             .bind(product_id)
             .bind(&details.name)
@@ -572,7 +631,11 @@ async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<O
             .bind(at)
             .execute(conn)
             .await?;
-            Ok(Outcome::Applied(slug_release("product", previous_slug.as_str(), details.slug.as_str())))
+            Ok(Outcome::Applied(slug_release(
+                "product",
+                previous_slug.as_str(),
+                details.slug.as_str(),
+            )))
         }
         ProductEvent::ProductPriceChanged {
             product_id,
@@ -583,7 +646,7 @@ async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<O
             ..
         } => {
             sqlx::query(
-                "UPDATE read_model.products SET regular_price = $2, sale_price = $3, cost_price = $4, updated_at = $5 \
+                "UPDATE read_model.products SET regular_price = $2, sale_price = $3, cost_price = $4, updated_at = GREATEST(updated_at, $5) \
                  WHERE id = $1",
             )
             .bind(product_id)
@@ -604,7 +667,7 @@ async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<O
             ..
         } => {
             sqlx::query(
-                "UPDATE read_model.products SET status = $2, published_at = $3, featured = $4, updated_at = $5 \
+                "UPDATE read_model.products SET status = $2, published_at = $3, featured = $4, updated_at = GREATEST(updated_at, $5) \
                  WHERE id = $1",
             )
             .bind(product_id)
@@ -616,8 +679,12 @@ async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<O
             .await?;
             Ok(Outcome::Applied(vec![]))
         }
-        ProductEvent::ProductFeatured { product_id, at } => set_featured(conn, product_id, true, at).await,
-        ProductEvent::ProductUnfeatured { product_id, at } => set_featured(conn, product_id, false, at).await,
+        ProductEvent::ProductFeatured { product_id, at } => {
+            set_featured(conn, product_id, true, at).await
+        }
+        ProductEvent::ProductUnfeatured { product_id, at } => {
+            set_featured(conn, product_id, false, at).await
+        }
         ProductEvent::ProductImageAdded {
             product_id,
             image_id,
@@ -662,16 +729,25 @@ async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<O
             touch(conn, product_id, at).await
         }
         ProductEvent::ProductPrimaryImageChanged {
-            product_id, image_id, at, ..
+            product_id,
+            image_id,
+            at,
+            ..
         } => {
-            sqlx::query("UPDATE read_model.product_images SET is_primary = (id = $2) WHERE product_id = $1")
-                .bind(product_id)
-                .bind(image_id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE read_model.product_images SET is_primary = (id = $2) WHERE product_id = $1",
+            )
+            .bind(product_id)
+            .bind(image_id)
+            .execute(&mut *conn)
+            .await?;
             touch(conn, product_id, at).await
         }
-        ProductEvent::ProductImagesReordered { product_id, images, at } => {
+        ProductEvent::ProductImagesReordered {
+            product_id,
+            images,
+            at,
+        } => {
             for image in images {
                 sqlx::query("UPDATE read_model.product_images SET sort_order = $2 WHERE id = $1")
                     .bind(image.image_id)
@@ -755,7 +831,7 @@ async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<O
             at,
         } => {
             sqlx::query(
-                "UPDATE read_model.product_variants SET sku = $2, name = $3, price = $4, attributes = $5, updated_at = $6 \
+                "UPDATE read_model.product_variants SET sku = $2, name = $3, price = $4, attributes = $5, updated_at = GREATEST(updated_at, $6) \
                  WHERE id = $1",
             )
             .bind(variant_id)
@@ -783,12 +859,18 @@ async fn apply_product(conn: &mut PgConnection, event: ProductEvent) -> Result<O
     }
 }
 
-async fn touch(conn: &mut PgConnection, product_id: Uuid, at: chrono::DateTime<chrono::Utc>) -> Result<Outcome, sqlx::Error> {
-    sqlx::query("UPDATE read_model.products SET updated_at = $2 WHERE id = $1")
-        .bind(product_id)
-        .bind(at)
-        .execute(conn)
-        .await?;
+async fn touch(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome, sqlx::Error> {
+    sqlx::query(
+        "UPDATE read_model.products SET updated_at = GREATEST(updated_at, $2) WHERE id = $1",
+    )
+    .bind(product_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
     Ok(Outcome::Applied(vec![]))
 }
 
@@ -798,7 +880,7 @@ async fn set_featured(
     featured: bool,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, sqlx::Error> {
-    sqlx::query("UPDATE read_model.products SET featured = $2, updated_at = $3 WHERE id = $1")
+    sqlx::query("UPDATE read_model.products SET featured = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
         .bind(product_id)
         .bind(featured)
         .bind(at)
@@ -814,7 +896,7 @@ async fn set_variant_active(
     active: bool,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, sqlx::Error> {
-    sqlx::query("UPDATE read_model.product_variants SET is_active = $2, updated_at = $3 WHERE id = $1")
+    sqlx::query("UPDATE read_model.product_variants SET is_active = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
         .bind(variant_id)
         .bind(active)
         .bind(at)
@@ -825,17 +907,65 @@ async fn set_variant_active(
 
 /// Stock levels land on the product row, or on the variant row for a
 /// variant's sku, once that row exists.
-async fn apply_inventory(conn: &mut PgConnection, event: InventoryEvent) -> Result<Outcome, sqlx::Error> {
+async fn apply_inventory(
+    conn: &mut PgConnection,
+    event: InventoryEvent,
+) -> Result<Outcome, sqlx::Error> {
     let (product_id, variant_id, at) = match &event {
-        InventoryEvent::StockInitialized { product_id, variant_id, at, .. }
-        | InventoryEvent::StockAdjusted { product_id, variant_id, at, .. }
-        | InventoryEvent::LowStockThresholdSet { product_id, variant_id, at, .. }
-        | InventoryEvent::InventoryTrackingChanged { product_id, variant_id, at, .. }
-        | InventoryEvent::StockReserved { product_id, variant_id, at, .. }
-        | InventoryEvent::StockReleased { product_id, variant_id, at, .. }
-        | InventoryEvent::LowStockReached { product_id, variant_id, at, .. }
-        | InventoryEvent::OutOfStock { product_id, variant_id, at, .. }
-        | InventoryEvent::BackInStock { product_id, variant_id, at, .. } => (*product_id, *variant_id, *at),
+        InventoryEvent::StockInitialized {
+            product_id,
+            variant_id,
+            at,
+            ..
+        }
+        | InventoryEvent::StockAdjusted {
+            product_id,
+            variant_id,
+            at,
+            ..
+        }
+        | InventoryEvent::LowStockThresholdSet {
+            product_id,
+            variant_id,
+            at,
+            ..
+        }
+        | InventoryEvent::InventoryTrackingChanged {
+            product_id,
+            variant_id,
+            at,
+            ..
+        }
+        | InventoryEvent::StockReserved {
+            product_id,
+            variant_id,
+            at,
+            ..
+        }
+        | InventoryEvent::StockReleased {
+            product_id,
+            variant_id,
+            at,
+            ..
+        }
+        | InventoryEvent::LowStockReached {
+            product_id,
+            variant_id,
+            at,
+            ..
+        }
+        | InventoryEvent::OutOfStock {
+            product_id,
+            variant_id,
+            at,
+            ..
+        }
+        | InventoryEvent::BackInStock {
+            product_id,
+            variant_id,
+            at,
+            ..
+        } => (*product_id, *variant_id, *at),
     };
     let target = match variant_id {
         Some(id) => ("product_variants", "variant", id),
@@ -853,7 +983,7 @@ async fn apply_inventory(conn: &mut PgConnection, event: InventoryEvent) -> Resu
     };
     if let Some(available) = available {
         sqlx::query(&format!(
-            "UPDATE read_model.{} SET stock_quantity = $2, updated_at = $3 WHERE id = $1",
+            "UPDATE read_model.{} SET stock_quantity = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1",
             target.0
         ))
         .bind(target.2)
@@ -879,15 +1009,17 @@ async fn apply_inventory(conn: &mut PgConnection, event: InventoryEvent) -> Resu
                 .await?;
             }
             InventoryEvent::LowStockThresholdSet { threshold, .. } => {
-                sqlx::query("UPDATE read_model.products SET low_stock_threshold = $2, updated_at = $3 WHERE id = $1")
+                sqlx::query("UPDATE read_model.products SET low_stock_threshold = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
                     .bind(product_id)
                     .bind(threshold)
                     .bind(at)
                     .execute(&mut *conn)
                     .await?;
             }
-            InventoryEvent::InventoryTrackingChanged { track_inventory, .. } => {
-                sqlx::query("UPDATE read_model.products SET track_inventory = $2, updated_at = $3 WHERE id = $1")
+            InventoryEvent::InventoryTrackingChanged {
+                track_inventory, ..
+            } => {
+                sqlx::query("UPDATE read_model.products SET track_inventory = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
                     .bind(product_id)
                     .bind(track_inventory)
                     .bind(at)

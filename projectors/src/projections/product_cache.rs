@@ -60,13 +60,18 @@ impl ProductCache {
         format!("{}projection:{NAME}:{suffix}", self.prefix)
     }
 
-    async fn apply_event(&self, event: &RecordedEvent) -> Result<Option<DeadLetter>, redis::RedisError> {
+    async fn apply_event(
+        &self,
+        event: &RecordedEvent,
+    ) -> Result<Option<DeadLetter>, redis::RedisError> {
         match event.aggregate_type.as_str() {
             "product" => match self.upcasters.decode::<ProductEvent>(event) {
                 Ok(decoded) => {
                     let product_id = product_id_of(&decoded);
-                    self.write_product(event, product_id, |view, stock| fold_product(view, &decoded, stock))
-                        .await?;
+                    self.write_product(event, product_id, |view, stock| {
+                        fold_product(view, &decoded, stock)
+                    })
+                    .await?;
                     Ok(None)
                 }
                 Err(error) => Ok(Some(DeadLetter::for_event(event, error.to_string()))),
@@ -80,7 +85,10 @@ impl ProductCache {
                 }
                 Err(error) => Ok(Some(DeadLetter::for_event(event, error.to_string()))),
             },
-            other => Ok(Some(DeadLetter::for_event(event, format!("unexpected aggregate type {other}")))),
+            other => Ok(Some(DeadLetter::for_event(
+                event,
+                format!("unexpected aggregate type {other}"),
+            ))),
         }
     }
 
@@ -101,10 +109,20 @@ impl ProductCache {
                 .and_then(|json| serde_json::from_str::<CachedProduct>(json).ok())
                 .map(|cached| cached.product);
             let next = fold(view, stock)
-                .map(|view| serde_json::to_string(&CachedProduct::new(view, Utc::now())).expect("cache entry serializes"))
+                .map(|view| {
+                    serde_json::to_string(&CachedProduct::new(view, Utc::now()))
+                        .expect("cache entry serializes")
+                })
                 .unwrap_or_default();
             let outcome = self
-                .guarded_write(event, &product_key, &stock_key, current.as_deref(), &next, "")
+                .guarded_write(
+                    event,
+                    &product_key,
+                    &stock_key,
+                    current.as_deref(),
+                    &next,
+                    "",
+                )
                 .await?;
             if outcome != -1 {
                 return Ok(());
@@ -112,7 +130,11 @@ impl ProductCache {
         }
     }
 
-    async fn write_stock(&self, event: &RecordedEvent, fact: StockFact) -> Result<(), redis::RedisError> {
+    async fn write_stock(
+        &self,
+        event: &RecordedEvent,
+        fact: StockFact,
+    ) -> Result<(), redis::RedisError> {
         let mut redis = self.redis.clone();
         let product_key = product_cache_key(&self.prefix, fact.product_id);
         let stock_key = self.own_key(&format!("stock:{}", fact.product_id));
@@ -124,12 +146,20 @@ impl ProductCache {
                 .map(|cached| {
                     let mut view = cached.product;
                     fact.apply_to(&mut view);
-                    serde_json::to_string(&CachedProduct::new(view, Utc::now())).expect("cache entry serializes")
+                    serde_json::to_string(&CachedProduct::new(view, Utc::now()))
+                        .expect("cache entry serializes")
                 })
                 .unwrap_or_default();
             let stock = fact.available.map(|a| a.to_string()).unwrap_or_default();
             let outcome = self
-                .guarded_write(event, &product_key, &stock_key, current.as_deref(), &next, &stock)
+                .guarded_write(
+                    event,
+                    &product_key,
+                    &stock_key,
+                    current.as_deref(),
+                    &next,
+                    &stock,
+                )
                 .await?;
             if outcome != -1 {
                 return Ok(());
@@ -198,7 +228,6 @@ pub fn product_id_of(event: &ProductEvent) -> Uuid {
     }
 }
 
-
 #[async_trait]
 impl Projection for ProductCache {
     fn name(&self) -> &'static str {
@@ -212,7 +241,11 @@ impl Projection for ProductCache {
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
         let mut letters = Vec::new();
         for event in events {
-            if let Some(letter) = self.apply_event(event).await.map_err(ProjectionError::unavailable)? {
+            if let Some(letter) = self
+                .apply_event(event)
+                .await
+                .map_err(ProjectionError::unavailable)?
+            {
                 letters.push(letter);
             }
         }

@@ -20,13 +20,16 @@ use domain::inventory::InventoryEvent;
 use elasticsearch::http::transport::Transport;
 use elasticsearch::http::StatusCode;
 use elasticsearch::indices::{
-    IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetAliasParts, IndicesRefreshParts,
+    IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetAliasParts,
+    IndicesRefreshParts,
 };
 use elasticsearch::params::VersionType;
 use elasticsearch::{Elasticsearch, GetParts, IndexParts, MgetParts, SearchParts};
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::RecordedEvent;
-use infrastructure::views::{decimal_to_json_number, products_index_body, NamedRef, ProductView, SearchProduct};
+use infrastructure::views::{
+    decimal_to_json_number, products_index_body, NamedRef, ProductView, SearchProduct,
+};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -141,7 +144,14 @@ impl ProductSearch {
 
     /// Indexes `body` under external `version`; false when the stored version
     /// is already as new (`gte` allows equal, for refreshing names).
-    async fn put(&self, index: &str, id: &str, version: i64, gte: bool, body: &Value) -> Result<bool, SearchError> {
+    async fn put(
+        &self,
+        index: &str,
+        id: &str,
+        version: i64,
+        gte: bool,
+        body: &Value,
+    ) -> Result<bool, SearchError> {
         let version_type = if gte {
             VersionType::ExternalGte
         } else {
@@ -200,7 +210,11 @@ impl ProductSearch {
             .unwrap_or_else(|| vec![None; refs.len()]))
     }
 
-    async fn search_document(&self, view: &ProductView, attributes: serde_json::Map<String, Value>) -> Result<Value, SearchError> {
+    async fn search_document(
+        &self,
+        view: &ProductView,
+        attributes: serde_json::Map<String, Value>,
+    ) -> Result<Value, SearchError> {
         let mut refs = Vec::new();
         if let Some(id) = view.category_id {
             refs.push(format!("category:{id}"));
@@ -246,7 +260,11 @@ impl ProductSearch {
         Ok(body)
     }
 
-    async fn apply_product(&self, event: &RecordedEvent, decoded: &ProductEvent) -> Result<(), SearchError> {
+    async fn apply_product(
+        &self,
+        event: &RecordedEvent,
+        decoded: &ProductEvent,
+    ) -> Result<(), SearchError> {
         let index = self.concrete_index().await?;
         let id = product_event_id(decoded).to_string();
         loop {
@@ -258,7 +276,10 @@ impl ProductSearch {
             let (view, mut attributes) = match &stored {
                 Some(s) => (
                     serde_json::from_value::<ProductView>(s.source["view"].clone()).ok(),
-                    s.source["attributes"].as_object().cloned().unwrap_or_default(),
+                    s.source["attributes"]
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
                 ),
                 None => (None, serde_json::Map::new()),
             };
@@ -266,7 +287,8 @@ impl ProductSearch {
                 Some(_) => (None, stored_iv),
                 None => self.early_stock(&id).await?,
             };
-            let Some(mut view) = fold_product(view, decoded, early_stock.and_then(|f| f.available)) else {
+            let Some(mut view) = fold_product(view, decoded, early_stock.and_then(|f| f.available))
+            else {
                 return Ok(());
             };
             if let Some(fact) = early_stock {
@@ -282,7 +304,16 @@ impl ProductSearch {
                 _ => {}
             }
             let body = self.search_document(&view, attributes).await?;
-            if self.put(&index, &id, pack(event.version, inventory_version), false, &body).await? {
+            if self
+                .put(
+                    &index,
+                    &id,
+                    pack(event.version, inventory_version),
+                    false,
+                    &body,
+                )
+                .await?
+            {
                 return Ok(());
             }
         }
@@ -290,7 +321,10 @@ impl ProductSearch {
 
     /// Stock recorded before the product's document existed, with its version.
     async fn early_stock(&self, product_id: &str) -> Result<(Option<StockFact>, i64), SearchError> {
-        match self.get(&self.lookups(), &format!("stock:{product_id}")).await? {
+        match self
+            .get(&self.lookups(), &format!("stock:{product_id}"))
+            .await?
+        {
             None => Ok((None, 0)),
             Some(stored) => Ok((
                 serde_json::from_value::<StoredStock>(stored.source)
@@ -301,7 +335,11 @@ impl ProductSearch {
         }
     }
 
-    async fn apply_inventory(&self, event: &RecordedEvent, fact: StockFact) -> Result<(), SearchError> {
+    async fn apply_inventory(
+        &self,
+        event: &RecordedEvent,
+        fact: StockFact,
+    ) -> Result<(), SearchError> {
         let index = self.concrete_index().await?;
         let id = fact.product_id.to_string();
         // The lookup keeps the latest stock even while the product is absent.
@@ -328,13 +366,20 @@ impl ProductSearch {
             if stored_iv >= event.version {
                 return Ok(());
             }
-            let Ok(mut view) = serde_json::from_value::<ProductView>(stored.source["view"].clone()) else {
+            let Ok(mut view) = serde_json::from_value::<ProductView>(stored.source["view"].clone())
+            else {
                 return Ok(());
             };
             fact.apply_to(&mut view);
-            let attributes = stored.source["attributes"].as_object().cloned().unwrap_or_default();
+            let attributes = stored.source["attributes"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             let body = self.search_document(&view, attributes).await?;
-            if self.put(&index, &id, pack(stored_pv, event.version), false, &body).await? {
+            if self
+                .put(&index, &id, pack(stored_pv, event.version), false, &body)
+                .await?
+            {
                 return Ok(());
             }
         }
@@ -342,7 +387,13 @@ impl ProductSearch {
 
     /// Records a category's or brand's name, then refreshes the documents that
     /// show it.
-    async fn apply_name(&self, event: &RecordedEvent, field: &str, id: Uuid, name: &str) -> Result<(), SearchError> {
+    async fn apply_name(
+        &self,
+        event: &RecordedEvent,
+        field: &str,
+        id: Uuid,
+        name: &str,
+    ) -> Result<(), SearchError> {
         let written = self
             .put(
                 &self.lookups(),
@@ -372,17 +423,26 @@ impl ProductSearch {
         let hits: Value = response.json().await?;
         let ids: Vec<String> = hits["hits"]["hits"]
             .as_array()
-            .map(|h| h.iter().filter_map(|d| d["_id"].as_str().map(str::to_owned)).collect())
+            .map(|h| {
+                h.iter()
+                    .filter_map(|d| d["_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         for product_id in ids {
             loop {
-                let Some(stored) = self.get(&index, &product_id).await? else { break };
+                let Some(stored) = self.get(&index, &product_id).await? else {
+                    break;
+                };
                 let mut body = stored.source.clone();
                 if body[field]["name"].as_str() == Some(name) {
                     break;
                 }
                 body[field]["name"] = Value::String(name.to_owned());
-                if self.put(&index, &product_id, stored.version, true, &body).await? {
+                if self
+                    .put(&index, &product_id, stored.version, true, &body)
+                    .await?
+                {
                     break;
                 }
             }
@@ -391,7 +451,9 @@ impl ProductSearch {
     }
 
     async fn apply_event(&self, event: &RecordedEvent) -> Result<Option<DeadLetter>, SearchError> {
-        let undecodable = |error: infrastructure::event_store::EventStoreError| Some(DeadLetter::for_event(event, error.to_string()));
+        let undecodable = |error: infrastructure::event_store::EventStoreError| {
+            Some(DeadLetter::for_event(event, error.to_string()))
+        };
         match event.aggregate_type.as_str() {
             "product" => match self.upcasters.decode::<ProductEvent>(event) {
                 Ok(decoded) => self.apply_product(event, &decoded).await.map(|_| None),
@@ -405,21 +467,31 @@ impl ProductSearch {
                 Err(error) => Ok(undecodable(error)),
             },
             "category" => match self.upcasters.decode::<CategoryEvent>(event) {
-                Ok(CategoryEvent::CategoryCreated { category_id, name, .. })
-                | Ok(CategoryEvent::CategoryUpdated { category_id, name, .. }) => {
-                    self.apply_name(event, "category", category_id, &name).await.map(|_| None)
-                }
+                Ok(CategoryEvent::CategoryCreated {
+                    category_id, name, ..
+                })
+                | Ok(CategoryEvent::CategoryUpdated {
+                    category_id, name, ..
+                }) => self
+                    .apply_name(event, "category", category_id, &name)
+                    .await
+                    .map(|_| None),
                 Ok(_) => Ok(None),
                 Err(error) => Ok(undecodable(error)),
             },
             "brand" => match self.upcasters.decode::<BrandEvent>(event) {
-                Ok(BrandEvent::BrandCreated { brand_id, name, .. }) | Ok(BrandEvent::BrandUpdated { brand_id, name, .. }) => {
-                    self.apply_name(event, "brand", brand_id, &name).await.map(|_| None)
-                }
+                Ok(BrandEvent::BrandCreated { brand_id, name, .. })
+                | Ok(BrandEvent::BrandUpdated { brand_id, name, .. }) => self
+                    .apply_name(event, "brand", brand_id, &name)
+                    .await
+                    .map(|_| None),
                 Ok(_) => Ok(None),
                 Err(error) => Ok(undecodable(error)),
             },
-            other => Ok(Some(DeadLetter::for_event(event, format!("unexpected aggregate type {other}")))),
+            other => Ok(Some(DeadLetter::for_event(
+                event,
+                format!("unexpected aggregate type {other}"),
+            ))),
         }
     }
 
@@ -479,7 +551,13 @@ impl ProductSearch {
     }
 
     async fn reset_indexes(&self) -> Result<(), SearchError> {
-        let previous = match self.client.indices().get_alias(IndicesGetAliasParts::Name(&[&self.alias])).send().await? {
+        let previous = match self
+            .client
+            .indices()
+            .get_alias(IndicesGetAliasParts::Name(&[&self.alias]))
+            .send()
+            .await?
+        {
             r if r.status_code().is_success() => r
                 .json::<Value>()
                 .await?
@@ -491,9 +569,14 @@ impl ProductSearch {
         let fresh = format!("{}-{}", self.alias, Utc::now().format("%Y%m%d%H%M%S%3f"));
         self.create_index(&fresh, products_index_body()).await?;
         self.delete_index(&self.lookups()).await?;
-        self.create_index(&self.lookups(), json!({ "mappings": { "dynamic": true } })).await?;
+        self.create_index(&self.lookups(), json!({ "mappings": { "dynamic": true } }))
+            .await?;
         let mut actions = vec![json!({ "add": { "index": fresh, "alias": self.alias } })];
-        actions.extend(previous.iter().map(|old| json!({ "remove": { "index": old, "alias": self.alias } })));
+        actions.extend(
+            previous
+                .iter()
+                .map(|old| json!({ "remove": { "index": old, "alias": self.alias } })),
+        );
         let response = self
             .client
             .indices()

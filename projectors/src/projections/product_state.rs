@@ -90,7 +90,7 @@ pub fn fold_product(
             view.meta_title = details.meta_title.clone();
             view.meta_description = details.meta_description.clone();
             view.meta_keywords = details.meta_keywords.clone();
-            view.updated_at = *at;
+            view.updated_at = view.updated_at.max(*at);
         }
         ProductEvent::ProductPriceChanged {
             regular_price,
@@ -100,7 +100,7 @@ pub fn fold_product(
         } => {
             view.regular_price = regular_price.amount();
             view.sale_price = sale_price.map(|p| p.amount());
-            view.updated_at = *at;
+            view.updated_at = view.updated_at.max(*at);
         }
         ProductEvent::ProductStatusChanged {
             status,
@@ -112,15 +112,15 @@ pub fn fold_product(
             view.status = status.as_str().to_owned();
             view.published_at = *published_at;
             view.featured = *featured;
-            view.updated_at = *at;
+            view.updated_at = view.updated_at.max(*at);
         }
         ProductEvent::ProductFeatured { at, .. } => {
             view.featured = true;
-            view.updated_at = *at;
+            view.updated_at = view.updated_at.max(*at);
         }
         ProductEvent::ProductUnfeatured { at, .. } => {
             view.featured = false;
-            view.updated_at = *at;
+            view.updated_at = view.updated_at.max(*at);
         }
         ProductEvent::ProductImageAdded { at, .. }
         | ProductEvent::ProductImageRemoved { at, .. }
@@ -131,7 +131,9 @@ pub fn fold_product(
         | ProductEvent::ProductVariantAdded { at, .. }
         | ProductEvent::ProductVariantUpdated { at, .. }
         | ProductEvent::ProductVariantDeactivated { at, .. }
-        | ProductEvent::ProductVariantActivated { at, .. } => view.updated_at = *at,
+        | ProductEvent::ProductVariantActivated { at, .. } => {
+            view.updated_at = view.updated_at.max(*at)
+        }
     }
     Some(view)
 }

@@ -43,7 +43,11 @@ impl DeadLetters {
         Self { pool }
     }
 
-    pub async fn record(&self, projection: &str, letters: &[DeadLetter]) -> Result<(), sqlx::Error> {
+    pub async fn record(
+        &self,
+        projection: &str,
+        letters: &[DeadLetter],
+    ) -> Result<(), sqlx::Error> {
         for letter in letters {
             tracing::error!(
                 projection,

@@ -53,6 +53,8 @@ pub struct WorkerStats {
     pub dead_letters: AtomicU64,
     pub retries: AtomicU64,
     pub rebuilds: AtomicU64,
+    /// Partitions this worker held after its last step.
+    pub assigned_partitions: AtomicU64,
 }
 
 pub struct Worker {
@@ -117,6 +119,11 @@ impl Worker {
     pub async fn run_once(&mut self) -> anyhow::Result<usize> {
         self.rebuild_if_lost().await?;
         let messages = self.next_batch().await?;
+        if let Ok(assignment) = self.consumer.assignment() {
+            self.stats
+                .assigned_partitions
+                .store(assignment.count() as u64, Ordering::Relaxed);
+        }
         if messages.is_empty() {
             return Ok(0);
         }
@@ -132,8 +139,14 @@ impl Worker {
         self.record_dead_letters(&letters).await;
         self.commit(&messages)?;
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats.events.fetch_add(messages.len() as u64, Ordering::Relaxed);
-        tracing::debug!(projection = self.projection.name(), count = messages.len(), "batch projected");
+        self.stats
+            .events
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        tracing::debug!(
+            projection = self.projection.name(),
+            count = messages.len(),
+            "batch projected"
+        );
         Ok(messages.len())
     }
 
@@ -183,7 +196,10 @@ impl Worker {
             match self.projection.apply(events).await {
                 Ok(letters) => return letters,
                 Err(ProjectionError::Lost) => {
-                    tracing::warn!(projection = self.projection.name(), "read model lost mid-batch, rebuilding");
+                    tracing::warn!(
+                        projection = self.projection.name(),
+                        "read model lost mid-batch, rebuilding"
+                    );
                     if let Err(error) = self.rebuild().await {
                         tracing::warn!(projection = self.projection.name(), error = %error_chain(error.as_ref()), "rebuild failed, retrying");
                         tokio::time::sleep(backoff).await;
@@ -210,18 +226,26 @@ impl Worker {
             return;
         }
         let mut backoff = self.options.retry_initial;
-        while let Err(error) = self.dead_letters.record(self.projection.name(), letters).await {
+        while let Err(error) = self
+            .dead_letters
+            .record(self.projection.name(), letters)
+            .await
+        {
             tracing::warn!(projection = self.projection.name(), %error, "dead letters not recorded yet, retrying");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.options.retry_max);
         }
-        self.stats.dead_letters.fetch_add(letters.len() as u64, Ordering::Relaxed);
+        self.stats
+            .dead_letters
+            .fetch_add(letters.len() as u64, Ordering::Relaxed);
     }
 
     fn commit(&self, messages: &[OwnedMessage]) -> anyhow::Result<()> {
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for message in messages {
-            let entry = next.entry((message.topic().to_owned(), message.partition())).or_default();
+            let entry = next
+                .entry((message.topic().to_owned(), message.partition()))
+                .or_default();
             *entry = (*entry).max(message.offset() + 1);
         }
         let mut list = TopicPartitionList::new();
@@ -242,7 +266,10 @@ impl Worker {
         match self.projection.is_intact().await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(projection = self.projection.name(), "read model lost its data, rebuilding");
+                tracing::warn!(
+                    projection = self.projection.name(),
+                    "read model lost its data, rebuilding"
+                );
                 self.rebuild().await?;
             }
             Err(error) => {
@@ -280,18 +307,26 @@ pub async fn rebuild(
     options: &WorkerOptions,
 ) -> anyhow::Result<u64> {
     projection.reset().await?;
-    let types: Vec<String> = projection.aggregate_types().iter().map(|t| t.to_string()).collect();
+    let types: Vec<String> = projection
+        .aggregate_types()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
     let mut checkpoint = GlobalCheckpoint::default();
     let mut count = 0u64;
     loop {
-        let batch = store.read_after(checkpoint, REPLAY_BATCH, Some(&types)).await?;
+        let batch = store
+            .read_after(checkpoint, REPLAY_BATCH, Some(&types))
+            .await?;
         let Some(last) = batch.last() else { break };
         checkpoint = last.checkpoint();
         let mut backoff = options.retry_initial;
         let letters = loop {
             match projection.apply(&batch).await {
                 Ok(letters) => break letters,
-                Err(ProjectionError::Lost) => anyhow::bail!("read model lost again during its rebuild"),
+                Err(ProjectionError::Lost) => {
+                    anyhow::bail!("read model lost again during its rebuild")
+                }
                 Err(ProjectionError::Unavailable(error)) => {
                     tracing::warn!(projection = projection.name(), error = %error_chain(error.as_ref()), "store unavailable during rebuild, retrying");
                     tokio::time::sleep(backoff).await;
@@ -303,12 +338,21 @@ pub async fn rebuild(
         count += batch.len() as u64;
     }
     projection.mark_rebuilt().await?;
-    tracing::info!(projection = projection.name(), events = count, "read model rebuilt");
+    tracing::info!(
+        projection = projection.name(),
+        events = count,
+        "read model rebuilt"
+    );
     Ok(count)
 }
 
 fn decode(message: &OwnedMessage) -> Result<RecordedEvent, DeadLetter> {
-    let source = format!("kafka:{}/{}@{}", message.topic(), message.partition(), message.offset());
+    let source = format!(
+        "kafka:{}/{}@{}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    );
     let raw = message.payload().unwrap_or_default();
     serde_json::from_slice::<RecordedEvent>(raw).map_err(|error| DeadLetter {
         event_id: None,

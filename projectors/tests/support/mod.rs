@@ -50,7 +50,13 @@ pub fn metadata() -> EventMetadata {
 
 impl Harness {
     /// Appends `events` to `stream` after `expected`, as the command side would.
-    pub async fn append<E: DomainEvent>(&self, aggregate_type: &str, stream: &str, expected: i64, events: &[E]) {
+    pub async fn append<E: DomainEvent>(
+        &self,
+        aggregate_type: &str,
+        stream: &str,
+        expected: i64,
+        events: &[E],
+    ) {
         self.store
             .append(
                 vec![StreamAppend {
@@ -86,11 +92,38 @@ impl Harness {
         .await
     }
 
-    /// Publishes every recorded event to Kafka.
+    /// Publishes every recorded event to Kafka. The relay holds back events
+    /// while an older transaction of the cluster is open, so this goes on until
+    /// its checkpoint covers the whole log.
     pub async fn relay_all(&self) {
-        let mut relay = OutboxRelay::new(self.store.clone(), self.settings.kafka.clone(), self.settings.relay.clone())
-            .expect("relay");
-        while relay.relay_once().await.expect("relay batch") > 0 {}
+        let mut relay = OutboxRelay::new(
+            self.store.clone(),
+            self.settings.kafka.clone(),
+            self.settings.relay.clone(),
+        )
+        .expect("relay");
+        let name = self.settings.relay.name.clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            while relay.relay_once().await.expect("relay batch") > 0 {}
+            let checkpoint = self.store.checkpoint(&name).await.expect("checkpoint");
+            let behind: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM event_store.events WHERE (transaction_id, position) > ($1::text::xid8, $2)",
+            )
+            .bind(checkpoint.transaction_id.to_string())
+            .bind(checkpoint.position)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count unpublished");
+            if behind == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{behind} events still unpublished"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Creates a category, a brand and `products` products in them; returns
@@ -98,9 +131,20 @@ impl Harness {
     pub async fn seed_catalog(&self, products: usize) -> (Uuid, Uuid, Vec<Uuid>) {
         let category = Uuid::now_v7();
         let brand = Uuid::now_v7();
-        self.append("category", &category.to_string(), 0, &[category_created(category, "Phones", "phones")])
-            .await;
-        self.append("brand", &brand.to_string(), 0, &[brand_created(brand, "Apple", "apple")]).await;
+        self.append(
+            "category",
+            &category.to_string(),
+            0,
+            &[category_created(category, "Phones", "phones")],
+        )
+        .await;
+        self.append(
+            "brand",
+            &brand.to_string(),
+            0,
+            &[brand_created(brand, "Apple", "apple")],
+        )
+        .await;
         let mut ids = Vec::new();
         for n in 0..products {
             let id = Uuid::now_v7();
@@ -109,11 +153,24 @@ impl Harness {
                 "product",
                 &id.to_string(),
                 0,
-                &[product_created(id, &sku, &format!("phone-{n}"), Some(category), Some(brand), 1000 + n as i64, 10)],
+                &[product_created(
+                    id,
+                    &sku,
+                    &format!("phone-{n}"),
+                    Some(category),
+                    Some(brand),
+                    1000 + n as i64,
+                    10,
+                )],
             )
             .await;
-            self.append("inventory", &format!("inventory:{sku}"), 0, &[stock_initialized(id, &sku, 10)])
-                .await;
+            self.append(
+                "inventory",
+                &format!("inventory:{sku}"),
+                0,
+                &[stock_initialized(id, &sku, 10)],
+            )
+            .await;
             ids.push(id);
         }
         (category, brand, ids)
@@ -216,7 +273,14 @@ pub fn stock_initialized(product: Uuid, sku: &str, quantity: i32) -> InventoryEv
 /// read models.
 pub async fn dump_catalog(pool: &sqlx::PgPool) -> Vec<serde_json::Value> {
     let mut rows = Vec::new();
-    for table in ["categories", "brands", "products", "product_images", "product_attributes", "product_variants"] {
+    for table in [
+        "categories",
+        "brands",
+        "products",
+        "product_images",
+        "product_attributes",
+        "product_variants",
+    ] {
         let json: Vec<serde_json::Value> = sqlx::query_scalar(&format!(
             "SELECT to_jsonb(t) FROM read_model.{table} t ORDER BY id"
         ))
