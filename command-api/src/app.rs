@@ -1,0 +1,185 @@
+//! The application: database and migrations, the router with its layers, the
+//! bound listener, and (when enabled) the outbox relay running beside the
+//! server and stopped with it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::routing::{get, patch, post, put};
+use axum::{middleware, Router};
+use infrastructure::database::connect_and_migrate;
+use infrastructure::event_store::aggregates::Upcasters;
+use infrastructure::event_store::PgEventStore;
+use infrastructure::relay::OutboxRelay;
+use infrastructure::settings::Settings;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::command::AppState;
+use crate::commands::{brands, categories, products};
+use crate::error::ApiError;
+use crate::health::health;
+use crate::request::{request_context, RequestIds};
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: Router,
+    relay: Option<OutboxRelay>,
+}
+
+impl Application {
+    /// Connects to PostgreSQL (running the migrations), binds
+    /// `http.host:http.port` (port 0: an ephemeral one) and prepares the
+    /// relay when `relay.enabled`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = connect_and_migrate(&settings.postgres)
+            .await
+            .context("connecting to PostgreSQL and migrating")?;
+        let store = PgEventStore::new(pool);
+        let relay = if settings.relay.enabled {
+            let relay = OutboxRelay::new(
+                store.clone(),
+                settings.kafka.clone(),
+                settings.relay.clone(),
+            )
+            .context("creating the outbox relay")?;
+            Some(relay)
+        } else {
+            None
+        };
+        let state = AppState {
+            store,
+            upcasters: Upcasters::default(),
+        };
+        let router = router(state, settings.http.body_limit_bytes);
+        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
+            .await
+            .with_context(|| format!("binding {}:{}", settings.http.host, settings.http.port))?;
+        let address = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            address,
+            router,
+            relay,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until ctrl-c or SIGTERM, then drains in-flight requests and
+    /// stops the relay.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let relay = self.relay.map(|relay| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                relay
+                    .run(async move {
+                        // Also resolves when the server is gone (sender dropped).
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                tracing::info!("outbox relay stopped");
+            })
+        });
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stop.send(true);
+        })
+        .await;
+        if let Some(relay) = relay {
+            relay.await.context("the outbox relay task failed")?;
+        }
+        served.context("the http server failed")?;
+        tracing::info!("command api stopped");
+        Ok(())
+    }
+}
+
+/// The routes and their layers, outermost first: request ids and problem
+/// documents, tracing, the body limit.
+pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/categories", post(categories::create))
+        .route("/v1/categories/{id}", patch(categories::update))
+        .route("/v1/brands", post(brands::create))
+        .route("/v1/brands/{id}", patch(brands::update))
+        .route("/v1/products", post(products::create))
+        .route("/v1/products/{id}", patch(products::update))
+        .route("/v1/products/{id}/price", put(products::change_price))
+        .route("/v1/products/{id}/status", put(products::change_status))
+        .route("/v1/products/{id}/featured", put(products::set_featured))
+        .fallback(|| async { ApiError::route_not_found() })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(body_limit_bytes))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let ids = request.extensions().get::<RequestIds>();
+                    tracing::info_span!(
+                        "http_request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = ids.map(|i| tracing::field::display(i.request_id)),
+                        correlation_id = ids.map(|i| tracing::field::display(i.correlation_id)),
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(middleware::from_fn(request_context))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,379 @@
+//! The command pipeline every handler runs: replay an idempotent request's
+//! first answer, else load the streams, decide with the domain, and append
+//! everything the decision holds in one atomic multi-stream append. A version
+//! conflict re-runs the whole load-decide-append; a rejection appends nothing.
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cqrs_es::Aggregate;
+use domain::uniqueness::{unique_key_stream_id, UniqueKey, UniqueKeyEvent, UniqueScope};
+use infrastructure::event_store::aggregates::{load, Loaded, Upcasters};
+use infrastructure::event_store::{
+    AppendOutcome, EventStoreError, IdempotencyKey, PgEventStore, StreamAppend,
+};
+use serde_json::{json, Value};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::request::{CommandContext, IDEMPOTENT_REPLAYED};
+
+/// Retries after a version conflict before answering 409.
+pub const MAX_RETRIES: u32 = 3;
+
+/// What handlers share: the event store and the upcasters of its events.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: PgEventStore,
+    pub upcasters: Upcasters,
+}
+
+/// A decided command, ready to append.
+#[derive(Debug)]
+pub struct Plan {
+    /// The aggregate the command addressed, reported back as `id`.
+    pub id: Uuid,
+    /// Its stream, whose new version is reported back as `version`.
+    pub stream_id: String,
+    /// `Some(path)` for a create: 201 with `Location: path`.
+    pub location: Option<String>,
+    pub appends: Vec<StreamAppend>,
+}
+
+impl Plan {
+    pub fn created(collection: &str, id: Uuid, appends: Vec<StreamAppend>) -> Self {
+        Self {
+            id,
+            stream_id: id.to_string(),
+            location: Some(format!("/v1/{collection}/{id}")),
+            appends,
+        }
+    }
+
+    pub fn updated(id: Uuid, appends: Vec<StreamAppend>) -> Self {
+        Self {
+            id,
+            stream_id: id.to_string(),
+            location: None,
+            appends,
+        }
+    }
+}
+
+/// Runs `plan` (load and decide) and appends its result, retrying on a
+/// version conflict; answers `{id, version, position}`. With an
+/// `Idempotency-Key`, a request already answered gets that answer again.
+pub async fn execute<F, Fut>(
+    state: &AppState,
+    context: &CommandContext,
+    mut plan: F,
+) -> Result<Response, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Plan, ApiError>>,
+{
+    let mut retries = 0;
+    loop {
+        if let Some(stored) = replayable(state, context).await? {
+            return Ok(stored);
+        }
+        let Plan {
+            id,
+            stream_id,
+            location,
+            appends,
+        } = match plan().instrument(tracing::debug_span!("decide")).await {
+            Ok(plan) => plan,
+            Err(rejection) => {
+                // A twin carrying the same key may have committed since the
+                // check above, and made this one fail (its sku is now taken):
+                // the twin's answer is this request's answer.
+                if let Some(stored) = replayable(state, context).await? {
+                    return Ok(stored);
+                }
+                return Err(rejection);
+            }
+        };
+        let status = if location.is_some() {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let outcome = state
+            .store
+            .append(
+                appends,
+                &context.metadata,
+                context.idempotency.as_ref(),
+                |receipt| {
+                    json!({
+                        "status": status.as_u16(),
+                        "location": location,
+                        "body": {
+                            "id": id,
+                            "version": receipt.version_of(&stream_id).unwrap_or_default(),
+                            "position": receipt.last_position,
+                        }
+                    })
+                },
+            )
+            .await;
+        match outcome {
+            Ok(AppendOutcome::Appended { receipt, response }) => {
+                tracing::info!(
+                    %id,
+                    position = receipt.last_position,
+                    streams = receipt.versions.len(),
+                    "command appended"
+                );
+                return render(&response, false);
+            }
+            Ok(AppendOutcome::AlreadyHandled { response }) => {
+                tracing::info!(%id, "idempotent request replayed");
+                return render(&response, true);
+            }
+            Err(EventStoreError::VersionConflict {
+                stream_id,
+                expected,
+                actual,
+            }) if retries < MAX_RETRIES => {
+                retries += 1;
+                tracing::info!(
+                    stream_id,
+                    expected,
+                    actual,
+                    retry = retries,
+                    "version conflict, retrying"
+                );
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// The stored answer of this request's idempotency key, as a response.
+async fn replayable(
+    state: &AppState,
+    context: &CommandContext,
+) -> Result<Option<Response>, ApiError> {
+    let Some(key) = &context.idempotency else {
+        return Ok(None);
+    };
+    match stored_response(&state.store, key).await? {
+        Some(stored) => {
+            tracing::info!("idempotent request replayed");
+            render(&stored, true).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// The answer stored with `key`; 422 when the key came with another request.
+/// Checked before deciding, because a repeated create would otherwise be
+/// refused (its sku is taken, by itself) before the store could replay it.
+async fn stored_response(
+    store: &PgEventStore,
+    key: &IdempotencyKey,
+) -> Result<Option<Value>, ApiError> {
+    let row: Option<(String, Value)> = sqlx::query_as(
+        "SELECT request_fingerprint, response FROM event_store.idempotency_keys \
+         WHERE idempotency_key = $1",
+    )
+    .bind(&key.key)
+    .fetch_optional(store.pool())
+    .await?;
+    match row {
+        None => Ok(None),
+        Some((fingerprint, _)) if fingerprint != key.fingerprint => {
+            Err(ApiError::idempotency_key_reused(&key.key))
+        }
+        Some((_, response)) => Ok(Some(response)),
+    }
+}
+
+/// A stored `{status, location, body}` as the response it describes.
+fn render(stored: &Value, replayed: bool) -> Result<Response, ApiError> {
+    let status = stored
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = stored.get("body").cloned().unwrap_or(Value::Null);
+    let version = body.get("version").and_then(Value::as_i64);
+    let mut response = (status, Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Some(location) = stored.get("location").and_then(Value::as_str) {
+        let location = HeaderValue::from_str(location).map_err(ApiError::internal)?;
+        headers.insert(header::LOCATION, location);
+    }
+    if let Some(version) = version {
+        let etag = HeaderValue::from_str(&format!("\"{version}\"")).map_err(ApiError::internal)?;
+        headers.insert(header::ETAG, etag);
+    }
+    if replayed {
+        headers.insert(
+            IDEMPOTENT_REPLAYED.clone(),
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+/// Loads the aggregate of `stream_id`, or `None` when the stream belongs to
+/// another kind of aggregate (a product id given as a category id).
+pub async fn load_as<A>(state: &AppState, stream_id: &str) -> Result<Option<Loaded<A>>, ApiError>
+where
+    A: Aggregate,
+{
+    match load::<A>(&state.store, &state.upcasters, stream_id).await {
+        Ok(loaded) => Ok(Some(loaded)),
+        Err(error @ EventStoreError::Undecodable { .. }) => {
+            // Only on this failure path: is the stream another aggregate's?
+            let stream_type: Option<String> = sqlx::query_scalar(
+                "SELECT aggregate_type FROM event_store.streams WHERE stream_id = $1",
+            )
+            .bind(stream_id)
+            .fetch_optional(state.store.pool())
+            .await?;
+            match stream_type {
+                Some(t) if t != A::TYPE => Ok(None),
+                _ => Err(error.into()),
+            }
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The existing aggregate `id` names, or 404.
+pub async fn load_existing<A>(
+    state: &AppState,
+    resource: &str,
+    id: Uuid,
+) -> Result<Loaded<A>, ApiError>
+where
+    A: Aggregate,
+{
+    match load_as::<A>(state, &id.to_string()).await? {
+        Some(loaded) if loaded.version > 0 => Ok(loaded),
+        _ => Err(ApiError::not_found(resource, id)),
+    }
+}
+
+/// The aggregate a create will start, at version 0; 422 when the id is taken
+/// by an aggregate of another kind (the same kind is refused by the domain).
+pub async fn load_new<A>(state: &AppState, resource: &str, id: Uuid) -> Result<Loaded<A>, ApiError>
+where
+    A: Aggregate,
+{
+    load_as::<A>(state, &id.to_string())
+        .await?
+        .ok_or_else(|| ApiError::id_in_use(resource, id))
+}
+
+/// 422 unless `id` names an existing aggregate of type `A`. Catalog
+/// aggregates are never deleted, so the read needs no version assertion.
+pub async fn require_reference<A>(
+    state: &AppState,
+    field: &'static str,
+    resource: &str,
+    id: Uuid,
+) -> Result<Loaded<A>, ApiError>
+where
+    A: Aggregate,
+{
+    match load_as::<A>(state, &id.to_string()).await? {
+        Some(loaded) if loaded.version > 0 => Ok(loaded),
+        _ => Err(ApiError::missing_reference(field, resource, id)),
+    }
+}
+
+/// The claim state of `key` within `scope`.
+pub async fn load_key(
+    state: &AppState,
+    scope: UniqueScope,
+    key: &str,
+) -> Result<Loaded<UniqueKey>, ApiError> {
+    Ok(load::<UniqueKey>(
+        &state.store,
+        &state.upcasters,
+        &unique_key_stream_id(scope, key),
+    )
+    .await?)
+}
+
+/// One append per loaded unique-key stream (once each), holding the events
+/// the decision gave it, or none: an empty append still asserts the version
+/// the claim was decided at.
+pub fn key_appends(
+    keys: &[&Loaded<UniqueKey>],
+    events: &[(String, UniqueKeyEvent)],
+) -> Result<Vec<StreamAppend>, ApiError> {
+    let mut seen = HashSet::new();
+    let mut appends = Vec::with_capacity(keys.len());
+    for key in keys {
+        if !seen.insert(key.stream_id.as_str()) {
+            continue;
+        }
+        let own: Vec<UniqueKeyEvent> = events
+            .iter()
+            .filter(|(stream, _)| *stream == key.stream_id)
+            .map(|(_, event)| event.clone())
+            .collect();
+        appends.push(key.append(&own));
+    }
+    if let Some((stream, _)) = events
+        .iter()
+        .find(|(stream, _)| !seen.contains(stream.as_str()))
+    {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "the decision claims unique key stream {stream}, which was not loaded"
+        )));
+    }
+    Ok(appends)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(stream: &str, version: i64) -> Loaded<UniqueKey> {
+        Loaded {
+            stream_id: stream.into(),
+            aggregate: UniqueKey::default(),
+            version,
+        }
+    }
+
+    #[test]
+    fn key_appends_assert_every_loaded_key_once() {
+        let (a, b) = (loaded("sku:A", 2), loaded("product_slug:a", 0));
+        let claim = UniqueKeyEvent::UniqueKeyClaimed {
+            scope: UniqueScope::ProductSlug,
+            key: "a".into(),
+            owner_id: Uuid::nil(),
+        };
+        let appends =
+            key_appends(&[&a, &b, &a], &[("product_slug:a".into(), claim.clone())]).unwrap();
+        assert_eq!(appends.len(), 2);
+        assert_eq!(appends[0].stream_id, "sku:A");
+        assert_eq!(appends[0].expected_version, 2);
+        assert!(appends[0].events.is_empty());
+        assert_eq!(appends[1].events.len(), 1);
+        assert!(key_appends(&[&a], &[("product_slug:a".into(), claim)]).is_err());
+    }
+
+    #[test]
+    fn render_replays_status_location_and_etag() {
+        let stored = json!({"status": 201, "location": "/v1/brands/x", "body": {"id": "x", "version": 1, "position": 9}});
+        let response = render(&stored, true).unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(response.headers()[header::LOCATION], "/v1/brands/x");
+        assert_eq!(response.headers()[header::ETAG], "\"1\"");
+        assert_eq!(response.headers()[&IDEMPOTENT_REPLAYED], "true");
+    }
+}

@@ -1,0 +1,203 @@
+//! `POST /v1/brands` and `PATCH /v1/brands/{id}`: creation claims the slug; a
+//! patch merges into the current details (moving the slug claim when it
+//! changes) and (de)activates the brand (`is_active`).
+
+use axum::extract::State;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use domain::catalog::decisions;
+use domain::catalog::{Brand, BrandCommand, BrandEvent, CreateBrand, UpdateBrand};
+use domain::uniqueness::UniqueScope;
+use infrastructure::event_store::StreamAppend;
+use serde::Deserialize;
+use tracing::{instrument, Span};
+use uuid::Uuid;
+
+use super::categories::merge_text;
+use crate::command::{execute, key_appends, load_existing, load_key, load_new, AppState, Plan};
+use crate::error::ApiError;
+use crate::input::{self, checked, patch, Fields, Patch};
+use crate::request::{ApiPath, CommandContext, CommandRequest};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBrandRequest {
+    /// Client-chosen id; a new UUID v7 when absent.
+    pub brand_id: Option<Uuid>,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub logo_url: Option<String>,
+    pub website_url: Option<String>,
+}
+
+impl CreateBrandRequest {
+    fn into_command(self, at: DateTime<Utc>) -> Result<CreateBrand, ApiError> {
+        let mut fields = Fields::new();
+        let slug = fields.check("slug", input::slug(self.slug));
+        let logo_url = fields.check_opt("logo_url", self.logo_url, input::url);
+        let website_url = fields.check_opt("website_url", self.website_url, input::url);
+        fields.finish()?;
+        Ok(CreateBrand {
+            brand_id: self.brand_id.unwrap_or_else(Uuid::now_v7),
+            name: self.name,
+            slug: checked(slug)?,
+            description: self.description,
+            logo_url: checked(logo_url)?,
+            website_url: checked(website_url)?,
+            at,
+        })
+    }
+}
+
+#[instrument(skip_all, fields(brand_id = tracing::field::Empty))]
+pub async fn create(
+    State(state): State<AppState>,
+    request: CommandRequest<CreateBrandRequest>,
+) -> Result<Response, ApiError> {
+    let CommandRequest { context, body } = request;
+    let command = body.into_command(context.at)?;
+    Span::current().record("brand_id", tracing::field::display(command.brand_id));
+    execute(&state, &context, || {
+        plan_create(state.clone(), command.clone())
+    })
+    .await
+}
+
+async fn plan_create(state: AppState, command: CreateBrand) -> Result<Plan, ApiError> {
+    let id = command.brand_id;
+    let brand = load_new::<Brand>(&state, "brand", id).await?;
+    let slug_key = load_key(&state, UniqueScope::BrandSlug, command.slug.as_str()).await?;
+    let decision = decisions::create_brand(&brand.aggregate, command, &slug_key.aggregate)?;
+    let mut appends = vec![brand.append(&decision.events)];
+    appends.extend(key_appends(&[&slug_key], &decision.unique_key_events)?);
+    Ok(Plan::created("brands", id, appends))
+}
+
+/// A partial update: absent fields stay, `null` clears a nullable one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBrandRequest {
+    #[serde(default, deserialize_with = "patch")]
+    pub name: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub slug: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub description: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub logo_url: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub website_url: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub is_active: Patch<bool>,
+}
+
+impl UpdateBrandRequest {
+    fn changes_details(&self) -> bool {
+        self.name.is_some()
+            || self.slug.is_some()
+            || self.description.is_some()
+            || self.logo_url.is_some()
+            || self.website_url.is_some()
+    }
+
+    fn validate(&self) -> Result<(), ApiError> {
+        let mut fields = Fields::new();
+        if !self.changes_details() && self.is_active.is_none() {
+            fields.push("body", "give at least one field to change");
+        }
+        if self.is_active == Some(None) {
+            fields.push("is_active", "must not be null");
+        }
+        fields.finish()
+    }
+
+    fn merge(&self, current: UpdateBrand) -> Result<UpdateBrand, ApiError> {
+        let mut fields = Fields::new();
+        let patch = self.clone();
+        let name = fields.merge_required("name", patch.name, current.name, input::text);
+        let slug = fields.merge_required("slug", patch.slug, current.slug, input::slug);
+        let logo_url =
+            fields.merge_nullable("logo_url", patch.logo_url, current.logo_url, input::url);
+        let website_url = fields.merge_nullable(
+            "website_url",
+            patch.website_url,
+            current.website_url,
+            input::url,
+        );
+        fields.finish()?;
+        Ok(UpdateBrand {
+            name: checked(name)?,
+            slug: checked(slug)?,
+            description: merge_text(patch.description, current.description),
+            logo_url: checked(logo_url)?,
+            website_url: checked(website_url)?,
+            at: current.at,
+        })
+    }
+}
+
+#[instrument(skip_all, fields(brand_id = %id))]
+pub async fn update(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    request: CommandRequest<UpdateBrandRequest>,
+) -> Result<Response, ApiError> {
+    let CommandRequest { context, body } = request;
+    body.validate()?;
+    execute(&state, &context, || {
+        plan_update(state.clone(), context.clone(), id, body.clone())
+    })
+    .await
+}
+
+async fn plan_update(
+    state: AppState,
+    context: CommandContext,
+    id: Uuid,
+    patch: UpdateBrandRequest,
+) -> Result<Plan, ApiError> {
+    let loaded = load_existing::<Brand>(&state, "brand", id).await?;
+    context.check_if_match(loaded.version)?;
+    let at = context.at;
+    let mut brand = loaded.aggregate.clone();
+    let mut events: Vec<BrandEvent> = Vec::new();
+    let mut key_changes: Vec<StreamAppend> = Vec::new();
+
+    if patch.changes_details() {
+        let current = brand
+            .details(at)
+            .ok_or_else(|| ApiError::not_found("brand", id))?;
+        let previous_slug = current.slug.clone();
+        let details = patch.merge(current)?;
+        let previous_key = load_key(&state, UniqueScope::BrandSlug, previous_slug.as_str()).await?;
+        let new_key = if details.slug == previous_slug {
+            previous_key.clone()
+        } else {
+            load_key(&state, UniqueScope::BrandSlug, details.slug.as_str()).await?
+        };
+        let decision =
+            decisions::update_brand(&brand, details, &previous_key.aggregate, &new_key.aggregate)?;
+        key_changes = key_appends(&[&previous_key, &new_key], &decision.unique_key_events)?;
+        for event in decision.events {
+            brand.apply(event.clone());
+            events.push(event);
+        }
+    }
+
+    if let Some(Some(active)) = patch.is_active {
+        if active != brand.is_active() || !patch.changes_details() {
+            let command = if active {
+                BrandCommand::ActivateBrand { at }
+            } else {
+                BrandCommand::DeactivateBrand { at }
+            };
+            events.extend(brand.decide(command)?);
+        }
+    }
+
+    let mut appends = vec![loaded.append(&events)];
+    appends.extend(key_changes);
+    Ok(Plan::updated(id, appends))
+}

@@ -1,0 +1,425 @@
+//! Product commands: creation (sku and slug claims, and the product's
+//! inventory stream initialised in the same append), details patch (slug
+//! claim swap), price, status and featured flag.
+
+use axum::extract::State;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use domain::catalog::decisions;
+use domain::catalog::{
+    Brand, Category, CreateProduct, Product, ProductCommand, ProductDetails, ProductStatus,
+};
+use domain::inventory::{inventory_stream_id, Inventory, InventoryCommand};
+use domain::uniqueness::UniqueScope;
+use domain::values::{Currency, Sku};
+use infrastructure::event_store::aggregates::load;
+use serde::Deserialize;
+use tracing::{instrument, Span};
+use uuid::Uuid;
+
+use super::categories::{merge_keywords, merge_text};
+use crate::command::{
+    execute, key_appends, load_existing, load_key, load_new, require_reference, AppState, Plan,
+};
+use crate::error::ApiError;
+use crate::input::{self, checked, patch, Amount, Fields, Patch};
+use crate::request::{ApiPath, CommandContext, CommandRequest};
+
+/// Every column of the seed's `products` row a client sets at creation.
+/// Status starts as draft and the product unfeatured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProductRequest {
+    /// Client-chosen id; a new UUID v7 when absent.
+    pub product_id: Option<Uuid>,
+    pub sku: String,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub short_description: Option<String>,
+    pub category_id: Option<Uuid>,
+    pub brand_id: Option<Uuid>,
+    pub regular_price: Amount,
+    pub sale_price: Option<Amount>,
+    pub cost_price: Option<Amount>,
+    /// ISO 4217; THB when absent.
+    pub currency: Option<String>,
+    /// True when absent.
+    pub track_inventory: Option<bool>,
+    /// Initial stock; 0 when absent.
+    pub stock_quantity: Option<i32>,
+    /// 5 when absent.
+    pub low_stock_threshold: Option<i32>,
+    pub weight: Option<Amount>,
+    pub length: Option<Amount>,
+    pub width: Option<Amount>,
+    pub height: Option<Amount>,
+    pub meta_title: Option<String>,
+    pub meta_description: Option<String>,
+    pub meta_keywords: Option<Vec<String>>,
+}
+
+pub const DEFAULT_LOW_STOCK_THRESHOLD: i32 = 5;
+
+impl CreateProductRequest {
+    fn into_command(self, at: DateTime<Utc>) -> Result<CreateProduct, ApiError> {
+        let mut fields = Fields::new();
+        let sku = fields.check("sku", Sku::parse(&self.sku));
+        let slug = fields.check("slug", input::slug(self.slug));
+        let regular_price = fields.check("regular_price", input::price(self.regular_price));
+        let sale_price = fields.check_opt("sale_price", self.sale_price, input::price);
+        let cost_price = fields.check_opt("cost_price", self.cost_price, input::money);
+        let currency = fields.check_opt("currency", self.currency, |c| Currency::parse(&c));
+        let weight = fields.check_opt("weight", self.weight, input::dimension);
+        let length = fields.check_opt("length", self.length, input::dimension);
+        let width = fields.check_opt("width", self.width, input::dimension);
+        let height = fields.check_opt("height", self.height, input::dimension);
+        let stock_quantity = self.stock_quantity.unwrap_or(0);
+        if stock_quantity < 0 {
+            fields.push("stock_quantity", "must not be negative");
+        }
+        let low_stock_threshold = self
+            .low_stock_threshold
+            .unwrap_or(DEFAULT_LOW_STOCK_THRESHOLD);
+        if low_stock_threshold < 0 {
+            fields.push("low_stock_threshold", "must not be negative");
+        }
+        fields.finish()?;
+        Ok(CreateProduct {
+            product_id: self.product_id.unwrap_or_else(Uuid::now_v7),
+            sku: checked(sku)?,
+            name: self.name,
+            slug: checked(slug)?,
+            description: self.description,
+            short_description: self.short_description,
+            category_id: self.category_id,
+            brand_id: self.brand_id,
+            regular_price: checked(regular_price)?,
+            sale_price: checked(sale_price)?,
+            cost_price: checked(cost_price)?,
+            currency: checked(currency)?.unwrap_or_default(),
+            track_inventory: self.track_inventory.unwrap_or(true),
+            stock_quantity,
+            low_stock_threshold,
+            weight: checked(weight)?,
+            length: checked(length)?,
+            width: checked(width)?,
+            height: checked(height)?,
+            meta_title: self.meta_title,
+            meta_description: self.meta_description,
+            meta_keywords: self.meta_keywords.unwrap_or_default(),
+            at,
+        })
+    }
+}
+
+#[instrument(skip_all, fields(product_id = tracing::field::Empty, sku = tracing::field::Empty))]
+pub async fn create(
+    State(state): State<AppState>,
+    request: CommandRequest<CreateProductRequest>,
+) -> Result<Response, ApiError> {
+    let CommandRequest { context, body } = request;
+    let command = body.into_command(context.at)?;
+    let span = Span::current();
+    span.record("product_id", tracing::field::display(command.product_id));
+    span.record("sku", command.sku.as_str());
+    execute(&state, &context, || {
+        plan_create(state.clone(), command.clone())
+    })
+    .await
+}
+
+async fn plan_create(state: AppState, command: CreateProduct) -> Result<Plan, ApiError> {
+    let id = command.product_id;
+    let product = load_new::<Product>(&state, "product", id).await?;
+    check_references(&state, command.category_id, command.brand_id).await?;
+    let sku_key = load_key(&state, UniqueScope::Sku, command.sku.as_str()).await?;
+    let slug_key = load_key(&state, UniqueScope::ProductSlug, command.slug.as_str()).await?;
+    let initialize = InventoryCommand::InitializeStock {
+        sku: command.sku.clone(),
+        product_id: id,
+        variant_id: None,
+        quantity: command.stock_quantity,
+        low_stock_threshold: command.low_stock_threshold,
+        track_inventory: command.track_inventory,
+        at: command.at,
+    };
+    let inventory_stream = inventory_stream_id(&command.sku);
+    let decision = decisions::create_product(
+        &product.aggregate,
+        command,
+        &sku_key.aggregate,
+        &slug_key.aggregate,
+    )?;
+    let inventory = load::<Inventory>(&state.store, &state.upcasters, &inventory_stream).await?;
+    let stock_events = inventory.decide(initialize, &()).await?;
+    let mut appends = vec![
+        product.append(&decision.events),
+        inventory.append(&stock_events),
+    ];
+    appends.extend(key_appends(
+        &[&sku_key, &slug_key],
+        &decision.unique_key_events,
+    )?);
+    Ok(Plan::created("products", id, appends))
+}
+
+/// 422 unless each given category / brand exists.
+async fn check_references(
+    state: &AppState,
+    category_id: Option<Uuid>,
+    brand_id: Option<Uuid>,
+) -> Result<(), ApiError> {
+    if let Some(category_id) = category_id {
+        require_reference::<Category>(state, "category_id", "category", category_id).await?;
+    }
+    if let Some(brand_id) = brand_id {
+        require_reference::<Brand>(state, "brand_id", "brand", brand_id).await?;
+    }
+    Ok(())
+}
+
+/// A partial update of the details: absent fields stay, `null` clears a
+/// nullable one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProductRequest {
+    #[serde(default, deserialize_with = "patch")]
+    pub name: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub slug: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub description: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub short_description: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub category_id: Patch<Uuid>,
+    #[serde(default, deserialize_with = "patch")]
+    pub brand_id: Patch<Uuid>,
+    #[serde(default, deserialize_with = "patch")]
+    pub weight: Patch<Amount>,
+    #[serde(default, deserialize_with = "patch")]
+    pub length: Patch<Amount>,
+    #[serde(default, deserialize_with = "patch")]
+    pub width: Patch<Amount>,
+    #[serde(default, deserialize_with = "patch")]
+    pub height: Patch<Amount>,
+    #[serde(default, deserialize_with = "patch")]
+    pub meta_title: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub meta_description: Patch<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub meta_keywords: Patch<Vec<String>>,
+}
+
+impl UpdateProductRequest {
+    fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.slug.is_none()
+            && self.description.is_none()
+            && self.short_description.is_none()
+            && self.category_id.is_none()
+            && self.brand_id.is_none()
+            && self.weight.is_none()
+            && self.length.is_none()
+            && self.width.is_none()
+            && self.height.is_none()
+            && self.meta_title.is_none()
+            && self.meta_description.is_none()
+            && self.meta_keywords.is_none()
+    }
+
+    /// The current details with this patch merged in.
+    fn merge(&self, current: &ProductDetails) -> Result<ProductDetails, ApiError> {
+        let patch = self.clone();
+        let current = current.clone();
+        let mut fields = Fields::new();
+        let name = fields.merge_required("name", patch.name, current.name, input::text);
+        let slug = fields.merge_required("slug", patch.slug, current.slug, input::slug);
+        let weight =
+            fields.merge_nullable("weight", patch.weight, current.weight, input::dimension);
+        let length =
+            fields.merge_nullable("length", patch.length, current.length, input::dimension);
+        let width = fields.merge_nullable("width", patch.width, current.width, input::dimension);
+        let height =
+            fields.merge_nullable("height", patch.height, current.height, input::dimension);
+        fields.finish()?;
+        Ok(ProductDetails {
+            name: checked(name)?,
+            slug: checked(slug)?,
+            description: merge_text(patch.description, current.description),
+            short_description: merge_text(patch.short_description, current.short_description),
+            category_id: merge_id(patch.category_id, current.category_id),
+            brand_id: merge_id(patch.brand_id, current.brand_id),
+            weight: checked(weight)?,
+            length: checked(length)?,
+            width: checked(width)?,
+            height: checked(height)?,
+            meta_title: merge_text(patch.meta_title, current.meta_title),
+            meta_description: merge_text(patch.meta_description, current.meta_description),
+            meta_keywords: merge_keywords(patch.meta_keywords, current.meta_keywords),
+        })
+    }
+}
+
+fn merge_id(patch: Patch<Uuid>, current: Option<Uuid>) -> Option<Uuid> {
+    match patch {
+        None => current,
+        Some(value) => value,
+    }
+}
+
+#[instrument(skip_all, fields(product_id = %id))]
+pub async fn update(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    request: CommandRequest<UpdateProductRequest>,
+) -> Result<Response, ApiError> {
+    let CommandRequest { context, body } = request;
+    if body.is_empty() {
+        return Err(ApiError::invalid_field(
+            "body",
+            "give at least one field to change",
+        ));
+    }
+    execute(&state, &context, || {
+        plan_update(state.clone(), context.clone(), id, body.clone())
+    })
+    .await
+}
+
+async fn plan_update(
+    state: AppState,
+    context: CommandContext,
+    id: Uuid,
+    patch: UpdateProductRequest,
+) -> Result<Plan, ApiError> {
+    let product = load_existing::<Product>(&state, "product", id).await?;
+    context.check_if_match(product.version)?;
+    let current = product
+        .aggregate
+        .details()
+        .ok_or_else(|| ApiError::not_found("product", id))?;
+    let details = patch.merge(current)?;
+    let changed = |new: Option<Uuid>, old: Option<Uuid>| new.filter(|id| Some(*id) != old);
+    check_references(
+        &state,
+        changed(details.category_id, current.category_id),
+        changed(details.brand_id, current.brand_id),
+    )
+    .await?;
+    let previous_key = load_key(&state, UniqueScope::ProductSlug, current.slug.as_str()).await?;
+    let new_key = if details.slug == current.slug {
+        previous_key.clone()
+    } else {
+        load_key(&state, UniqueScope::ProductSlug, details.slug.as_str()).await?
+    };
+    let decision = decisions::update_product_details(
+        &product.aggregate,
+        details,
+        context.at,
+        &previous_key.aggregate,
+        &new_key.aggregate,
+    )?;
+    let mut appends = vec![product.append(&decision.events)];
+    appends.extend(key_appends(
+        &[&previous_key, &new_key],
+        &decision.unique_key_events,
+    )?);
+    Ok(Plan::updated(id, appends))
+}
+
+/// The full price set: an absent `sale_price` or `cost_price` is cleared.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePriceRequest {
+    pub regular_price: Amount,
+    pub sale_price: Option<Amount>,
+    pub cost_price: Option<Amount>,
+}
+
+#[instrument(skip_all, fields(product_id = %id))]
+pub async fn change_price(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    request: CommandRequest<ChangePriceRequest>,
+) -> Result<Response, ApiError> {
+    let CommandRequest { context, body } = request;
+    let mut fields = Fields::new();
+    let regular_price = fields.check("regular_price", input::price(body.regular_price));
+    let sale_price = fields.check_opt("sale_price", body.sale_price, input::price);
+    let cost_price = fields.check_opt("cost_price", body.cost_price, input::money);
+    fields.finish()?;
+    let command = ProductCommand::ChangeProductPrice {
+        regular_price: checked(regular_price)?,
+        sale_price: checked(sale_price)?,
+        cost_price: checked(cost_price)?,
+        at: context.at,
+    };
+    execute(&state, &context, || {
+        plan_simple(state.clone(), context.clone(), id, command.clone())
+    })
+    .await
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeStatusRequest {
+    /// `draft | active | inactive | archived`.
+    pub status: ProductStatus,
+}
+
+#[instrument(skip_all, fields(product_id = %id, status = tracing::field::Empty))]
+pub async fn change_status(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    request: CommandRequest<ChangeStatusRequest>,
+) -> Result<Response, ApiError> {
+    let CommandRequest { context, body } = request;
+    Span::current().record("status", body.status.as_str());
+    let command = ProductCommand::ChangeProductStatus {
+        status: body.status,
+        at: context.at,
+    };
+    execute(&state, &context, || {
+        plan_simple(state.clone(), context.clone(), id, command.clone())
+    })
+    .await
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetFeaturedRequest {
+    pub featured: bool,
+}
+
+#[instrument(skip_all, fields(product_id = %id, featured = tracing::field::Empty))]
+pub async fn set_featured(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    request: CommandRequest<SetFeaturedRequest>,
+) -> Result<Response, ApiError> {
+    let CommandRequest { context, body } = request;
+    Span::current().record("featured", body.featured);
+    let command = ProductCommand::SetProductFeatured {
+        featured: body.featured,
+        at: context.at,
+    };
+    execute(&state, &context, || {
+        plan_simple(state.clone(), context.clone(), id, command.clone())
+    })
+    .await
+}
+
+/// A command that touches only the product's own stream.
+async fn plan_simple(
+    state: AppState,
+    context: CommandContext,
+    id: Uuid,
+    command: ProductCommand,
+) -> Result<Plan, ApiError> {
+    let product = load_existing::<Product>(&state, "product", id).await?;
+    context.check_if_match(product.version)?;
+    let events = product.aggregate.decide(command)?;
+    Ok(Plan::updated(id, vec![product.append(&events)]))
+}

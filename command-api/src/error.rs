@@ -1,0 +1,722 @@
+//! The one error type of the API and the one place where every failure is
+//! mapped to an HTTP status: domain rejections, event store failures, axum's
+//! own extractor rejections and bare status codes all become an RFC 9457
+//! `application/problem+json` document with a stable `type` URI.
+//!
+//! | status | when |
+//! |---|---|
+//! | 400 | malformed input: bad JSON, unknown fields, wrong types, invalid values |
+//! | 404 | unknown aggregate, unknown route |
+//! | 405 | known route, wrong method |
+//! | 409 | version conflict (concurrent write after retries, stale `If-Match`) |
+//! | 413 | body above `http.body_limit_bytes` |
+//! | 415 | body that is not JSON |
+//! | 422 | business rule broken; idempotency key reused for another request |
+//! | 500 | anything else (opaque; the cause chain is logged once) |
+//! | 503 | the database does not answer (health) |
+
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use domain::catalog::{BrandError, CategoryError, InvalidDimension, ProductError};
+use domain::inventory::InventoryError;
+use domain::values::ValueError;
+use infrastructure::event_store::EventStoreError;
+use infrastructure::relay::error_chain;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+/// Every problem `type` is this base followed by a stable kebab-case name.
+pub const PROBLEM_TYPE_BASE: &str = "https://errors.ecommerce.local/";
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// One invalid input field, as listed in a 400's `errors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl ToString) -> Self {
+        Self {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A failed request: the problem document it answers with, and for a 500
+/// the cause, which is logged and never shown.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    title: &'static str,
+    detail: String,
+    extensions: Map<String, Value>,
+    cause: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            extensions: Map::new(),
+            cause: None,
+        }
+    }
+
+    /// Adds an extension member (an offending value, a current version...).
+    pub fn with(mut self, key: &str, value: impl serde::Serialize) -> Self {
+        self.extensions.insert(
+            key.to_owned(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    // ---- 400 -------------------------------------------------------------
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "validation",
+            "Invalid request",
+            detail,
+        )
+    }
+
+    /// A 400 listing every invalid field.
+    pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            many => format!("{} fields are invalid", many.len()),
+        };
+        let errors: Vec<Value> = errors
+            .into_iter()
+            .map(|e| json!({ "field": e.field, "message": e.message }))
+            .collect();
+        Self::bad_request(detail).with("errors", errors)
+    }
+
+    pub fn invalid_field(field: &str, message: impl ToString) -> Self {
+        Self::invalid_fields(vec![FieldError::new(field, message)])
+    }
+
+    pub fn invalid_header(name: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-header",
+            "Invalid request header",
+            message,
+        )
+        .with("header", name)
+    }
+
+    // ---- 404 / 405 / 413 / 415 ------------------------------------------
+
+    pub fn not_found(resource: &str, id: impl ToString) -> Self {
+        let id = id.to_string();
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Resource not found",
+            format!("{resource} {id} does not exist"),
+        )
+        .with("resource", resource)
+        .with("id", id)
+    }
+
+    pub fn route_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Resource not found",
+            "no route matches this path",
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this path does not accept this method; see the Allow header",
+        )
+    }
+
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Request body too large",
+            "the request body exceeds the configured limit",
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "the request body must be JSON: send Content-Type: application/json",
+        )
+    }
+
+    // ---- 409 ---------------------------------------------------------------
+
+    /// `If-Match` named a version the aggregate is no longer (or not yet) at.
+    pub fn stale_if_match(expected: i64, current: i64) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "version-conflict",
+            "Version conflict",
+            format!(
+                "If-Match expects version {expected}, but the resource is at version {current}"
+            ),
+        )
+        .with("expected_version", expected)
+        .with("current_version", current)
+    }
+
+    // ---- 422 ---------------------------------------------------------------
+
+    fn rule(kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, kind, title, detail)
+    }
+
+    /// A referenced aggregate (`category_id`, `brand_id`, `parent_id`) does not exist.
+    pub fn missing_reference(field: &'static str, resource: &str, id: Uuid) -> Self {
+        let kind = match resource {
+            "category" if field == "parent_id" => "parent-category-not-found",
+            "category" => "category-not-found",
+            "brand" => "brand-not-found",
+            _ => "reference-not-found",
+        };
+        Self::rule(
+            kind,
+            "Referenced resource not found",
+            format!("{field} refers to {resource} {id}, which does not exist"),
+        )
+        .with("field", field)
+        .with(field, id)
+    }
+
+    /// A create named an id that another kind of aggregate already uses.
+    pub fn id_in_use(resource: &str, id: Uuid) -> Self {
+        Self::rule(
+            "already-exists",
+            "Resource already exists",
+            format!("id {id} is already used by another resource, not a {resource}"),
+        )
+        .with("id", id)
+    }
+
+    pub fn idempotency_key_reused(key: &str) -> Self {
+        Self::rule(
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "this Idempotency-Key was already used for a different request",
+        )
+        .with("idempotency_key", key)
+    }
+
+    // ---- 5xx ---------------------------------------------------------------
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let mut error = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+            "the request could not be completed; it has been logged",
+        );
+        error.cause = Some(cause.into());
+        error
+    }
+
+    pub fn service_unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            "Service unavailable",
+            detail,
+        )
+    }
+
+    /// The problem for a bare error status some layer produced without a
+    /// problem body (tower-http's 413, axum's 405, a timeout...).
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST => Self::bad_request("the request is malformed"),
+            StatusCode::NOT_FOUND => Self::route_not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => Self::method_not_allowed(),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::payload_too_large(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::unsupported_media_type(),
+            StatusCode::REQUEST_TIMEOUT => Self::new(
+                status,
+                "request-timeout",
+                "Request timeout",
+                "the request took too long",
+            ),
+            status if status.is_server_error() => Self::new(
+                status,
+                "internal",
+                "Internal server error",
+                "the request could not be completed",
+            ),
+            status => Self::new(
+                status,
+                "http-error",
+                status.canonical_reason().unwrap_or("Error"),
+                status.canonical_reason().unwrap_or("request failed"),
+            ),
+        }
+    }
+
+    /// The problem document (without `instance`, which the request layer adds).
+    pub fn to_problem(&self) -> Value {
+        // Extensions first, so that they can never shadow a standard member.
+        let mut body = self.extensions.clone();
+        body.insert(
+            "type".into(),
+            Value::String(format!("{PROBLEM_TYPE_BASE}{}", self.kind)),
+        );
+        body.insert("title".into(), Value::String(self.title.to_owned()));
+        body.insert("status".into(), json!(self.status.as_u16()));
+        body.insert("detail".into(), Value::String(self.detail.clone()));
+        Value::Object(body)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.kind, self.detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Some(cause) = &self.cause {
+            let chain = error_chain(cause.as_ref());
+            tracing::error!(error = %chain, "request failed");
+        } else if self.status.is_server_error() {
+            tracing::error!(
+                status = self.status.as_u16(),
+                kind = self.kind,
+                "request failed"
+            );
+        } else {
+            tracing::debug!(status = self.status.as_u16(), kind = self.kind, detail = %self.detail, "request refused");
+        }
+        let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
+        response
+    }
+}
+
+// ---- axum rejections --------------------------------------------------------
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => shape_error(source_text(&e)),
+            JsonRejection::JsonSyntaxError(e) => Self::bad_request(format!(
+                "the request body is not valid JSON: {}",
+                source_text(&e)
+            )),
+            JsonRejection::MissingJsonContentType(_) => Self::unsupported_media_type(),
+            JsonRejection::BytesRejection(e) => e.into(),
+            other => Self::from_status(other.status()),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::payload_too_large()
+        } else {
+            Self::bad_request(format!(
+                "the request body could not be read: {}",
+                rejection.body_text()
+            ))
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        match rejection {
+            PathRejection::FailedToDeserializePathParams(e) => {
+                Self::bad_request(format!("invalid path parameter: {}", e.body_text()))
+            }
+            other => Self::internal(anyhow::anyhow!(other.body_text())),
+        }
+    }
+}
+
+/// A body of the wrong shape; serde's `path: reason` becomes an `errors` entry.
+fn shape_error(text: String) -> ApiError {
+    let error = ApiError::bad_request(format!(
+        "the request body does not match the expected shape: {text}"
+    ));
+    match text.split_once(": ") {
+        Some((path, message))
+            if path != "."
+                && !path.is_empty()
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']')) =>
+        {
+            error.with("errors", [json!({ "field": path, "message": message })])
+        }
+        _ => error,
+    }
+}
+
+/// The innermost message of an error (serde's "field: reason at line...").
+fn source_text(error: &dyn std::error::Error) -> String {
+    let mut innermost = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        innermost = cause.to_string();
+        source = cause.source();
+    }
+    innermost
+}
+
+// ---- domain and store errors ---------------------------------------------------
+
+/// The field a refused value belongs to, when the value names it.
+fn value_field(error: &ValueError) -> &'static str {
+    match error {
+        ValueError::Text { field, .. } => field,
+        ValueError::Email(_) => "email",
+        ValueError::Phone(_) => "phone",
+        ValueError::Sku(_) => "sku",
+        ValueError::Slug(_) => "slug",
+        ValueError::Currency(_) => "currency",
+        ValueError::Country(_) => "country",
+        ValueError::Money(_) | ValueError::Price(_) => "amount",
+        ValueError::Quantity(_) => "quantity",
+        ValueError::Rating(_) => "rating",
+        ValueError::CouponCode(_) => "coupon_code",
+        ValueError::OrderNumber(_) => "order_number",
+        ValueError::Url(_) => "url",
+    }
+}
+
+impl From<ValueError> for ApiError {
+    fn from(error: ValueError) -> Self {
+        Self::invalid_field(value_field(&error), &error)
+    }
+}
+
+impl From<InvalidDimension> for ApiError {
+    fn from(error: InvalidDimension) -> Self {
+        Self::invalid_field("dimension", error)
+    }
+}
+
+fn slug_taken(slug: &impl std::fmt::Display, detail: String) -> ApiError {
+    ApiError::rule("slug-taken", "Slug already taken", detail).with("slug", slug.to_string())
+}
+
+fn already_exists(resource: &str, id: Uuid, detail: String) -> ApiError {
+    ApiError::rule("already-exists", "Resource already exists", detail)
+        .with("resource", resource)
+        .with("id", id)
+}
+
+impl From<ProductError> for ApiError {
+    fn from(error: ProductError) -> Self {
+        let detail = error.to_string();
+        match error {
+            ProductError::NotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Resource not found",
+                detail,
+            ),
+            ProductError::AlreadyExists { product_id } => {
+                already_exists("product", product_id, detail)
+            }
+            ProductError::Archived { product_id } => {
+                Self::rule("product-archived", "Product archived", detail)
+                    .with("product_id", product_id)
+            }
+            ProductError::SkuTaken { sku } => {
+                Self::rule("sku-taken", "SKU already taken", detail).with("sku", sku)
+            }
+            ProductError::SlugTaken { slug } => slug_taken(&slug, detail),
+            ProductError::SalePriceNotBelowRegular {
+                sale_price,
+                regular_price,
+            } => Self::rule(
+                "sale-price-not-below-regular",
+                "Sale price not below regular price",
+                detail,
+            )
+            .with("sale_price", sale_price)
+            .with("regular_price", regular_price),
+            ProductError::NegativeStockQuantity { .. } => {
+                Self::invalid_field("stock_quantity", detail)
+            }
+            ProductError::NegativeLowStockThreshold { .. } => {
+                Self::invalid_field("low_stock_threshold", detail)
+            }
+            ProductError::InvalidStatusTransition { from, to, .. } => Self::rule(
+                "invalid-status-transition",
+                "Invalid status transition",
+                detail,
+            )
+            .with("from", from)
+            .with("to", to),
+            ProductError::StatusUnchanged { status, .. } => {
+                Self::rule("status-unchanged", "Status unchanged", detail)
+                    .with("product_status", status)
+            }
+            ProductError::ActivationRequiresCategory { .. }
+            | ProductError::CategoryRequiredWhileActive { .. } => {
+                Self::rule("category-required", "Category required", detail)
+            }
+            ProductError::FeaturedRequiresActive { status, .. } => Self::rule(
+                "featured-requires-active",
+                "Only active products can be featured",
+                detail,
+            )
+            .with("product_status", status),
+            ProductError::AlreadyFeatured { .. } | ProductError::NotFeatured { .. } => {
+                Self::rule("featured-unchanged", "Featured flag unchanged", detail)
+            }
+            ProductError::ImageNotFound { .. }
+            | ProductError::VariantNotFound { .. }
+            | ProductError::AttributeNotFound { .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Resource not found",
+                detail,
+            ),
+            ProductError::ImageAlreadyExists { .. } | ProductError::VariantAlreadyExists { .. } => {
+                Self::rule("already-exists", "Resource already exists", detail)
+            }
+            ProductError::ImageAlreadyPrimary { .. } => {
+                Self::rule("image-already-primary", "Image already primary", detail)
+            }
+            ProductError::ImageOrderMismatch { .. } => {
+                Self::rule("image-order-mismatch", "Image order mismatch", detail)
+            }
+            ProductError::DuplicateVariantAttributeName { .. } => {
+                Self::invalid_field("attributes", detail)
+            }
+            ProductError::VariantAttributesTaken { .. } => Self::rule(
+                "variant-attributes-taken",
+                "Variant attributes already used",
+                detail,
+            ),
+            ProductError::VariantAlreadyActive { .. }
+            | ProductError::VariantAlreadyInactive { .. } => {
+                Self::rule("active-unchanged", "Active flag unchanged", detail)
+            }
+            ProductError::InvalidValue(value) => value.into(),
+        }
+    }
+}
+
+impl From<CategoryError> for ApiError {
+    fn from(error: CategoryError) -> Self {
+        let detail = error.to_string();
+        match error {
+            CategoryError::NotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Resource not found",
+                detail,
+            ),
+            CategoryError::AlreadyExists { category_id } => {
+                already_exists("category", category_id, detail)
+            }
+            CategoryError::SlugTaken { slug } => slug_taken(&slug, detail),
+            CategoryError::WouldCreateCycle { new_parent_id, .. } => {
+                Self::rule("category-cycle", "Category tree cycle", detail)
+                    .with("parent_id", new_parent_id)
+            }
+            CategoryError::ParentUnchanged { .. } => {
+                Self::rule("parent-unchanged", "Parent unchanged", detail)
+            }
+            CategoryError::AlreadyActive { .. } | CategoryError::AlreadyInactive { .. } => {
+                Self::rule("active-unchanged", "Active flag unchanged", detail)
+            }
+            CategoryError::InvalidValue(value) => value.into(),
+        }
+    }
+}
+
+impl From<BrandError> for ApiError {
+    fn from(error: BrandError) -> Self {
+        let detail = error.to_string();
+        match error {
+            BrandError::NotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Resource not found",
+                detail,
+            ),
+            BrandError::AlreadyExists { brand_id } => already_exists("brand", brand_id, detail),
+            BrandError::SlugTaken { slug } => slug_taken(&slug, detail),
+            BrandError::AlreadyActive { .. } | BrandError::AlreadyInactive { .. } => {
+                Self::rule("active-unchanged", "Active flag unchanged", detail)
+            }
+            BrandError::InvalidValue(value) => value.into(),
+        }
+    }
+}
+
+impl From<InventoryError> for ApiError {
+    fn from(error: InventoryError) -> Self {
+        let detail = error.to_string();
+        match error {
+            // A sku with stock already is a sku someone holds.
+            InventoryError::AlreadyInitialized { sku } => {
+                Self::rule("sku-taken", "SKU already taken", detail).with("sku", sku)
+            }
+            InventoryError::NegativeQuantity { .. } => {
+                Self::invalid_field("stock_quantity", detail)
+            }
+            InventoryError::NegativeThreshold { .. } => {
+                Self::invalid_field("low_stock_threshold", detail)
+            }
+            InventoryError::NotInitialized => Self::internal(error),
+            InventoryError::ZeroAdjustment { .. } => Self::invalid_field("delta", detail),
+            InventoryError::InsufficientStock { .. } => {
+                Self::rule("insufficient-stock", "Insufficient stock", detail)
+            }
+            InventoryError::StockLimitExceeded { .. } => {
+                Self::rule("stock-limit-exceeded", "Stock limit exceeded", detail)
+            }
+            InventoryError::ReservationMismatch { .. }
+            | InventoryError::ReservationReleased { .. } => {
+                Self::rule("reservation-conflict", "Reservation conflict", detail)
+            }
+        }
+    }
+}
+
+impl From<EventStoreError> for ApiError {
+    fn from(error: EventStoreError) -> Self {
+        match error {
+            EventStoreError::VersionConflict { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "version-conflict",
+                "Version conflict",
+                "the resource was changed concurrently; reload it and retry",
+            ),
+            EventStoreError::IdempotencyKeyReused { key } => Self::idempotency_key_reused(&key),
+            other @ (EventStoreError::Undecodable { .. } | EventStoreError::Database(_)) => {
+                Self::internal(other)
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_carry_type_title_status_detail_and_extensions() {
+        let problem = ApiError::invalid_field("slug", "invalid slug: \"Bad Slug\"").to_problem();
+        assert_eq!(problem["type"], "https://errors.ecommerce.local/validation");
+        assert_eq!(problem["status"], 400);
+        assert_eq!(problem["errors"][0]["field"], "slug");
+        assert!(problem["detail"].as_str().unwrap().starts_with("slug:"));
+    }
+
+    #[test]
+    fn internal_errors_are_opaque() {
+        let problem = ApiError::internal(anyhow::anyhow!("password=secret")).to_problem();
+        assert_eq!(problem["status"], 500);
+        assert!(!problem.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn shape_errors_name_the_field_serde_names() {
+        let problem =
+            shape_error("stock_quantity: invalid type: string \"x\", expected i32".into())
+                .to_problem();
+        assert_eq!(problem["errors"][0]["field"], "stock_quantity");
+        let problem = shape_error("missing field `sku` at line 1 column 2".into()).to_problem();
+        assert!(problem.get("errors").is_none());
+        let problem = shape_error("meta_keywords[1]: invalid type: integer".into()).to_problem();
+        assert_eq!(problem["errors"][0]["field"], "meta_keywords[1]");
+    }
+
+    #[test]
+    fn domain_errors_map_to_statuses() {
+        let id = Uuid::nil();
+        let cases: Vec<(ApiError, u16, &str)> = vec![
+            (ProductError::NotFound.into(), 404, "not-found"),
+            (
+                ProductError::Archived { product_id: id }.into(),
+                422,
+                "product-archived",
+            ),
+            (
+                ProductError::NegativeStockQuantity { stock_quantity: -1 }.into(),
+                400,
+                "validation",
+            ),
+            (
+                CategoryError::InvalidValue(ValueError::Slug("X".into())).into(),
+                400,
+                "validation",
+            ),
+            (
+                EventStoreError::VersionConflict {
+                    stream_id: "s".into(),
+                    expected: 1,
+                    actual: 2,
+                }
+                .into(),
+                409,
+                "version-conflict",
+            ),
+            (
+                EventStoreError::IdempotencyKeyReused { key: "k".into() }.into(),
+                422,
+                "idempotency-key-reused",
+            ),
+        ];
+        for (error, status, kind) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.kind(), kind, "{error}");
+        }
+    }
+}

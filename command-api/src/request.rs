@@ -1,0 +1,423 @@
+//! What the HTTP layer gives every command: the request and correlation ids
+//! (assigned by the `request_context` middleware, echoed as headers), the
+//! event metadata, the `Idempotency-Key` with its request fingerprint, the
+//! `If-Match` version, and a JSON body whose every rejection is a problem
+//! document (`ApiJson`, `ApiPath`, `CommandRequest`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use infrastructure::event_store::{EventMetadata, IdempotencyKey};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
+pub static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// The ids of one request: its own (the causation id of what it appends) and
+/// the correlation id it shares with everything that follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestIds {
+    pub request_id: Uuid,
+    pub correlation_id: Uuid,
+}
+
+/// Outermost middleware: assigns the request ids, echoes them on the
+/// response, and makes every error response a problem document (filling in
+/// `instance` and `request_id`, and replacing the plain bodies of layers such
+/// as the body limit's 413 or the router's 405).
+pub async fn request_context(mut request: Request, next: Next) -> Response {
+    let request_id = Uuid::now_v7();
+    let path = request.uri().path().to_owned();
+    let given = correlation_id(request.headers());
+    let ids = RequestIds {
+        request_id,
+        correlation_id: given
+            .as_ref()
+            .ok()
+            .copied()
+            .flatten()
+            .unwrap_or_else(Uuid::now_v7),
+    };
+    request.extensions_mut().insert(ids);
+    let response = match given {
+        Ok(_) => next.run(request).await,
+        Err(error) => error.into_response(),
+    };
+    let mut response = if response.status().is_client_error() || response.status().is_server_error()
+    {
+        as_problem(response, &path, request_id).await
+    } else {
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert(X_REQUEST_ID.clone(), header_value(request_id));
+    headers.insert(X_CORRELATION_ID.clone(), header_value(ids.correlation_id));
+    response
+}
+
+fn header_value(id: Uuid) -> HeaderValue {
+    HeaderValue::from_str(&id.to_string()).expect("a uuid is a valid header value")
+}
+
+/// `X-Correlation-Id` when given; it must be a UUID.
+fn correlation_id(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
+    let Some(value) = headers.get(&X_CORRELATION_ID) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| Uuid::parse_str(v.trim()).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid_header("X-Correlation-Id", "X-Correlation-Id must be a UUID")
+        })
+}
+
+/// The largest error body we re-read to add `instance` (ours are tiny).
+const PROBLEM_BODY_LIMIT: usize = 64 * 1024;
+
+async fn as_problem(response: Response, path: &str, request_id: Uuid) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let is_problem = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_CONTENT_TYPE));
+    let mut problem = if is_problem {
+        to_bytes(body, PROBLEM_BODY_LIMIT)
+            .await
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .filter(Value::is_object)
+    } else {
+        None
+    }
+    .unwrap_or_else(|| ApiError::from_status(parts.status).to_problem());
+    if let Value::Object(map) = &mut problem {
+        map.entry("instance")
+            .or_insert_with(|| Value::String(path.to_owned()));
+        map.insert("request_id".into(), Value::String(request_id.to_string()));
+    }
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// `Path<T>` whose rejection is a 400 problem.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(ApiError::from)
+    }
+}
+
+/// `Json<T>` whose every rejection is a problem: 415 without a JSON content
+/// type, 413 above the body limit, 400 for bad syntax, wrong types, missing
+/// or unknown fields.
+pub struct ApiJson<T>(pub T);
+
+impl<T> ApiJson<T>
+where
+    T: DeserializeOwned,
+{
+    /// Parses an already read body.
+    pub fn parse(bytes: &[u8]) -> Result<T, ApiError> {
+        Json::<T>::from_bytes(bytes)
+            .map(|Json(value)| value)
+            .map_err(ApiError::from)
+    }
+}
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = json_body(request, state).await?;
+        Self::parse(&bytes).map(ApiJson)
+    }
+}
+
+/// The raw body of a JSON request.
+async fn json_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(request.headers()) {
+        return Err(ApiError::unsupported_media_type());
+    }
+    Ok(Bytes::from_request(request, state).await?)
+}
+
+/// `application/json`, or any `application/*+json` (e.g. merge-patch).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
+}
+
+/// Everything about a command request except its body.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub ids: RequestIds,
+    pub metadata: EventMetadata,
+    pub idempotency: Option<IdempotencyKey>,
+    /// The version `If-Match` requires, when given (`*` means any).
+    pub if_match: Option<i64>,
+    /// When the command was received: the `at` of what it decides.
+    pub at: DateTime<Utc>,
+}
+
+impl CommandContext {
+    /// 409 when `If-Match` names another version than the loaded one.
+    pub fn check_if_match(&self, loaded_version: i64) -> Result<(), ApiError> {
+        match self.if_match {
+            Some(expected) if expected != loaded_version => {
+                Err(ApiError::stale_if_match(expected, loaded_version))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A command: its context and its JSON body.
+pub struct CommandRequest<T> {
+    pub context: CommandContext,
+    pub body: T,
+}
+
+impl<T, S> FromRequest<S> for CommandRequest<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let (ids, metadata) = metadata(&parts);
+        let key = idempotency_key(&parts.headers)?;
+        let if_match = if_match(&parts.headers)?;
+        let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
+        let bytes = json_body(Request::from_parts(parts, body), state).await?;
+        let body = ApiJson::<T>::parse(&bytes)?;
+        let idempotency = key.map(|key| IdempotencyKey {
+            key,
+            fingerprint: fingerprint(&method, &path, &bytes),
+        });
+        Ok(Self {
+            context: CommandContext {
+                ids,
+                metadata,
+                idempotency,
+                if_match,
+                at: Utc::now(),
+            },
+            body,
+        })
+    }
+}
+
+/// The event metadata of a request: correlation and causation (this
+/// request's id), `X-User-Id`, the client's address (first
+/// `X-Forwarded-For` entry, else the peer) and `User-Agent`.
+fn metadata(parts: &Parts) -> (RequestIds, EventMetadata) {
+    let ids = parts
+        .extensions
+        .get::<RequestIds>()
+        .copied()
+        .unwrap_or_else(|| {
+            let id = Uuid::now_v7();
+            RequestIds {
+                request_id: id,
+                correlation_id: id,
+            }
+        });
+    let text = |name: &HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let forwarded = text(&X_FORWARDED_FOR).and_then(|v| {
+        v.split(',')
+            .next()
+            .and_then(|first| first.trim().parse::<IpAddr>().ok())
+    });
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let metadata = EventMetadata {
+        correlation_id: ids.correlation_id,
+        causation_id: ids.request_id,
+        user_id: text(&X_USER_ID),
+        client_ip: forwarded.or(peer).map(|ip| ip.to_string()),
+        user_agent: text(&header::USER_AGENT),
+    };
+    (ids, metadata)
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(&IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(ApiError::invalid_header(
+            "Idempotency-Key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// `If-Match: "<version>"` (quotes optional; `*` matches any version).
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let invalid =
+        || ApiError::invalid_header("If-Match", "If-Match must be a version such as \"3\"");
+    let text = value.to_str().map_err(|_| invalid())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let unquoted = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    match unquoted.parse::<i64>() {
+        Ok(version) if version >= 0 => Ok(Some(version)),
+        _ => Err(invalid()),
+    }
+}
+
+/// sha256 of method, path and body, hex: what an idempotency key is bound to.
+pub fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_str().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(path.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body);
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii_up_to_255() {
+        assert_eq!(idempotency_key(&headers(&[])).unwrap(), None);
+        assert_eq!(
+            idempotency_key(&headers(&[("idempotency-key", "abc-123")])).unwrap(),
+            Some("abc-123".into())
+        );
+        assert!(idempotency_key(&headers(&[("idempotency-key", "a b")])).is_err());
+        assert!(idempotency_key(&headers(&[("idempotency-key", "")])).is_err());
+        let long = "k".repeat(256);
+        assert!(idempotency_key(&headers(&[("idempotency-key", &long)])).is_err());
+    }
+
+    #[test]
+    fn if_match_takes_quoted_or_bare_versions() {
+        assert_eq!(
+            if_match(&headers(&[("if-match", "\"3\"")])).unwrap(),
+            Some(3)
+        );
+        assert_eq!(if_match(&headers(&[("if-match", "7")])).unwrap(), Some(7));
+        assert_eq!(if_match(&headers(&[("if-match", "*")])).unwrap(), None);
+        assert!(if_match(&headers(&[("if-match", "\"abc\"")])).is_err());
+        assert!(if_match(&headers(&[("if-match", "-1")])).is_err());
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json(&headers(&[("content-type", "application/json")])));
+        assert!(is_json(&headers(&[(
+            "content-type",
+            "application/json; charset=utf-8"
+        )])));
+        assert!(is_json(&headers(&[(
+            "content-type",
+            "application/merge-patch+json"
+        )])));
+        assert!(!is_json(&headers(&[("content-type", "text/plain")])));
+        assert!(!is_json(&headers(&[])));
+    }
+
+    #[test]
+    fn fingerprints_bind_method_path_and_body() {
+        let a = fingerprint(&Method::POST, "/v1/products", b"{}");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, fingerprint(&Method::POST, "/v1/products", b"{}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/v1/brands", b"{}"));
+        assert_ne!(a, fingerprint(&Method::PUT, "/v1/products", b"{}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/v1/products", b"{ }"));
+    }
+}

@@ -1,0 +1,207 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// Each malformed body is a 400 problem, and nothing is appended.
+#[tokio::test]
+async fn malformed_input_is_400_and_appends_nothing() {
+    let app = TestApp::spawn().await;
+    app.product(&product_body("BASE-1", "base-1")).await;
+    let before = app.event_count().await;
+
+    let with = |key: &str, value: Value| {
+        let mut body = product_body("NEW-1", "new-1");
+        body[key] = value;
+        body
+    };
+    let cases: Vec<(&str, Value, Option<&str>)> = vec![
+        ("bad slug", with("slug", json!("Not A Slug")), Some("slug")),
+        ("bad sku", with("sku", json!("no spaces")), Some("sku")),
+        (
+            "negative price",
+            with("regular_price", json!("-1.00")),
+            Some("regular_price"),
+        ),
+        (
+            "zero price",
+            with("regular_price", json!(0)),
+            Some("regular_price"),
+        ),
+        (
+            "three decimals",
+            with("regular_price", json!("1.005")),
+            Some("regular_price"),
+        ),
+        (
+            "bad money text",
+            with("regular_price", json!("12,00")),
+            None,
+        ),
+        (
+            "bad currency",
+            with("currency", json!("baht")),
+            Some("currency"),
+        ),
+        (
+            "negative stock",
+            with("stock_quantity", json!(-1)),
+            Some("stock_quantity"),
+        ),
+        (
+            "negative dimension",
+            with("weight", json!(-0.5)),
+            Some("weight"),
+        ),
+        ("empty name", with("name", json!("   ")), Some("name")),
+        (
+            "unknown field",
+            with("colour", json!("red")),
+            Some("colour"),
+        ),
+        (
+            "wrong type",
+            with("stock_quantity", json!("many")),
+            Some("stock_quantity"),
+        ),
+        ("wrong uuid", with("category_id", json!("not-a-uuid")), None),
+        (
+            "missing field",
+            json!({"sku": "X-1", "name": "x", "slug": "x"}),
+            None,
+        ),
+    ];
+    for (case, body, field) in cases {
+        let problem = problem(
+            app.post("/v1/products", &body).await,
+            StatusCode::BAD_REQUEST,
+            "validation",
+        )
+        .await;
+        if let Some(field) = field {
+            let fields: Vec<&str> = problem["errors"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{case}: {problem}"))
+                .iter()
+                .map(|e| e["field"].as_str().unwrap())
+                .collect();
+            assert_eq!(fields, [field], "{case}: {problem}");
+        }
+    }
+    for raw in ["{\"sku\": ", "not json", "", "[1,2]"] {
+        let response = app
+            .request(Method::POST, "/v1/products")
+            .header("Content-Type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        problem(response, StatusCode::BAD_REQUEST, "validation").await;
+    }
+    assert_eq!(app.event_count().await, before);
+}
+
+#[tokio::test]
+async fn oversized_and_non_json_bodies_are_refused() {
+    let app = TestApp::spawn_with(|s| s.http.body_limit_bytes = 1024).await;
+    let mut body = product_body("BIG-1", "big-1");
+    body["description"] = json!("x".repeat(2000));
+    let problem_body = problem(
+        app.post("/v1/products", &body).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+    )
+    .await;
+    assert_eq!(problem_body["instance"], "/v1/products");
+
+    let response = app
+        .request(Method::POST, "/v1/products")
+        .body(serde_json::to_vec(&product_body("TXT-1", "txt-1")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    problem(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    )
+    .await;
+    let response = app
+        .request(Method::POST, "/v1/brands")
+        .header("Content-Type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    problem(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    )
+    .await;
+    assert_eq!(app.event_count().await, 0);
+}
+
+#[tokio::test]
+async fn routing_and_header_errors_are_problems_too() {
+    let app = TestApp::spawn().await;
+    problem(
+        app.request(Method::GET, "/v1/nothing-here")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    let response = app
+        .request(Method::GET, "/v1/products")
+        .send()
+        .await
+        .unwrap();
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("POST"), "{allow}");
+    problem(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+    )
+    .await;
+    let body = problem(
+        app.patch("/v1/products/not-a-uuid", &json!({"name": "x"}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "validation",
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("path"), "{body}");
+    let response = app
+        .request(Method::POST, "/v1/brands")
+        .header("X-Correlation-Id", "not-a-uuid")
+        .json(&json!({"name": "Sony", "slug": "sony"}))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, StatusCode::BAD_REQUEST, "invalid-header").await;
+    assert_eq!(body["header"], "X-Correlation-Id");
+    let response = app
+        .request(Method::POST, "/v1/brands")
+        .header("Idempotency-Key", "has spaces")
+        .json(&json!({"name": "Sony", "slug": "sony"}))
+        .send()
+        .await
+        .unwrap();
+    problem(response, StatusCode::BAD_REQUEST, "invalid-header").await;
+    assert_eq!(app.event_count().await, 0);
+}
+
+#[tokio::test]
+async fn health_answers_while_the_database_does() {
+    let app = TestApp::spawn().await;
+    let response = app.request(Method::GET, "/health").send().await.unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(
+        ok_body(response, StatusCode::OK).await,
+        json!({"status": "ok"})
+    );
+}

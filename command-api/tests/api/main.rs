@@ -1,0 +1,10 @@
+//! The command API over HTTP, against real PostgreSQL: each test runs the
+//! real application on an ephemeral port with its own database.
+
+mod brands;
+mod categories;
+mod errors;
+mod idempotency;
+mod products;
+mod relay;
+mod support;
