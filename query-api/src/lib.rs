@@ -1,0 +1,25 @@
+//! The query side of the platform: reads that the projectors' stores answer.
+//!
+//! - `GET /v1/products/{id}`: the Redis cache, then the PostgreSQL read model
+//! - `GET /v1/products`: search on the Elasticsearch products alias
+//! - `GET /v1/categories`, `GET /v1/brands`: the PostgreSQL read model
+//! - `GET /health`
+//!
+//! Each store sits behind a port ([`catalog::CatalogReadModel`],
+//! [`products::ProductCache`], [`products::ProductSearch`]) next to the
+//! handlers that use it; [`startup::Application`] wires the real adapters.
+
+pub mod catalog;
+pub mod correlation;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod money;
+pub mod products;
+pub mod startup;
+
+pub use startup::{AppState, Application};
+
+/// What the ports' methods return: a boxed future, so that the ports can be
+/// used as trait objects (`Arc<dyn ProductCache>`) without a macro crate.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

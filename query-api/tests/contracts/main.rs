@@ -1,0 +1,9 @@
+//! Contract suites of the query API's ports, each run against its real
+//! adapter on the real server: what any implementation of the port must do.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod catalog_read_model;
+mod product_cache;
+mod product_search;

@@ -1,0 +1,10 @@
+//! The query API over HTTP: the real application on 127.0.0.1:0, driven with
+//! reqwest, over real PostgreSQL, Redis and Elasticsearch.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod catalog;
+mod products;
+mod search;
+mod service;

@@ -1,0 +1,108 @@
+//! What every route shares: health, correlation ids, problem answers for
+//! unknown routes and methods.
+
+use std::sync::Arc;
+
+use query_api::products::ElasticsearchProductSearch;
+use query_api::AppState;
+
+use crate::support::{self, TestContext};
+
+#[tokio::test]
+async fn health_reports_every_store() {
+    let context = TestContext::new().await;
+    let app = context.spawn_app().await;
+    let health = app.get_json("/health", 200).await;
+    assert_eq!(
+        health,
+        serde_json::json!({
+            "status": "ok",
+            "checks": { "postgres": "up", "redis": "up", "elasticsearch": "up" }
+        })
+    );
+}
+
+#[tokio::test]
+async fn health_is_degraded_without_elasticsearch_and_503_without_postgres() {
+    let context = TestContext::new().await;
+    let mut elasticsearch = context.settings.elasticsearch.clone();
+    elasticsearch.url = support::DEAD_ELASTICSEARCH.into();
+    let app = context
+        .spawn_app_with(AppState {
+            search: Arc::new(ElasticsearchProductSearch::new(&elasticsearch).unwrap()),
+            ..context.state()
+        })
+        .await;
+    let health = app.get_json("/health", 200).await;
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["checks"]["elasticsearch"], "down");
+    // Search needs Elasticsearch: a 503 problem, not an empty page.
+    let problem = app.get_problem("/v1/products?q=phone", 503).await;
+    assert_eq!(
+        problem["type"],
+        "https://errors.ecommerce.local/service-unavailable"
+    );
+
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(1))
+        .connect_lazy(support::DEAD_POSTGRES)
+        .unwrap();
+    let app = context
+        .spawn_app_with(AppState {
+            read_model: Arc::new(query_api::catalog::PgCatalogReadModel::new(pool)),
+            ..context.state()
+        })
+        .await;
+    let health = app.get_json("/health", 503).await;
+    assert_eq!(health["status"], "unavailable");
+    assert_eq!(health["checks"]["postgres"], "down");
+    assert_eq!(health["checks"]["redis"], "up");
+}
+
+#[tokio::test]
+async fn the_correlation_id_is_echoed_or_minted() {
+    let context = TestContext::new().await;
+    let app = context.spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/v1/brands", app.base_url))
+        .header("X-Correlation-Id", "order-flow-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-correlation-id"], "order-flow-42");
+
+    // Errors carry it too.
+    let response = app
+        .client
+        .get(format!("{}/v1/products/nope", app.base_url))
+        .header("X-Correlation-Id", "bad-id-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["x-correlation-id"], "bad-id-7");
+
+    let response = app.get("/health").await;
+    let minted = response.headers()["x-correlation-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(minted).is_ok(), "{minted}");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let context = TestContext::new().await;
+    let app = context.spawn_app().await;
+    let problem = app.get_problem("/v1/orders", 404).await;
+    assert_eq!(problem["type"], "https://errors.ecommerce.local/not-found");
+    let response = app
+        .client
+        .post(format!("{}/v1/products", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
