@@ -1,0 +1,311 @@
+//! The vertical slice on real servers: commands over HTTP create a category, a
+//! brand and a product; the relay publishes their events; the projectors put
+//! the product into PostgreSQL, Elasticsearch, Redis and MongoDB; the query
+//! API serves it by id and by search. A price change then flows the same way.
+
+mod support;
+
+use mongodb::bson::doc;
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+use support::*;
+
+struct Platform {
+    commands: String,
+    queries: String,
+}
+
+async fn start(h: &Harness) -> Platform {
+    let mut settings = h.settings.clone();
+    settings.relay.enabled = true;
+    let commands = command_api::Application::build(settings.clone())
+        .await
+        .expect("command api starts");
+    let command_port = commands.port();
+    tokio::spawn(commands.run_until_stopped());
+    let projectors = projectors::app::Application::build(settings.clone())
+        .await
+        .expect("projectors start; the servers come from `scripts/services up`");
+    tokio::spawn(projectors.run_until(std::future::pending()));
+    let queries = query_api::Application::build(settings)
+        .await
+        .expect("query api starts");
+    let query_port = queries.port();
+    tokio::spawn(queries.run_until_stopped(std::future::pending()));
+    Platform {
+        commands: format!("http://127.0.0.1:{command_port}"),
+        queries: format!("http://127.0.0.1:{query_port}"),
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, correlation: &str, body: Value) -> Value {
+    let response = client
+        .post(url)
+        .header("X-Correlation-Id", correlation)
+        .header("User-Agent", "e2e-test/1.0")
+        .header("X-User-Id", "admin-7")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    response.json().await.unwrap()
+}
+
+async fn cleanup(h: &Harness) {
+    let client = reqwest::Client::new();
+    let alias = &h.settings.elasticsearch.products_alias;
+    if let Ok(response) = client
+        .get(format!(
+            "http://127.0.0.1:9200/_cat/indices/{alias}*?format=json"
+        ))
+        .send()
+        .await
+    {
+        let indices: Value = response.json().await.unwrap_or_default();
+        for index in indices.as_array().into_iter().flatten() {
+            let name = index["index"].as_str().unwrap_or_default();
+            let _ = client
+                .delete(format!("http://127.0.0.1:9200/{name}"))
+                .send()
+                .await;
+        }
+    }
+    let mut redis = redis::Client::open(h.settings.redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis
+        .keys(format!("{}*", h.settings.redis.key_prefix))
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis.del(keys).await.unwrap();
+    }
+    let mongo = mongodb::Client::with_uri_str(&h.settings.mongo.url)
+        .await
+        .unwrap();
+    mongo
+        .database(&h.settings.mongo.database)
+        .drop()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_product_created_over_http_reaches_every_store_and_both_query_endpoints() {
+    let h = harness().await;
+    let platform = start(&h).await;
+    let client = reqwest::Client::new();
+    let correlation = uuid::Uuid::now_v7().to_string();
+
+    let category = post(
+        &client,
+        format!("{}/v1/categories", platform.commands),
+        &correlation,
+        json!({
+            "name": "Smartphones", "slug": "smartphones"
+        }),
+    )
+    .await;
+    let brand = post(
+        &client,
+        format!("{}/v1/brands", platform.commands),
+        &correlation,
+        json!({
+            "name": "Apple", "slug": "apple"
+        }),
+    )
+    .await;
+    let product = post(
+        &client,
+        format!("{}/v1/products", platform.commands),
+        &correlation,
+        json!({
+            "sku": "IPH-15-PRO-256",
+            "name": "iPhone 15 Pro",
+            "slug": "iphone-15-pro-256",
+            "description": "Titanium smartphone with A17 Pro",
+            "category_id": category["id"],
+            "brand_id": brand["id"],
+            "regular_price": "39900.00",
+            "sale_price": 35900,
+            "stock_quantity": 45,
+            "meta_keywords": ["apple", "iphone"]
+        }),
+    )
+    .await;
+    let id = product["id"].as_str().unwrap().to_owned();
+    assert_eq!(product["version"], 1);
+    assert!(product["position"].as_i64().unwrap() > 0);
+
+    // PostgreSQL read model, with its foreign keys.
+    let row: (String, String, Option<String>, i32, String) =
+        eventually("the product row", || async {
+            sqlx::query_as(
+            "SELECT p.name, p.regular_price::text, p.sale_price::text, p.stock_quantity, c.name \
+             FROM read_model.products p JOIN read_model.categories c ON c.id = p.category_id \
+             JOIN read_model.brands b ON b.id = p.brand_id WHERE p.id = $1::uuid",
+        )
+        .bind(&id)
+        .fetch_optional(&h.db.pool)
+        .await
+        .unwrap()
+        })
+        .await;
+    assert_eq!(
+        row,
+        (
+            "iPhone 15 Pro".into(),
+            "39900.00".into(),
+            Some("35900.00".into()),
+            45,
+            "Smartphones".into()
+        )
+    );
+
+    // Redis, through the query API: a cache hit with the seed's keys.
+    let by_id: Value = eventually("a cache hit for the product", || async {
+        let response = client
+            .get(format!("{}/v1/products/{id}", platform.queries))
+            .send()
+            .await
+            .ok()?;
+        let hit = response
+            .headers()
+            .get("x-cache")
+            .is_some_and(|v| v == "hit");
+        hit.then_some(())?;
+        response.json().await.ok()
+    })
+    .await;
+    assert_eq!(by_id["name"], "iPhone 15 Pro");
+    assert_eq!(by_id["sale_price"], "35900.00");
+    assert_eq!(by_id["stock_quantity"], 45);
+    let mut redis = redis::Client::open(h.settings.redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let cached: String = redis
+        .get(infrastructure::views::product_cache_key(
+            &h.settings.redis.key_prefix,
+            id.parse().unwrap(),
+        ))
+        .await
+        .unwrap();
+    let cached: Value = serde_json::from_str(&cached).unwrap();
+    assert_eq!(
+        (cached["price"].clone(), cached["stock"].clone()),
+        (json!(35900.0), json!(45))
+    );
+    assert!(cached["cachedAt"].is_string());
+
+    // Elasticsearch, through the query API's search.
+    let search = format!(
+        "{}/v1/products?q=titanium&category_id={}&brand_id={}&min_price=30000&max_price=36000",
+        platform.queries,
+        category["id"].as_str().unwrap(),
+        brand["id"].as_str().unwrap()
+    );
+    let found: Value = eventually("the product in search", || async {
+        let page: Value = client.get(&search).send().await.ok()?.json().await.ok()?;
+        (page["total"] == 1).then_some(page)
+    })
+    .await;
+    assert_eq!(found["items"][0]["id"], json!(id));
+    assert_eq!(found["items"][0]["category"]["name"], "Smartphones");
+    assert_eq!(found["items"][0]["brand"]["name"], "Apple");
+    assert_eq!(found["items"][0]["price"], "35900.00");
+
+    // MongoDB activity log: one document per event, carrying the request's ids.
+    let mongo = mongodb::Client::with_uri_str(&h.settings.mongo.url)
+        .await
+        .unwrap();
+    let logs = mongo
+        .database(&h.settings.mongo.database)
+        .collection::<mongodb::bson::Document>("activity_logs");
+    let created = eventually("the activity log of the creation", || async {
+        logs.find_one(doc! { "resourceId": &id, "action": "product_created" })
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert_eq!(created.get_str("resource").unwrap(), "products");
+    assert_eq!(created.get_str("userId").unwrap(), "admin-7");
+    let details = created.get_document("details").unwrap();
+    assert_eq!(details.get_str("correlationId").unwrap(), correlation);
+    assert_eq!(details.get_str("userAgent").unwrap(), "e2e-test/1.0");
+    assert_eq!(details.get_str("ipAddress").unwrap(), "127.0.0.1");
+
+    // Categories and brands listings.
+    let categories: Value = client
+        .get(format!("{}/v1/categories", platform.queries))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(categories["items"][0]["slug"], "smartphones");
+    let brands: Value = client
+        .get(format!("{}/v1/brands", platform.queries))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(brands["items"][0]["slug"], "apple");
+
+    // A price change flows to every store too.
+    let response = client
+        .put(format!("{}/v1/products/{id}/price", platform.commands))
+        .json(&json!({ "regular_price": "38900", "sale_price": "34900.50" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    eventually("the new price in the cache", || async {
+        let body: Value = client
+            .get(format!("{}/v1/products/{id}", platform.queries))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (body["sale_price"] == "34900.50").then_some(())
+    })
+    .await;
+    eventually("the new price in search", || async {
+        let page: Value = client
+            .get(format!(
+                "{}/v1/products?max_price=34900.50&min_price=34900.50",
+                platform.queries
+            ))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (page["total"] == 1).then_some(())
+    })
+    .await;
+    let price: String = eventually("the new price in PostgreSQL", || async {
+        let price: Option<String> = sqlx::query_scalar(
+            "SELECT sale_price::text FROM read_model.products WHERE id = $1::uuid",
+        )
+        .bind(&id)
+        .fetch_one(&h.db.pool)
+        .await
+        .ok()?;
+        price.filter(|p| p == "34900.50")
+    })
+    .await;
+    assert_eq!(price, "34900.50");
+    cleanup(&h).await;
+}
