@@ -54,7 +54,8 @@ pub struct ApiError {
     kind: &'static str,
     title: &'static str,
     detail: String,
-    extensions: Map<String, Value>,
+    // Boxed: with serde_json's `preserve_order` (enabled in this workspace) a Map is large.
+    extensions: Box<Map<String, Value>>,
     cause: Option<anyhow::Error>,
 }
 
@@ -70,7 +71,7 @@ impl ApiError {
             kind,
             title,
             detail: detail.into(),
-            extensions: Map::new(),
+            extensions: Box::default(),
             cause: None,
         }
     }
@@ -293,7 +294,7 @@ impl ApiError {
     /// The problem document (without `instance`, which the request layer adds).
     pub fn to_problem(&self) -> Value {
         // Extensions first, so that they can never shadow a standard member.
-        let mut body = self.extensions.clone();
+        let mut body = (*self.extensions).clone();
         body.insert(
             "type".into(),
             Value::String(format!("{PROBLEM_TYPE_BASE}{}", self.kind)),

@@ -82,7 +82,7 @@ impl CatalogTables {
             }
 
             let mut savepoint = tx.begin().await?;
-            let outcome = match self.apply_one(&mut *savepoint, &event).await {
+            let outcome = match self.apply_one(&mut savepoint, &event).await {
                 Ok(outcome) => outcome,
                 Err(sqlx::Error::Database(error))
                     if error

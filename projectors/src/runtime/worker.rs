@@ -132,7 +132,7 @@ impl Worker {
         for message in &messages {
             match decode(message) {
                 Ok(event) => events.push(event),
-                Err(letter) => letters.push(letter),
+                Err(letter) => letters.push(*letter),
             }
         }
         letters.extend(self.apply_until_accepted(&events).await);
@@ -346,7 +346,7 @@ pub async fn rebuild(
     Ok(count)
 }
 
-fn decode(message: &OwnedMessage) -> Result<RecordedEvent, DeadLetter> {
+fn decode(message: &OwnedMessage) -> Result<RecordedEvent, Box<DeadLetter>> {
     let source = format!(
         "kafka:{}/{}@{}",
         message.topic(),
@@ -354,15 +354,17 @@ fn decode(message: &OwnedMessage) -> Result<RecordedEvent, DeadLetter> {
         message.offset()
     );
     let raw = message.payload().unwrap_or_default();
-    serde_json::from_slice::<RecordedEvent>(raw).map_err(|error| DeadLetter {
-        event_id: None,
-        aggregate_type: None,
-        aggregate_id: message
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
-        version: None,
-        source,
-        reason: format!("undecodable message: {error}"),
-        raw_message: String::from_utf8_lossy(raw).into_owned(),
+    serde_json::from_slice::<RecordedEvent>(raw).map_err(|error| {
+        Box::new(DeadLetter {
+            event_id: None,
+            aggregate_type: None,
+            aggregate_id: message
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            version: None,
+            source,
+            reason: format!("undecodable message: {error}"),
+            raw_message: String::from_utf8_lossy(raw).into_owned(),
+        })
     })
 }
