@@ -138,6 +138,18 @@ impl OutboxRelay {
     /// retried with capped exponential backoff, from the same checkpoint.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // Topics exist from the start, so consumers can subscribe before the
+        // first event; a broker that is not up yet is retried lazily per batch.
+        match ensure_all_topics(&self.kafka).await {
+            Ok(()) if self.kafka.create_topics => {
+                self.ensured_topics
+                    .extend(crate::kafka::AGGREGATE_TYPES.iter().map(|t| t.to_string()));
+            }
+            Ok(()) => {}
+            Err(error) => {
+                tracing::warn!(%error, "topics not created at start, will retry per batch")
+            }
+        }
         let idle = Duration::from_millis(self.settings.idle_poll_ms);
         let mut backoff = Duration::from_millis(100);
         let mut listener = None;

@@ -8,6 +8,8 @@
 //! nothing on disk here: a missing marker key means the cache was flushed,
 //! and it is rebuilt from the event store.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::catalog::ProductEvent;
@@ -23,6 +25,8 @@ use super::product_state::{fold_product, stock_fact, StockFact};
 use crate::runtime::{DeadLetter, Projection, ProjectionError};
 
 pub const NAME: &str = "product-cache";
+/// The longest one event's writes may take before the store counts as down.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 const TYPES: &[&str] = &["product", "inventory"];
 
 /// Applied = 1, stale (already applied) = 0, the document changed under us = -1.
@@ -38,7 +42,10 @@ return 1
 ";
 
 pub struct ProductCache {
-    redis: ConnectionManager,
+    client: redis::Client,
+    /// Dropped after any failure, so the next attempt starts on a fresh
+    /// connection instead of one stuck on a server that went away.
+    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
     prefix: String,
     upcasters: Upcasters,
     script: Script,
@@ -46,14 +53,50 @@ pub struct ProductCache {
 
 impl ProductCache {
     pub async fn connect(url: &str, prefix: &str, upcasters: Upcasters) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let redis = ConnectionManager::new(client).await?;
-        Ok(Self {
-            redis,
+        let cache = Self {
+            client: redis::Client::open(url)?,
+            connection: tokio::sync::Mutex::new(None),
             prefix: prefix.to_owned(),
             upcasters,
             script: Script::new(GUARDED_WRITE),
-        })
+        };
+        cache.connection().await?;
+        Ok(cache)
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        // Bounded waits: a server that vanished mid-request must surface as an
+        // error the worker retries, never as a request that hangs forever.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(5))
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn discard_connection(&self) {
+        self.connection.lock().await.take();
+    }
+
+    /// Runs `operation` within `OPERATION_TIMEOUT`; any failure discards the
+    /// connection and reports the store unavailable.
+    async fn guarded<T, F>(&self, operation: F) -> Result<T, ProjectionError>
+    where
+        F: std::future::Future<Output = Result<T, redis::RedisError>>,
+    {
+        let outcome = match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => ProjectionError::unavailable(error),
+            Err(elapsed) => ProjectionError::unavailable(elapsed),
+        };
+        self.discard_connection().await;
+        Err(outcome)
     }
 
     fn own_key(&self, suffix: &str) -> String {
@@ -98,7 +141,7 @@ impl ProductCache {
         product_id: Uuid,
         fold: impl Fn(Option<ProductView>, Option<i32>) -> Option<ProductView>,
     ) -> Result<(), redis::RedisError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let product_key = product_cache_key(&self.prefix, product_id);
         let stock_key = self.own_key(&format!("stock:{product_id}"));
         loop {
@@ -135,7 +178,7 @@ impl ProductCache {
         event: &RecordedEvent,
         fact: StockFact,
     ) -> Result<(), redis::RedisError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let product_key = product_cache_key(&self.prefix, fact.product_id);
         let stock_key = self.own_key(&format!("stock:{}", fact.product_id));
         loop {
@@ -176,7 +219,7 @@ impl ProductCache {
         product_json: &str,
         stock: &str,
     ) -> Result<i32, redis::RedisError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         self.script
             .key(self.own_key(&format!("version:{}", event.aggregate_id)))
             .key(product_key)
@@ -190,7 +233,7 @@ impl ProductCache {
     }
 
     async fn delete_matching(&self, pattern: &str) -> Result<(), redis::RedisError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let keys: Vec<String> = {
             let mut iter = redis.scan_match::<_, String>(pattern).await?;
             let mut keys = Vec::new();
@@ -199,7 +242,7 @@ impl ProductCache {
             }
             keys
         };
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         for chunk in keys.chunks(500) {
             let _: () = redis.del(chunk).await?;
         }
@@ -241,11 +284,7 @@ impl Projection for ProductCache {
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
         let mut letters = Vec::new();
         for event in events {
-            if let Some(letter) = self
-                .apply_event(event)
-                .await
-                .map_err(ProjectionError::unavailable)?
-            {
+            if let Some(letter) = self.guarded(self.apply_event(event)).await? {
                 letters.push(letter);
             }
         }
@@ -253,27 +292,30 @@ impl Projection for ProductCache {
     }
 
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
-        let mut redis = self.redis.clone();
-        redis
-            .exists(self.own_key("initialized"))
-            .await
-            .map_err(ProjectionError::unavailable)
+        self.guarded(async {
+            let mut redis = self.connection().await?;
+            redis.exists(self.own_key("initialized")).await
+        })
+        .await
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        self.delete_matching(&format!("{}product:*", self.prefix))
-            .await
-            .map_err(ProjectionError::unavailable)?;
-        self.delete_matching(&format!("{}projection:{NAME}:*", self.prefix))
-            .await
-            .map_err(ProjectionError::unavailable)
+        self.guarded(async {
+            self.delete_matching(&format!("{}product:*", self.prefix))
+                .await?;
+            self.delete_matching(&format!("{}projection:{NAME}:*", self.prefix))
+                .await
+        })
+        .await
     }
 
     async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
-        let mut redis = self.redis.clone();
-        redis
-            .set::<_, _, ()>(self.own_key("initialized"), Utc::now().to_rfc3339())
-            .await
-            .map_err(ProjectionError::unavailable)
+        self.guarded(async {
+            let mut redis = self.connection().await?;
+            redis
+                .set::<_, _, ()>(self.own_key("initialized"), Utc::now().to_rfc3339())
+                .await
+        })
+        .await
     }
 }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use domain::catalog::{BrandEvent, CategoryEvent, ProductEvent};
 use domain::inventory::InventoryEvent;
-use elasticsearch::http::transport::Transport;
+use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::StatusCode;
 use elasticsearch::indices::{
     IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetAliasParts,
@@ -84,7 +84,10 @@ fn unpack(version: i64) -> (i64, i64) {
 
 impl ProductSearch {
     pub fn connect(url: &str, alias: &str, upcasters: Upcasters) -> anyhow::Result<Self> {
-        let transport = Transport::single_node(url)?;
+        // A request that never answers must fail (and be retried), not hang.
+        let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url.parse()?))
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?;
         Ok(Self {
             client: Elasticsearch::new(transport),
             alias: alias.to_owned(),
