@@ -16,8 +16,8 @@ use domain::catalog::ProductEvent;
 use domain::inventory::InventoryEvent;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::RecordedEvent;
+use infrastructure::redis_connection::{RedisConnection, RedisTimeouts};
 use infrastructure::views::{product_cache_key, CachedProduct, ProductView};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use uuid::Uuid;
 
@@ -42,10 +42,7 @@ return 1
 ";
 
 pub struct ProductCache {
-    client: redis::Client,
-    /// Dropped after any failure, so the next attempt starts on a fresh
-    /// connection instead of one stuck on a server that went away.
-    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
+    redis: RedisConnection,
     prefix: String,
     upcasters: Upcasters,
     script: Script,
@@ -53,50 +50,30 @@ pub struct ProductCache {
 
 impl ProductCache {
     pub async fn connect(url: &str, prefix: &str, upcasters: Upcasters) -> anyhow::Result<Self> {
+        let timeouts = RedisTimeouts {
+            connect: Duration::from_secs(2),
+            response: Duration::from_secs(5),
+            operation: OPERATION_TIMEOUT,
+        };
         let cache = Self {
-            client: redis::Client::open(url)?,
-            connection: tokio::sync::Mutex::new(None),
+            redis: RedisConnection::new(url, timeouts)?,
             prefix: prefix.to_owned(),
             upcasters,
             script: Script::new(GUARDED_WRITE),
         };
-        cache.connection().await?;
+        cache.redis.connection().await?;
         Ok(cache)
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
-        }
-        // Bounded waits: a server that vanished mid-request must surface as an
-        // error the worker retries, never as a request that hangs forever.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(5))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(self.client.clone(), config).await?;
-        *slot = Some(connection.clone());
-        Ok(connection)
-    }
-
-    async fn discard_connection(&self) {
-        self.connection.lock().await.take();
-    }
-
-    /// Runs `operation` within `OPERATION_TIMEOUT`; any failure discards the
-    /// connection and reports the store unavailable.
-    async fn guarded<T, F>(&self, operation: F) -> Result<T, ProjectionError>
-    where
-        F: std::future::Future<Output = Result<T, redis::RedisError>>,
-    {
-        let outcome = match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) => ProjectionError::unavailable(error),
-            Err(elapsed) => ProjectionError::unavailable(elapsed),
-        };
-        self.discard_connection().await;
-        Err(outcome)
+    /// Runs `operation` bounded; a failure means the store is unavailable.
+    async fn guarded<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, ProjectionError> {
+        self.redis
+            .guard(operation)
+            .await
+            .map_err(ProjectionError::unavailable)
     }
 
     fn own_key(&self, suffix: &str) -> String {
@@ -141,7 +118,7 @@ impl ProductCache {
         product_id: Uuid,
         fold: impl Fn(Option<ProductView>, Option<i32>) -> Option<ProductView>,
     ) -> Result<(), redis::RedisError> {
-        let mut redis = self.connection().await?;
+        let mut redis = self.redis.connection().await?;
         let product_key = product_cache_key(&self.prefix, product_id);
         let stock_key = self.own_key(&format!("stock:{product_id}"));
         loop {
@@ -178,7 +155,7 @@ impl ProductCache {
         event: &RecordedEvent,
         fact: StockFact,
     ) -> Result<(), redis::RedisError> {
-        let mut redis = self.connection().await?;
+        let mut redis = self.redis.connection().await?;
         let product_key = product_cache_key(&self.prefix, fact.product_id);
         let stock_key = self.own_key(&format!("stock:{}", fact.product_id));
         loop {
@@ -219,7 +196,7 @@ impl ProductCache {
         product_json: &str,
         stock: &str,
     ) -> Result<i32, redis::RedisError> {
-        let mut redis = self.connection().await?;
+        let mut redis = self.redis.connection().await?;
         self.script
             .key(self.own_key(&format!("version:{}", event.aggregate_id)))
             .key(product_key)
@@ -233,7 +210,7 @@ impl ProductCache {
     }
 
     async fn delete_matching(&self, pattern: &str) -> Result<(), redis::RedisError> {
-        let mut redis = self.connection().await?;
+        let mut redis = self.redis.connection().await?;
         let keys: Vec<String> = {
             let mut iter = redis.scan_match::<_, String>(pattern).await?;
             let mut keys = Vec::new();
@@ -242,7 +219,7 @@ impl ProductCache {
             }
             keys
         };
-        let mut redis = self.connection().await?;
+        let mut redis = self.redis.connection().await?;
         for chunk in keys.chunks(500) {
             let _: () = redis.del(chunk).await?;
         }
@@ -293,7 +270,7 @@ impl Projection for ProductCache {
 
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
         self.guarded(async {
-            let mut redis = self.connection().await?;
+            let mut redis = self.redis.connection().await?;
             redis.exists(self.own_key("initialized")).await
         })
         .await
@@ -311,7 +288,7 @@ impl Projection for ProductCache {
 
     async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
         self.guarded(async {
-            let mut redis = self.connection().await?;
+            let mut redis = self.redis.connection().await?;
             redis
                 .set::<_, _, ()>(self.own_key("initialized"), Utc::now().to_rfc3339())
                 .await

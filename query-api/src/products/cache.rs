@@ -1,15 +1,15 @@
 //! [`ProductCache`] over Redis: `GET {prefix}product:{id}`, a JSON
-//! [`CachedProduct`]. The connection is made on first use (and retried on a
-//! later use when that fails), so the API starts and serves from PostgreSQL
-//! while Redis is down. Short timeouts keep a dead Redis from slowing reads.
+//! [`CachedProduct`]. The connection is made on first use and remade after
+//! any failure (`RedisConnection`), so the API starts and serves from
+//! PostgreSQL while Redis is down, and uses Redis again once it is back.
+//! Short timeouts keep a dead Redis from slowing reads.
 
 use std::time::Duration;
 
+use infrastructure::redis_connection::{RedisConnection, RedisTimeouts};
 use infrastructure::settings::RedisSettings;
 use infrastructure::views::{product_cache_key, CachedProduct};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
-use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::ProductCache;
@@ -21,46 +21,37 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1000);
 
 pub struct RedisProductCache {
-    client: redis::Client,
+    redis: RedisConnection,
     key_prefix: String,
-    connection: OnceCell<ConnectionManager>,
 }
 
 impl RedisProductCache {
     /// Checks the URL; does not connect yet.
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(settings.url.as_str()).map_err(|e| StoreError::failed(STORE, e))?;
+        let timeouts = RedisTimeouts {
+            connect: CONNECT_TIMEOUT,
+            response: RESPONSE_TIMEOUT,
+            operation: RESPONSE_TIMEOUT * 2,
+        };
+        let redis = RedisConnection::new(settings.url.as_str(), timeouts)
+            .map_err(|e| StoreError::failed(STORE, e))?;
         Ok(Self {
-            client,
+            redis,
             key_prefix: settings.key_prefix.clone(),
-            connection: OnceCell::new(),
         })
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        self.connection
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(CONNECT_TIMEOUT)
-                    .set_response_timeout(RESPONSE_TIMEOUT)
-                    .set_number_of_retries(2)
-                    .set_max_delay(500);
-                let manager = ConnectionManager::new_with_config(self.client.clone(), config)
-                    .await
-                    .map_err(classify)?;
-                tracing::info!("redis connected");
-                Ok(manager)
-            })
-            .await
-            .cloned()
     }
 
     #[tracing::instrument(name = "redis_get_product", skip(self), fields(product_id = %id))]
     async fn fetch(&self, id: Uuid) -> Result<Option<CachedProduct>, StoreError> {
         let key = product_cache_key(&self.key_prefix, id);
-        let mut connection = self.connection().await?;
-        let value: Option<String> = connection.get(&key).await.map_err(classify)?;
+        let value: Option<String> = self
+            .redis
+            .guard(async {
+                let mut connection = self.redis.connection().await?;
+                connection.get(&key).await
+            })
+            .await
+            .map_err(classify)?;
         let Some(value) = value else {
             return Ok(None);
         };
@@ -81,9 +72,13 @@ impl ProductCache for RedisProductCache {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut connection = self.connection().await?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
+            self.redis
+                .guard(async {
+                    let mut connection = self.redis.connection().await?;
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut connection)
+                        .await
+                })
                 .await
                 .map(|_| ())
                 .map_err(classify)
