@@ -23,6 +23,7 @@ use rust_decimal::Decimal;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::product_state::stock_fact;
 use crate::runtime::{DeadLetter, Projection, ProjectionError};
 
 pub const NAME: &str = "catalog-tables";
@@ -911,123 +912,57 @@ async fn apply_inventory(
     conn: &mut PgConnection,
     event: InventoryEvent,
 ) -> Result<Outcome, sqlx::Error> {
-    let (product_id, variant_id, at) = match &event {
-        InventoryEvent::StockInitialized {
-            product_id,
-            variant_id,
-            at,
-            ..
-        }
-        | InventoryEvent::StockAdjusted {
-            product_id,
-            variant_id,
-            at,
-            ..
-        }
-        | InventoryEvent::LowStockThresholdSet {
-            product_id,
-            variant_id,
-            at,
-            ..
-        }
-        | InventoryEvent::InventoryTrackingChanged {
-            product_id,
-            variant_id,
-            at,
-            ..
-        }
-        | InventoryEvent::StockReserved {
-            product_id,
-            variant_id,
-            at,
-            ..
-        }
-        | InventoryEvent::StockReleased {
-            product_id,
-            variant_id,
-            at,
-            ..
-        }
-        | InventoryEvent::LowStockReached {
-            product_id,
-            variant_id,
-            at,
-            ..
-        }
-        | InventoryEvent::OutOfStock {
-            product_id,
-            variant_id,
-            at,
-            ..
-        }
-        | InventoryEvent::BackInStock {
-            product_id,
-            variant_id,
-            at,
-            ..
-        } => (*product_id, *variant_id, *at),
+    let Some(fact) = stock_fact(&event) else {
+        // Threshold crossings are notifications; the levels came with the
+        // events that caused them.
+        return Ok(Outcome::Applied(vec![]));
     };
-    let target = match variant_id {
+    let at = inventory_event_time(&event);
+    let target = match fact.variant_id {
         Some(id) => ("product_variants", "variant", id),
-        None => ("products", "product", product_id),
+        None => ("products", "product", fact.product_id),
     };
     if let Some(key) = missing(conn, &[(target.0, target.1, Some(target.2))]).await? {
         return Ok(Outcome::Waiting(key));
     }
-    let available: Option<i64> = match &event {
-        InventoryEvent::StockInitialized { quantity, .. } => Some(i64::from(*quantity)),
-        InventoryEvent::StockAdjusted { available, .. }
-        | InventoryEvent::StockReserved { available, .. }
-        | InventoryEvent::StockReleased { available, .. } => Some(*available),
-        _ => None,
-    };
-    if let Some(available) = available {
-        sqlx::query(&format!(
-            "UPDATE read_model.{} SET stock_quantity = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1",
-            target.0
-        ))
-        .bind(target.2)
-        .bind(i32::try_from(available).unwrap_or(i32::MAX))
+    if fact.is_product_level() {
+        sqlx::query(
+            "UPDATE read_model.products SET stock_quantity = COALESCE($2, stock_quantity), \
+             track_inventory = COALESCE($3, track_inventory), \
+             low_stock_threshold = COALESCE($4, low_stock_threshold), \
+             updated_at = GREATEST(updated_at, $5) WHERE id = $1",
+        )
+        .bind(fact.product_id)
+        .bind(fact.available)
+        .bind(fact.track_inventory)
+        .bind(fact.low_stock_threshold)
         .bind(at)
-        .execute(&mut *conn)
+        .execute(conn)
+        .await?;
+    } else if let Some(available) = fact.available {
+        sqlx::query(
+            "UPDATE read_model.product_variants SET stock_quantity = $2, \
+             updated_at = GREATEST(updated_at, $3) WHERE id = $1",
+        )
+        .bind(target.2)
+        .bind(available)
+        .bind(at)
+        .execute(conn)
         .await?;
     }
-    if variant_id.is_none() {
-        match &event {
-            InventoryEvent::StockInitialized {
-                low_stock_threshold,
-                track_inventory,
-                ..
-            } => {
-                sqlx::query(
-                    "UPDATE read_model.products SET low_stock_threshold = $2, track_inventory = $3 WHERE id = $1",
-                )
-                .bind(product_id)
-                .bind(low_stock_threshold)
-                .bind(track_inventory)
-                .execute(&mut *conn)
-                .await?;
-            }
-            InventoryEvent::LowStockThresholdSet { threshold, .. } => {
-                sqlx::query("UPDATE read_model.products SET low_stock_threshold = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
-                    .bind(product_id)
-                    .bind(threshold)
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            InventoryEvent::InventoryTrackingChanged {
-                track_inventory, ..
-            } => {
-                sqlx::query("UPDATE read_model.products SET track_inventory = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
-                    .bind(product_id)
-                    .bind(track_inventory)
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            _ => {}
-        }
-    }
     Ok(Outcome::Applied(vec![]))
+}
+
+fn inventory_event_time(event: &InventoryEvent) -> chrono::DateTime<chrono::Utc> {
+    match event {
+        InventoryEvent::StockInitialized { at, .. }
+        | InventoryEvent::StockAdjusted { at, .. }
+        | InventoryEvent::LowStockThresholdSet { at, .. }
+        | InventoryEvent::InventoryTrackingChanged { at, .. }
+        | InventoryEvent::StockReserved { at, .. }
+        | InventoryEvent::StockReleased { at, .. }
+        | InventoryEvent::LowStockReached { at, .. }
+        | InventoryEvent::OutOfStock { at, .. }
+        | InventoryEvent::BackInStock { at, .. } => *at,
+    }
 }

@@ -98,7 +98,7 @@ impl ProductCache {
             },
             "inventory" => match self.upcasters.decode::<InventoryEvent>(event) {
                 Ok(decoded) => {
-                    if let Some(fact) = stock_fact(&decoded) {
+                    if let Some(fact) = stock_fact(&decoded).filter(StockFact::is_product_level) {
                         self.write_stock(event, fact).await?;
                     }
                     Ok(None)

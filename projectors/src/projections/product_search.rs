@@ -463,7 +463,7 @@ impl ProductSearch {
                 Err(error) => Ok(undecodable(error)),
             },
             "inventory" => match self.upcasters.decode::<InventoryEvent>(event) {
-                Ok(decoded) => match stock_fact(&decoded) {
+                Ok(decoded) => match stock_fact(&decoded).filter(StockFact::is_product_level) {
                     Some(fact) => self.apply_inventory(event, fact).await.map(|_| None),
                     None => Ok(None),
                 },
@@ -621,6 +621,7 @@ impl StoredStock {
     fn into_fact(self) -> StockFact {
         StockFact {
             product_id: self.product_id.unwrap_or_default(),
+            variant_id: None,
             available: self.available,
             track_inventory: self.track_inventory,
             low_stock_threshold: self.low_stock_threshold,

@@ -138,11 +138,12 @@ pub fn fold_product(
     Some(view)
 }
 
-/// What an inventory event says about the product-level stock row. Variant
-/// stock is not part of the product document.
+/// What an inventory event says about a stock row: the product's, or its
+/// variant's when `variant_id` is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StockFact {
     pub product_id: Uuid,
+    pub variant_id: Option<Uuid>,
     pub available: Option<i32>,
     pub track_inventory: Option<bool>,
     pub low_stock_threshold: Option<i32>,
@@ -151,8 +152,9 @@ pub struct StockFact {
 pub fn stock_fact(event: &InventoryEvent) -> Option<StockFact> {
     let clamp = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
     let fact = |product_id: &Uuid, variant_id: &Option<Uuid>| {
-        variant_id.is_none().then_some(StockFact {
+        Some(StockFact {
             product_id: *product_id,
+            variant_id: *variant_id,
             available: None,
             track_inventory: None,
             low_stock_threshold: None,
@@ -218,6 +220,12 @@ pub fn stock_fact(event: &InventoryEvent) -> Option<StockFact> {
 }
 
 impl StockFact {
+    /// Whether it concerns the product itself, which documents hold, rather
+    /// than one of its variants.
+    pub fn is_product_level(&self) -> bool {
+        self.variant_id.is_none()
+    }
+
     pub fn apply_to(&self, view: &mut ProductView) {
         if let Some(available) = self.available {
             view.stock_quantity = available;
