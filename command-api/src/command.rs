@@ -12,9 +12,7 @@ use axum::Json;
 use cqrs_es::Aggregate;
 use domain::uniqueness::{unique_key_stream_id, UniqueKey, UniqueKeyEvent, UniqueScope};
 use infrastructure::event_store::aggregates::{load, Loaded, Upcasters};
-use infrastructure::event_store::{
-    AppendOutcome, EventStoreError, IdempotencyKey, PgEventStore, StreamAppend,
-};
+use infrastructure::event_store::{AppendOutcome, EventStoreError, PgEventStore, StreamAppend};
 use serde_json::{json, Value};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -163,35 +161,14 @@ async fn replayable(
     let Some(key) = &context.idempotency else {
         return Ok(None);
     };
-    match stored_response(&state.store, key).await? {
+    // Checked before deciding: a repeated create would otherwise be refused
+    // (its sku is taken, by itself) before the store could replay it.
+    match state.store.stored_response(key).await? {
         Some(stored) => {
             tracing::info!("idempotent request replayed");
             render(&stored, true).map(Some)
         }
         None => Ok(None),
-    }
-}
-
-/// The answer stored with `key`; 422 when the key came with another request.
-/// Checked before deciding, because a repeated create would otherwise be
-/// refused (its sku is taken, by itself) before the store could replay it.
-async fn stored_response(
-    store: &PgEventStore,
-    key: &IdempotencyKey,
-) -> Result<Option<Value>, ApiError> {
-    let row: Option<(String, Value)> = sqlx::query_as(
-        "SELECT request_fingerprint, response FROM event_store.idempotency_keys \
-         WHERE idempotency_key = $1",
-    )
-    .bind(&key.key)
-    .fetch_optional(store.pool())
-    .await?;
-    match row {
-        None => Ok(None),
-        Some((fingerprint, _)) if fingerprint != key.fingerprint => {
-            Err(ApiError::idempotency_key_reused(&key.key))
-        }
-        Some((_, response)) => Ok(Some(response)),
     }
 }
 

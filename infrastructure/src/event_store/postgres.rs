@@ -110,7 +110,9 @@ impl PgEventStore {
         Ok(receipt)
     }
 
-    async fn stored_response(
+    /// The answer stored with `key`, if a request carrying it was handled;
+    /// `IdempotencyKeyReused` when that request was a different one.
+    pub async fn stored_response(
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<serde_json::Value>, EventStoreError> {
