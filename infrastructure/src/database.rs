@@ -44,8 +44,11 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
             .await
         {
             Ok(_) => tracing::info!(database, "database created"),
-            // Another process created it between our check and our create.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            // Another process created it between our check and our create:
+            // PostgreSQL says so either as 42P04 or, when both creates ran at
+            // once, as a unique violation on pg_database.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
             Err(e) => return Err(e.into()),
         }
     }

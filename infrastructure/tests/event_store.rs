@@ -396,3 +396,31 @@ async fn store_appends(store: &PgEventStore) -> i64 {
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn processes_starting_together_all_find_their_database() {
+    let name = format!("race_{}", infrastructure::testing::unique_suffix());
+    let url = format!(
+        "{}/{name}",
+        infrastructure::testing::admin_url()
+            .rsplit_once('/')
+            .unwrap()
+            .0
+    );
+    let attempts = (0..6).map(|_| {
+        let url = url.clone();
+        tokio::spawn(
+            async move { infrastructure::database::create_database_if_missing(&url).await },
+        )
+    });
+    for result in futures::future::join_all(attempts).await {
+        result.unwrap().expect("every racing process succeeds");
+    }
+    let admin = sqlx::PgPool::connect(&infrastructure::testing::admin_url())
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
