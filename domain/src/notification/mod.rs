@@ -19,6 +19,7 @@ use crate::values::{Currency, Money, OrderNumber};
 
 #[cfg(test)]
 mod tests;
+pub mod triggers;
 
 /// The seed's `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
