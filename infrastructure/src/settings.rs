@@ -18,7 +18,6 @@ pub struct Settings {
     pub elasticsearch: ElasticsearchSettings,
     pub relay: RelaySettings,
     pub projectors: ProjectorSettings,
-    pub commands: CommandSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,12 +97,6 @@ pub struct ProjectorSettings {
     pub health_port: u16,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct CommandSettings {
-    /// Highest quantity of one cart line.
-    pub max_cart_line_quantity: u32,
-}
-
 const DEFAULTS: &str = r#"
 [http]
 host = "127.0.0.1"
@@ -149,8 +142,6 @@ retry_initial_ms = 100
 retry_max_ms = 5000
 health_port = 8082
 
-[commands]
-max_cart_line_quantity = 10
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +198,6 @@ impl fmt::Debug for Settings {
             .field("elasticsearch", &self.elasticsearch)
             .field("relay", &self.relay)
             .field("projectors", &self.projectors)
-            .field("commands", &self.commands)
             .finish()
     }
 }
