@@ -14,7 +14,7 @@ use sqlx::postgres::PgListener;
 use tracing::instrument;
 
 use crate::event_store::postgres::APPENDED_CHANNEL;
-use crate::event_store::{EventStoreError, PgEventStore, RecordedEvent};
+use crate::event_store::{EventStoreError, GlobalCheckpoint, PgEventStore, RecordedEvent};
 use crate::kafka::{ensure_topics, event_headers, producer_config};
 use crate::settings::{KafkaSettings, RelaySettings};
 
@@ -40,6 +40,8 @@ pub struct OutboxRelay {
     kafka: KafkaSettings,
     settings: RelaySettings,
     ensured_topics: HashSet<String>,
+    /// The stored checkpoint, read once and then kept as it is saved.
+    checkpoint: Option<GlobalCheckpoint>,
 }
 
 impl OutboxRelay {
@@ -55,6 +57,7 @@ impl OutboxRelay {
             kafka,
             settings,
             ensured_topics: HashSet::new(),
+            checkpoint: None,
         })
     }
 
@@ -62,7 +65,10 @@ impl OutboxRelay {
     /// past it once every event is acknowledged. Returns how many it published.
     #[instrument(skip(self), fields(relay = %self.settings.name))]
     pub async fn relay_once(&mut self) -> Result<usize, RelayError> {
-        let checkpoint = self.store.checkpoint(&self.settings.name).await?;
+        let checkpoint = match self.checkpoint {
+            Some(checkpoint) => checkpoint,
+            None => self.store.checkpoint(&self.settings.name).await?,
+        };
         let batch = self
             .store
             .read_after(checkpoint, self.settings.batch_size, None)
@@ -105,6 +111,7 @@ impl OutboxRelay {
         self.store
             .save_checkpoint(&self.settings.name, last.checkpoint())
             .await?;
+        self.checkpoint = Some(last.checkpoint());
         tracing::debug!(
             count = batch.len(),
             position = last.position,

@@ -64,10 +64,6 @@ pub struct Loaded<A> {
 }
 
 impl<A: Aggregate + Clone> Loaded<A> {
-    pub fn exists(&self) -> bool {
-        self.version > 0
-    }
-
     /// Runs `command` against a copy of the aggregate: the events it decided,
     /// or its rejection. Nothing is stored.
     pub async fn decide(

@@ -54,6 +54,7 @@ impl CatalogTables {
         tx: &mut Transaction<'_, Postgres>,
         event: &RecordedEvent,
         letters: &mut Vec<DeadLetter>,
+        any_parked: &mut bool,
     ) -> Result<(), sqlx::Error> {
         let mut queue = VecDeque::from([event.clone()]);
         while let Some(event) = queue.pop_front() {
@@ -68,15 +69,18 @@ impl CatalogTables {
             if applied.is_some_and(|v| v >= event.version) {
                 continue;
             }
-            let behind_parked: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM read_model.parked_events \
-                 WHERE projection = $1 AND aggregate_id = $2 AND version < $3)",
-            )
-            .bind(NAME)
-            .bind(&event.aggregate_id)
-            .bind(event.version)
-            .fetch_one(&mut **tx)
-            .await?;
+            // Only an aggregate with a parked earlier event must queue behind
+            // it; with nothing parked at all, the lookup is skipped.
+            let behind_parked = *any_parked
+                && sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM read_model.parked_events \
+                     WHERE projection = $1 AND aggregate_id = $2 AND version < $3)",
+                )
+                .bind(NAME)
+                .bind(&event.aggregate_id)
+                .bind(event.version)
+                .fetch_one(&mut **tx)
+                .await?;
             if behind_parked {
                 park(tx, &event, &format!("aggregate:{}", event.aggregate_id)).await?;
                 continue;
@@ -106,6 +110,7 @@ impl CatalogTables {
                     savepoint.rollback().await?;
                     tracing::debug!(aggregate_id = %event.aggregate_id, version = event.version, waiting_for = %key, "event parked");
                     park(tx, &event, &key).await?;
+                    *any_parked = true;
                 }
                 Outcome::Rejected(reason) => {
                     savepoint.rollback().await?;
@@ -193,8 +198,15 @@ impl Projection for CatalogTables {
             .await
             .map_err(ProjectionError::unavailable)?;
         let mut letters = Vec::new();
+        let mut any_parked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM read_model.parked_events WHERE projection = $1)",
+        )
+        .bind(NAME)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(ProjectionError::unavailable)?;
         for event in events {
-            self.project(&mut tx, event, &mut letters)
+            self.project(&mut tx, event, &mut letters, &mut any_parked)
                 .await
                 .map_err(ProjectionError::unavailable)?;
         }

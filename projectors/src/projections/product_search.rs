@@ -410,6 +410,14 @@ impl ProductSearch {
             return Ok(());
         }
         let index = self.concrete_index().await?;
+        // A product indexed a moment ago (say, in this very batch, before its
+        // category's name was known) is invisible to a search until a refresh;
+        // without one it would keep an empty name.
+        self.client
+            .indices()
+            .refresh(IndicesRefreshParts::Index(&[&index]))
+            .send()
+            .await?;
         let response = self
             .client
             .search(SearchParts::Index(&[&index]))

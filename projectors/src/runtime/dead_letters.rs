@@ -75,11 +75,4 @@ impl DeadLetters {
         }
         Ok(())
     }
-
-    pub async fn count(&self, projection: &str) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT count(*) FROM read_model.dead_letters WHERE projection = $1")
-            .bind(projection)
-            .fetch_one(&self.pool)
-            .await
-    }
 }
