@@ -1,6 +1,7 @@
 //! The application: database and migrations, the router with its layers, the
 //! bound listener, and (when enabled) the outbox relay running beside the
-//! server and stopped with it.
+//! server and stopped with it. `build_relay` is the relay as its own process,
+//! serving only `/health`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +27,12 @@ use crate::error::ApiError;
 use crate::health::health;
 use crate::request::{request_context, RequestIds};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Commands,
+    RelayOnly,
+}
+
 pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
@@ -38,10 +45,21 @@ impl Application {
     /// `http.host:http.port` (port 0: an ephemeral one) and prepares the
     /// relay when `relay.enabled`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_as(settings, Role::Commands).await
+    }
+
+    /// The relay alone, whatever `relay.enabled` says, with `/health` on the
+    /// HTTP port: for deployments that scale the API apart from the relay.
+    pub async fn build_relay(mut settings: Settings) -> anyhow::Result<Self> {
+        settings.relay.enabled = true;
+        Self::build_as(settings, Role::RelayOnly).await
+    }
+
+    async fn build_as(settings: Settings, role: Role) -> anyhow::Result<Self> {
         let pool = connect_and_migrate(&settings.postgres)
             .await
             .context("connecting to PostgreSQL and migrating")?;
-        let store = PgEventStore::new(pool);
+        let store = PgEventStore::with_group_commit(pool, settings.event_store);
         let relay = if settings.relay.enabled {
             let relay = OutboxRelay::new(
                 store.clone(),
@@ -56,8 +74,16 @@ impl Application {
         let state = AppState {
             store,
             upcasters: Upcasters::default(),
+            relay: settings.relay.clone(),
         };
-        let router = router(state, settings.http.body_limit_bytes);
+        let router = match role {
+            Role::Commands => router(state, settings.http.body_limit_bytes),
+            Role::RelayOnly => Router::new()
+                .route("/health", get(health))
+                .fallback(|| async { ApiError::route_not_found() })
+                .with_state(state)
+                .layer(middleware::from_fn(request_context)),
+        };
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
             .await
             .with_context(|| format!("binding {}:{}", settings.http.host, settings.http.port))?;

@@ -13,21 +13,24 @@ use cqrs_es::Aggregate;
 use domain::uniqueness::{unique_key_stream_id, UniqueKey, UniqueKeyEvent, UniqueScope};
 use infrastructure::event_store::aggregates::{load, Loaded, Upcasters};
 use infrastructure::event_store::{AppendOutcome, EventStoreError, PgEventStore, StreamAppend};
+use infrastructure::settings::RelaySettings;
 use serde_json::{json, Value};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::request::{CommandContext, IDEMPOTENT_REPLAYED};
+use crate::request::{CommandContext, CONSISTENCY_TOKEN, IDEMPOTENT_REPLAYED};
 
 /// Retries after a version conflict before answering 409.
 pub const MAX_RETRIES: u32 = 3;
 
-/// What handlers share: the event store and the upcasters of its events.
+/// What handlers share: the event store, the upcasters of its events, and
+/// the relay's settings (health reports on the relay of that name).
 #[derive(Clone)]
 pub struct AppState {
     pub store: PgEventStore,
     pub upcasters: Upcasters,
+    pub relay: RelaySettings,
 }
 
 /// A decided command, ready to append.
@@ -63,7 +66,8 @@ impl Plan {
 }
 
 /// Runs `plan` (load and decide) and appends its result, retrying on a
-/// version conflict; answers `{id, version, position}`. With an
+/// version conflict; answers `{id, version, position, consistency_token}`,
+/// the token also as the `Consistency-Token` header. With an
 /// `Idempotency-Key`, a request already answered gets that answer again.
 pub async fn execute<F, Fut>(
     state: &AppState,
@@ -101,20 +105,22 @@ where
         } else {
             StatusCode::OK
         };
+        let version_stream = stream_id.clone();
         let outcome = state
             .store
             .append(
                 appends,
                 &context.metadata,
                 context.idempotency.as_ref(),
-                |receipt| {
+                move |receipt| {
                     json!({
                         "status": status.as_u16(),
                         "location": location,
                         "body": {
                             "id": id,
-                            "version": receipt.version_of(&stream_id).unwrap_or_default(),
+                            "version": receipt.version_of(&version_stream).unwrap_or_default(),
                             "position": receipt.last_position,
+                            "consistency_token": receipt.token,
                         }
                     })
                 },
@@ -182,11 +188,15 @@ fn render(stored: &Value, replayed: bool) -> Result<Response, ApiError> {
         .unwrap_or(StatusCode::OK);
     let body = stored.get("body").cloned().unwrap_or(Value::Null);
     let version = body.get("version").and_then(Value::as_i64);
-    let mut response = (status, Json(body)).into_response();
+    let mut response = (status, Json(body.clone())).into_response();
     let headers = response.headers_mut();
     if let Some(location) = stored.get("location").and_then(Value::as_str) {
         let location = HeaderValue::from_str(location).map_err(ApiError::internal)?;
         headers.insert(header::LOCATION, location);
+    }
+    if let Some(token) = body.get("consistency_token").and_then(Value::as_str) {
+        let token = HeaderValue::from_str(token).map_err(ApiError::internal)?;
+        headers.insert(CONSISTENCY_TOKEN.clone(), token);
     }
     if let Some(version) = version {
         let etag = HeaderValue::from_str(&format!("\"{version}\"")).map_err(ApiError::internal)?;
@@ -346,8 +356,9 @@ mod tests {
 
     #[test]
     fn render_replays_status_location_and_etag() {
-        let stored = json!({"status": 201, "location": "/v1/brands/x", "body": {"id": "x", "version": 1, "position": 9}});
+        let stored = json!({"status": 201, "location": "/v1/brands/x", "body": {"id": "x", "version": 1, "position": 9, "consistency_token": "1.1.2f.9"}});
         let response = render(&stored, true).unwrap();
+        assert_eq!(response.headers()[&CONSISTENCY_TOKEN], "1.1.2f.9");
         assert_eq!(response.status(), StatusCode::CREATED);
         assert_eq!(response.headers()[header::LOCATION], "/v1/brands/x");
         assert_eq!(response.headers()[header::ETAG], "\"1\"");

@@ -1,7 +1,11 @@
-//! `GET /health`: 200 while the database answers, else 503.
+//! `GET /health`: 503 while the database does not answer; otherwise the
+//! relay's state, read from the database whichever process leads: lag,
+//! leader, a stall with the transaction holding the log back, an undecodable
+//! event stopping the log. `status` is `degraded` when an operator must act.
 
 use axum::extract::State;
 use axum::Json;
+use infrastructure::relay::status::RelayStatus;
 use serde_json::{json, Value};
 use tracing::instrument;
 
@@ -10,16 +14,30 @@ use crate::error::ApiError;
 
 #[instrument(skip_all)]
 pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match sqlx::query_scalar::<_, i32>("SELECT 1")
+    if let Err(error) = sqlx::query_scalar::<_, i32>("SELECT 1")
         .fetch_one(state.store.pool())
         .await
     {
-        Ok(_) => Ok(Json(json!({ "status": "ok" }))),
-        Err(error) => {
-            tracing::warn!(%error, "health check failed: database unreachable");
-            Err(ApiError::service_unavailable(
-                "the database does not answer",
-            ))
-        }
+        tracing::warn!(%error, "health check failed: database unreachable");
+        return Err(ApiError::service_unavailable("the database does not answer"));
     }
+    let relay = match RelayStatus::read(state.store.pool(), &state.relay).await {
+        Ok(relay) => relay,
+        Err(error) => {
+            tracing::warn!(%error, "health check failed: relay status unreadable");
+            return Err(ApiError::service_unavailable(
+                "the relay's status cannot be read",
+            ));
+        }
+    };
+    if relay.stalled {
+        tracing::warn!(
+            held_back = relay.held_back_events,
+            holder_pid = relay.oldest_transaction.as_ref().and_then(|t| t.pid),
+            holder_age_seconds = relay.oldest_transaction.as_ref().map(|t| t.age_seconds),
+            "relay stalled behind an old transaction"
+        );
+    }
+    let status = if relay.is_degraded() { "degraded" } else { "ok" };
+    Ok(Json(json!({ "status": status, "relay": relay })))
 }

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod error;
 pub mod health;
 pub mod input;
+pub mod operator;
 pub mod request;
 
 pub use app::Application;

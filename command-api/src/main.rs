@@ -1,12 +1,54 @@
-use command_api::Application;
+use clap::{Parser, Subcommand};
+use command_api::{operator, Application};
 use infrastructure::settings::Settings;
 use infrastructure::telemetry;
 
+/// The command side of the platform. Configuration: defaults, then
+/// `APP_CONFIG_FILE`, then `APP__SECTION__KEY` variables.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API, with the outbox relay when `relay.enabled` (the default).
+    Serve,
+    /// Run only the outbox relay, with `/health` on the HTTP port.
+    Relay,
+    /// Skip a stored event that cannot be decoded, so the log goes on past it.
+    SkipEvent {
+        #[arg(long)]
+        position: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Make the relay publish again from the event at a position.
+    ResetRelayCheckpoint {
+        #[arg(long)]
+        from_position: i64,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     let settings = Settings::load(8080, None)?;
     telemetry::init("command-api");
-    let app = Application::build(settings).await?;
+    let app = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => Application::build(settings).await?,
+        Command::Relay => Application::build_relay(settings).await?,
+        Command::SkipEvent { position, reason } => {
+            println!("{}", operator::skip_event(&settings, position, &reason).await?);
+            return Ok(());
+        }
+        Command::ResetRelayCheckpoint { from_position } => {
+            println!("{}", operator::reset_relay_checkpoint(&settings, from_position).await?);
+            return Ok(());
+        }
+    };
     tracing::info!(address = %app.local_addr(), "command api listening");
     app.run_until_stopped().await
 }

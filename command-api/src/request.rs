@@ -28,6 +28,9 @@ pub static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+/// Answered with every successful command: the point in the global log a
+/// reader must reach to see the command's effects.
+pub static CONSISTENCY_TOKEN: HeaderName = HeaderName::from_static("consistency-token");
 
 /// The ids of one request: its own (the causation id of what it appends) and
 /// the correlation id it shares with everything that follows from it.

@@ -98,6 +98,8 @@ pub mod headers {
     pub const VERSION: &str = "version";
     pub const CORRELATION_ID: &str = "correlation_id";
     pub const CAUSATION_ID: &str = "causation_id";
+    /// The relay leadership term that published the message.
+    pub const RELAY_TERM: &str = "relay_term";
 }
 
 pub fn event_headers(event: &RecordedEvent) -> OwnedHeaders {

@@ -16,6 +16,7 @@ pub struct Settings {
     pub mongo: MongoSettings,
     pub redis: RedisSettings,
     pub elasticsearch: ElasticsearchSettings,
+    pub event_store: crate::event_store::GroupCommitSettings,
     pub relay: RelaySettings,
     pub projectors: ProjectorSettings,
 }
@@ -81,9 +82,15 @@ pub struct ElasticsearchSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RelaySettings {
     pub enabled: bool,
+    /// Names the checkpoint and the lease: relays of one name elect one leader.
     pub name: String,
     pub batch_size: i64,
     pub idle_poll_ms: u64,
+    /// How often a follower tries to take the lease over.
+    pub lease_retry_ms: u64,
+    /// How long committed events may be held back by an older running
+    /// transaction before `/health` says degraded.
+    pub stall_degraded_after_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,11 +135,17 @@ key_prefix = ""
 url = "http://127.0.0.1:9200"
 products_alias = "products"
 
+[event_store]
+max_parallel_groups = 3
+max_group_events = 4000
+
 [relay]
 enabled = true
 name = "kafka-outbox"
 batch_size = 500
 idle_poll_ms = 250
+lease_retry_ms = 1000
+stall_degraded_after_seconds = 30
 
 [projectors]
 only = []
@@ -196,6 +209,7 @@ impl fmt::Debug for Settings {
             .field("mongo", &self.mongo)
             .field("redis", &self.redis)
             .field("elasticsearch", &self.elasticsearch)
+            .field("event_store", &self.event_store)
             .field("relay", &self.relay)
             .field("projectors", &self.projectors)
             .finish()

@@ -139,3 +139,207 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Every message on the topics of `aggregate_types`, read from the start by a
+/// consumer of its own (no group commits), once at least `at_least` have
+/// arrived and the topics have then stayed quiet for a moment; panics after
+/// `timeout`. For checking what the relay published, duplicates included.
+pub async fn read_topics(
+    settings: &Settings,
+    aggregate_types: &[&str],
+    at_least: usize,
+    timeout: Duration,
+) -> Vec<PublishedMessage> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, Message};
+
+    let consumer: StreamConsumer = crate::kafka::base_config(&settings.kafka)
+        .set("group.id", format!("{}.reader.{}", settings.kafka.group_prefix, unique_suffix()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("kafka consumer");
+    let topics: Vec<String> = aggregate_types
+        .iter()
+        .map(|t| settings.kafka.topic_for(t))
+        .collect();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&names).expect("subscribe");
+    let deadline = Instant::now() + timeout;
+    let quiet = Duration::from_millis(1500);
+    let mut messages = Vec::new();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            panic!(
+                "timed out after {timeout:?} reading {at_least} messages from {topics:?}: got {}",
+                messages.len()
+            );
+        }
+        let wait = if messages.len() >= at_least { quiet } else { deadline - now };
+        match tokio::time::timeout(wait, consumer.recv()).await {
+            Err(_) if messages.len() >= at_least => return messages,
+            Err(_) => continue,
+            Ok(Err(error)) => panic!("kafka consumer failed: {error}"),
+            Ok(Ok(message)) => {
+                let header = |name: &str| {
+                    message.headers().and_then(|headers| {
+                        headers
+                            .iter()
+                            .find(|h| h.key == name)
+                            .and_then(|h| h.value)
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                    })
+                };
+                messages.push(PublishedMessage {
+                    topic: message.topic().to_owned(),
+                    key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    event_id: header(crate::kafka::headers::EVENT_ID)
+                        .and_then(|v| Uuid::parse_str(&v).ok()),
+                    relay_term: header(crate::kafka::headers::RELAY_TERM),
+                    payload: message
+                        .payload()
+                        .and_then(|p| serde_json::from_slice(p).ok())
+                        .unwrap_or(serde_json::Value::Null),
+                });
+            }
+        }
+    }
+}
+
+/// One message the relay published, as a test reads it back.
+#[derive(Debug, Clone)]
+pub struct PublishedMessage {
+    pub topic: String,
+    pub key: Option<String>,
+    pub event_id: Option<Uuid>,
+    pub relay_term: Option<String>,
+    pub payload: serde_json::Value,
+}
+
+/// A second PostgreSQL cluster of its own, on a free port, for tests that
+/// restore a backup elsewhere; stopped and deleted when dropped. Uses the
+/// server binaries of `TEST_PG_BINDIR` or the newest under
+/// /usr/lib/postgresql. initdb refuses root, so as root it runs as the
+/// `postgres` user.
+pub struct SecondCluster {
+    pub port: u16,
+    directory: std::path::PathBuf,
+    bindir: std::path::PathBuf,
+}
+
+impl SecondCluster {
+    pub fn start() -> Self {
+        let bindir = std::env::var_os("TEST_PG_BINDIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+                    .expect("PostgreSQL server binaries under /usr/lib/postgresql (or TEST_PG_BINDIR)")
+                    .filter_map(|entry| entry.ok())
+                    .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+                    .collect();
+                versions.sort_unstable();
+                let newest = versions.last().expect("a PostgreSQL version is installed");
+                std::path::PathBuf::from(format!("/usr/lib/postgresql/{newest}/bin"))
+            });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let directory = std::env::temp_dir().join(format!("second-cluster-{}", unique_suffix()));
+        std::fs::create_dir_all(&directory).expect("cluster directory");
+        let cluster = Self {
+            port,
+            directory,
+            bindir,
+        };
+        let data = cluster.directory.join("data");
+        let as_root = nix_is_root();
+        if as_root {
+            run("chown", &["-R", "postgres:postgres", cluster.path()], None);
+        }
+        cluster.run_as_owner("initdb", &["-D", &data.to_string_lossy(), "-U", "postgres", "-A", "trust", "--no-sync"]);
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            cluster.path()
+        );
+        cluster.run_as_owner(
+            "pg_ctl",
+            &["-D", &data.to_string_lossy(), "-o", &options, "-l", &cluster.directory.join("log").to_string_lossy(), "-w", "start"],
+        );
+        cluster
+    }
+
+    fn path(&self) -> &str {
+        self.directory.to_str().expect("a UTF-8 temp path")
+    }
+
+    /// A `postgres://` URL for `database` on this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Runs one of the server's programs (pg_dump, pg_restore, psql, ...).
+    pub fn bin(&self, program: &str) -> std::path::PathBuf {
+        self.bindir.join(program)
+    }
+
+    fn run_as_owner(&self, program: &str, args: &[&str]) {
+        let program = self.bin(program);
+        let program = program.to_string_lossy();
+        if nix_is_root() {
+            let mut all = vec!["-u", "postgres", "--", program.as_ref()];
+            all.extend_from_slice(args);
+            run("runuser", &all, Some(&self.directory));
+        } else {
+            run(&program, args, Some(&self.directory));
+        }
+    }
+}
+
+impl Drop for SecondCluster {
+    fn drop(&mut self) {
+        let data = self.directory.join("data");
+        let program = self.bin("pg_ctl");
+        let mut command = if nix_is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let _ = command
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .current_dir(&self.directory)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.directory);
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a program to completion; panics with its output when it fails.
+pub fn run(program: &str, args: &[&str], directory: Option<&std::path::Path>) {
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    if let Some(directory) = directory {
+        command.current_dir(directory);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{program} cannot be run: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -1,16 +1,20 @@
-//! The event store: what an append, a recorded event and a tailing position are,
-//! and the PostgreSQL adapter that keeps them (`postgres`). Aggregates of
+//! The event store: what an append, a recorded event, a place in the global
+//! log and a consistency token are, and the PostgreSQL adapter that keeps them
+//! (`postgres`, with its group commit in `group_commit`). Aggregates of
 //! `cqrs_es` are loaded from it and their decisions turned into appends by
 //! `aggregates`.
 
 pub mod aggregates;
+mod group_commit;
 pub mod postgres;
+mod token;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use postgres::PgEventStore;
+pub use postgres::{GroupCommitSettings, PgEventStore};
+pub use token::{ConsistencyToken, InvalidToken};
 
 /// Who and what caused an append. Stored with every event, copied into Kafka
 /// headers and into the projections (activity logs).
@@ -58,6 +62,9 @@ pub struct AppendReceipt {
     pub versions: Vec<(String, i64)>,
     /// Global position of the last event appended; 0 when nothing was.
     pub last_position: i64,
+    /// The place in the global log at which this append's events are final:
+    /// its last event, or the log's head when it appended none.
+    pub token: ConsistencyToken,
 }
 
 impl AppendReceipt {
@@ -95,6 +102,9 @@ impl AppendOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedEvent {
     pub position: i64,
+    /// Published before epochs existed: those events are all of epoch 1.
+    #[serde(default = "first_epoch")]
+    pub epoch: i64,
     pub transaction_id: i64,
     pub event_id: Uuid,
     pub aggregate_type: String,
@@ -110,16 +120,27 @@ pub struct RecordedEvent {
 impl RecordedEvent {
     pub fn checkpoint(&self) -> GlobalCheckpoint {
         GlobalCheckpoint {
+            epoch: self.epoch,
             transaction_id: self.transaction_id,
             position: self.position,
         }
     }
 }
 
-/// A place in the global log. The log is read in (transaction id, position)
-/// order, which is the order in which events become final.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+fn first_epoch() -> i64 {
+    1
+}
+
+/// A place in the global log. The log is read in (epoch, transaction id,
+/// position) order, which is the order in which events become final: the
+/// epoch changes with the cluster or timeline (a restore, a promotion), and
+/// within one epoch a transaction's events follow every older transaction's.
+/// The derived order is that order (fields compare in declaration order).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct GlobalCheckpoint {
+    pub epoch: i64,
     pub transaction_id: i64,
     pub position: i64,
 }
@@ -136,6 +157,18 @@ pub enum EventStoreError {
     IdempotencyKeyReused { key: String },
     #[error("stored event {event_id} cannot be decoded: {reason}")]
     Undecodable { event_id: Uuid, reason: String },
+    /// A row of the global log that readers cannot decode. The log stops
+    /// here until an operator skips it (`command-api skip-event`).
+    #[error("the event at position {position} ({event_id}) cannot be decoded: {reason}; skip it with `command-api skip-event --position {position}`")]
+    PoisonedLog {
+        position: i64,
+        event_id: Uuid,
+        reason: String,
+    },
+    /// The group committer stopped before answering; the append's outcome is
+    /// unknown (it may have committed).
+    #[error("the append was interrupted and its outcome is unknown")]
+    Interrupted,
     #[error("event store database error")]
     Database(#[from] sqlx::Error),
 }

@@ -1,31 +1,54 @@
 //! The PostgreSQL adapter of the event store (`event_store` schema, see
 //! `migrations/`): atomic multi-stream appends under expected versions,
-//! idempotency keys, stream loads, and the gap-free tailing read.
+//! committed in groups (`group_commit`), idempotency keys, stream loads, the
+//! gap-free tailing read in (epoch, transaction id, position) order,
+//! checkpoints that only move forward, and the operator's skip of a stored
+//! event that cannot be decoded.
+
+use std::sync::Arc;
 
 use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{PgExecutor, Postgres, Row, Transaction};
 use tracing::instrument;
 
+use super::group_commit::{write_group, Entry, EntryResult, GroupCommitter, Respond};
 use super::{
-    AppendOutcome, AppendReceipt, EventMetadata, EventStoreError, GlobalCheckpoint, IdempotencyKey,
-    RecordedEvent, StreamAppend,
+    AppendOutcome, AppendReceipt, ConsistencyToken, EventMetadata, EventStoreError,
+    GlobalCheckpoint, IdempotencyKey, RecordedEvent, StreamAppend,
 };
 
-/// The channel an append notifies at commit, so tailers wake without polling.
+pub use super::group_commit::GroupCommitSettings;
+
+/// The channel notified after each commit that appended events, so tailers
+/// wake without polling.
 pub const APPENDED_CHANNEL: &str = "event_store_appended";
 
-const SELECT_EVENT: &str = "SELECT position, transaction_id::text::bigint AS transaction_id, event_id, \
-     aggregate_type, aggregate_id, version, event_type, schema_version, payload, metadata, recorded_at \
-     FROM event_store.events";
+const EVENT_COLUMNS: &str = "e.position, e.epoch, e.transaction_id::text::bigint AS transaction_id, \
+     e.event_id, e.aggregate_type, e.aggregate_id, e.version, e.event_type, e.schema_version, \
+     e.payload, e.metadata, e.recorded_at";
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgEventStore {
     pool: PgPool,
+    committer: Arc<GroupCommitter>,
+}
+
+impl std::fmt::Debug for PgEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgEventStore").finish_non_exhaustive()
+    }
 }
 
 impl PgEventStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self::with_group_commit(pool, GroupCommitSettings::default())
+    }
+
+    pub fn with_group_commit(pool: PgPool, settings: GroupCommitSettings) -> Self {
+        Self {
+            committer: GroupCommitter::new(pool.clone(), settings),
+            pool,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -33,81 +56,78 @@ impl PgEventStore {
     }
 
     /// Appends to every stream in one transaction, each under its expected
-    /// version; all or nothing. With an idempotency key, a key already used by
-    /// the same request returns its first response and appends nothing.
-    /// `respond` builds the response stored with the key.
+    /// version; all or nothing. Concurrent appends share a transaction and its
+    /// flush (group commit), each keeping its own checks and its own outcome.
+    /// With an idempotency key, a key already used by the same request returns
+    /// its first response and appends nothing. `respond` builds the response
+    /// stored with the key (and returned).
     #[instrument(skip_all, fields(streams = appends.len(), idempotency_key = idempotency.as_ref().map(|k| k.key.as_str())))]
     pub async fn append(
         &self,
         appends: Vec<StreamAppend>,
         metadata: &EventMetadata,
         idempotency: Option<&IdempotencyKey>,
-        respond: impl FnOnce(&AppendReceipt) -> serde_json::Value,
+        respond: impl Fn(&AppendReceipt) -> serde_json::Value + Send + Sync + 'static,
     ) -> Result<AppendOutcome, EventStoreError> {
         if let Some(key) = idempotency {
             if let Some(response) = self.stored_response(key).await? {
                 return Ok(AppendOutcome::AlreadyHandled { response });
             }
         }
-        let mut tx = self.pool.begin().await?;
-        if let Some(key) = idempotency {
-            // Taken first, so that a concurrent duplicate waits here for us to
-            // finish, then finds our answer instead of racing our appends.
-            let inserted = sqlx::query(
-                "INSERT INTO event_store.idempotency_keys (idempotency_key, request_fingerprint, response) \
-                 VALUES ($1, $2, 'null'::jsonb) ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(&key.key)
-            .bind(&key.fingerprint)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                tx.rollback().await?;
-                let response = self.stored_response(key).await?.ok_or_else(|| {
-                    EventStoreError::IdempotencyKeyReused {
-                        key: key.key.clone(),
-                    }
-                })?;
-                return Ok(AppendOutcome::AlreadyHandled { response });
-            }
-        }
-        let receipt = append_in(&mut tx, appends, metadata).await?;
-        let response = respond(&receipt);
-        if let Some(key) = idempotency {
-            sqlx::query(
-                "UPDATE event_store.idempotency_keys SET response = $2 WHERE idempotency_key = $1",
-            )
-            .bind(&key.key)
-            .bind(&response)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if receipt.last_position > 0 {
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(APPENDED_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        tracing::debug!(last_position = receipt.last_position, "events appended");
-        Ok(AppendOutcome::Appended { receipt, response })
+        let entry = Entry::new(appends, metadata, idempotency.cloned(), Box::new(respond));
+        let result = self.committer.submit(entry).await?;
+        self.outcome(result, idempotency).await
     }
 
     /// Appends inside a transaction the caller owns and commits, for work that
-    /// must commit atomically with the events. Notifies tailers at commit.
+    /// must commit atomically with the events. Tailers are notified by the
+    /// next group commit or their idle poll.
     pub async fn append_in_transaction(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         appends: Vec<StreamAppend>,
         metadata: &EventMetadata,
     ) -> Result<AppendReceipt, EventStoreError> {
-        let receipt = append_in(tx, appends, metadata).await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(APPENDED_CHANNEL)
-            .execute(&mut **tx)
-            .await?;
-        Ok(receipt)
+        let respond: Respond = Box::new(|_| serde_json::Value::Null);
+        let entry = Entry::new(appends, metadata, None, respond);
+        let mut results = write_group(&mut **tx, std::slice::from_ref(&entry)).await?;
+        match results.pop() {
+            Some(EntryResult::Appended { receipt, .. }) => Ok(receipt),
+            Some(EntryResult::Conflict(conflict)) => Err(conflict.into()),
+            _ => unreachable!("an entry without a key always appends or conflicts"),
+        }
+    }
+
+    async fn outcome(
+        &self,
+        result: EntryResult,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<AppendOutcome, EventStoreError> {
+        match result {
+            EntryResult::Appended { receipt, response } => {
+                Ok(AppendOutcome::Appended { receipt, response })
+            }
+            EntryResult::Conflict(conflict) => Err(conflict.into()),
+            EntryResult::KeyAlreadyUsed => {
+                let key = idempotency.expect("only keyed entries find their key used");
+                // The other request committed before our group took the key.
+                let response = self.stored_response(key).await?.ok_or_else(|| {
+                    EventStoreError::IdempotencyKeyReused {
+                        key: key.key.clone(),
+                    }
+                })?;
+                Ok(AppendOutcome::AlreadyHandled { response })
+            }
+            EntryResult::KeyReused => Err(EventStoreError::IdempotencyKeyReused {
+                key: idempotency.map(|k| k.key.clone()).unwrap_or_default(),
+            }),
+            EntryResult::SameRequestAs(first) => match *first {
+                EntryResult::Appended { response, .. } => {
+                    Ok(AppendOutcome::AlreadyHandled { response })
+                }
+                other => Box::pin(self.outcome(other, idempotency)).await,
+            },
+        }
     }
 
     /// The answer stored with `key`, if a request carrying it was handled;
@@ -131,7 +151,9 @@ impl PgEventStore {
                         key: key.key.clone(),
                     });
                 }
-                Ok(Some(row.try_get("response")?))
+                let response: serde_json::Value = row.try_get("response")?;
+                // 'null' marks a key whose transaction is still running.
+                Ok((!response.is_null()).then_some(response))
             }
         }
     }
@@ -143,12 +165,24 @@ impl PgEventStore {
         stream_id: &str,
     ) -> Result<Vec<RecordedEvent>, EventStoreError> {
         let rows = sqlx::query(&format!(
-            "{SELECT_EVENT} WHERE aggregate_id = $1 ORDER BY version"
+            "SELECT {EVENT_COLUMNS} FROM event_store.events e WHERE e.aggregate_id = $1 ORDER BY e.version"
         ))
         .bind(stream_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(decode_row).collect()
+        rows.iter()
+            .map(|row| {
+                decode_row(row).or_else(|error| match error {
+                    // Deciding needs the payload only; the global log is where
+                    // an undecodable row is reported and skipped.
+                    EventStoreError::PoisonedLog { position, .. } => {
+                        tracing::warn!(position, stream_id, "loading a stream past undecodable metadata");
+                        decode_row_lenient(row)
+                    }
+                    other => Err(other),
+                })
+            })
+            .collect()
     }
 
     /// The current version of a stream, 0 when it does not exist.
@@ -162,193 +196,294 @@ impl PgEventStore {
     }
 
     /// The next events after `after`, in the order they became final, limited
-    /// to aggregate types `types` when given. Only events of transactions older
-    /// than every transaction still running are returned: a slower transaction
-    /// that commits later always sorts after what was already read, so a tailer
-    /// never skips one.
-    #[instrument(skip(self, types))]
+    /// to aggregate types `types` when given. See [`read_after`].
     pub async fn read_after(
         &self,
         after: GlobalCheckpoint,
         limit: i64,
         types: Option<&[String]>,
     ) -> Result<Vec<RecordedEvent>, EventStoreError> {
-        let rows = sqlx::query(&format!(
-            "{SELECT_EVENT} \
-             WHERE (transaction_id, position) > ($1::text::xid8, $2) \
-               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-               AND ($4::text[] IS NULL OR aggregate_type = ANY($4)) \
-             ORDER BY transaction_id, position \
-             LIMIT $3"
-        ))
-        .bind(after.transaction_id.to_string())
-        .bind(after.position)
-        .bind(limit)
-        .bind(types)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode_row).collect()
+        read_after(&self.pool, after, limit, types).await
     }
 
     /// Where the named reader got to, or the start of the log.
     pub async fn checkpoint(&self, name: &str) -> Result<GlobalCheckpoint, EventStoreError> {
-        let row = sqlx::query(
-            "SELECT transaction_id::text::bigint AS transaction_id, position FROM event_store.checkpoints WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(row) => GlobalCheckpoint {
-                transaction_id: row.try_get("transaction_id")?,
-                position: row.try_get("position")?,
-            },
-            None => GlobalCheckpoint::default(),
-        })
+        read_checkpoint(&self.pool, name).await
     }
 
+    /// Moves the named checkpoint forward to `to`; a checkpoint already at or
+    /// past `to` is left where it is.
     pub async fn save_checkpoint(
         &self,
         name: &str,
-        checkpoint: GlobalCheckpoint,
+        to: GlobalCheckpoint,
     ) -> Result<(), EventStoreError> {
         sqlx::query(
-            "INSERT INTO event_store.checkpoints (name, transaction_id, position) VALUES ($1, $2::text::xid8, $3) \
-             ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
-             position = EXCLUDED.position, updated_at = now()",
+            "INSERT INTO event_store.checkpoints AS c (name, epoch, transaction_id, position) \
+             VALUES ($1, $2, $3::text::xid8, $4) \
+             ON CONFLICT (name) DO UPDATE SET epoch = EXCLUDED.epoch, \
+               transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, updated_at = now() \
+             WHERE (c.epoch, c.transaction_id, c.position) < (EXCLUDED.epoch, EXCLUDED.transaction_id, EXCLUDED.position)",
         )
         .bind(name)
-        .bind(checkpoint.transaction_id.to_string())
-        .bind(checkpoint.position)
+        .bind(to.epoch)
+        .bind(to.transaction_id.to_string())
+        .bind(to.position)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
-}
 
-async fn append_in(
-    tx: &mut Transaction<'_, Postgres>,
-    mut appends: Vec<StreamAppend>,
-    metadata: &EventMetadata,
-) -> Result<AppendReceipt, EventStoreError> {
-    // One lock order for every writer, so multi-stream appends cannot deadlock.
-    appends.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
-    let metadata = serde_json::to_value(metadata).expect("metadata serializes");
-    let mut receipt = AppendReceipt {
-        versions: Vec::with_capacity(appends.len()),
-        last_position: 0,
-    };
-    for append in appends {
-        let new_version = append.expected_version + append.events.len() as i64;
-        claim_version(tx, &append, new_version).await?;
-        if !append.events.is_empty() {
-            let count = append.events.len();
-            let mut event_ids = Vec::with_capacity(count);
-            let mut versions = Vec::with_capacity(count);
-            let mut types = Vec::with_capacity(count);
-            let mut schema_versions = Vec::with_capacity(count);
-            let mut payloads = Vec::with_capacity(count);
-            for (offset, event) in append.events.into_iter().enumerate() {
-                event_ids.push(event.event_id);
-                versions.push(append.expected_version + offset as i64 + 1);
-                types.push(event.event_type);
-                schema_versions.push(event.schema_version);
-                payloads.push(event.payload);
-            }
-            let last: i64 = sqlx::query_scalar(
-                "WITH inserted AS ( \
-                   INSERT INTO event_store.events \
-                     (event_id, aggregate_type, aggregate_id, version, event_type, schema_version, payload, metadata) \
-                   SELECT e.event_id, $1, $2, e.version, e.event_type, e.schema_version, e.payload, $3 \
-                   FROM UNNEST($4::uuid[], $5::bigint[], $6::text[], $7::int[], $8::jsonb[]) \
-                     AS e(event_id, version, event_type, schema_version, payload) \
-                   ORDER BY e.version \
-                   RETURNING position) \
-                 SELECT max(position) FROM inserted",
-            )
-            .bind(&append.aggregate_type)
-            .bind(&append.stream_id)
-            .bind(&metadata)
-            .bind(&event_ids)
-            .bind(&versions)
-            .bind(&types)
-            .bind(&schema_versions)
-            .bind(&payloads)
-            .fetch_one(&mut **tx)
-            .await?;
-            receipt.last_position = receipt.last_position.max(last);
-        }
-        receipt.versions.push((append.stream_id, new_version));
-    }
-    Ok(receipt)
-}
-
-/// Moves the stream from its expected version to `new_version`, or reports
-/// the version it really has. Concurrent writers queue on the stream's row, and
-/// the later one re-reads it after the first commits.
-async fn claim_version(
-    tx: &mut Transaction<'_, Postgres>,
-    append: &StreamAppend,
-    new_version: i64,
-) -> Result<(), EventStoreError> {
-    let changed = if append.events.is_empty() {
-        let current: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM event_store.streams WHERE stream_id = $1 FOR SHARE",
+    /// The operator's reset: puts the named checkpoint at `to`, backwards if
+    /// need be. A running relay follows it on its next batch.
+    pub async fn reset_checkpoint(
+        &self,
+        name: &str,
+        to: GlobalCheckpoint,
+    ) -> Result<(), EventStoreError> {
+        sqlx::query(
+            "INSERT INTO event_store.checkpoints (name, epoch, transaction_id, position) \
+             VALUES ($1, $2, $3::text::xid8, $4) \
+             ON CONFLICT (name) DO UPDATE SET epoch = EXCLUDED.epoch, \
+               transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, updated_at = now()",
         )
-        .bind(&append.stream_id)
-        .fetch_optional(&mut **tx)
+        .bind(name)
+        .bind(to.epoch)
+        .bind(to.transaction_id.to_string())
+        .bind(to.position)
+        .execute(&self.pool)
         .await?;
-        u64::from(current.unwrap_or(0) == append.expected_version)
-    } else if append.expected_version == 0 {
-        sqlx::query(
-            "INSERT INTO event_store.streams (stream_id, aggregate_type, version) VALUES ($1, $2, $3) \
-             ON CONFLICT (stream_id) DO NOTHING",
-        )
-        .bind(&append.stream_id)
-        .bind(&append.aggregate_type)
-        .bind(new_version)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-    } else {
-        sqlx::query(
-            "UPDATE event_store.streams SET version = $3, updated_at = now() \
-             WHERE stream_id = $1 AND version = $2",
-        )
-        .bind(&append.stream_id)
-        .bind(append.expected_version)
-        .bind(new_version)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-    };
-    if changed == 1 {
-        return Ok(());
+        tracing::warn!(name, epoch = to.epoch, position = to.position, "checkpoint reset by an operator");
+        Ok(())
     }
-    let actual: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM event_store.streams WHERE stream_id = $1")
-            .bind(&append.stream_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Err(EventStoreError::VersionConflict {
-        stream_id: append.stream_id.clone(),
-        expected: append.expected_version,
-        actual: actual.unwrap_or(0),
+
+    /// The place just before the event at `position`, for resetting a
+    /// checkpoint so that reading resumes with that event.
+    pub async fn place_before(&self, position: i64) -> Result<Option<GlobalCheckpoint>, EventStoreError> {
+        let row = sqlx::query(
+            "SELECT epoch, transaction_id::text::bigint AS transaction_id FROM event_store.events WHERE position = $1",
+        )
+        .bind(position)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(GlobalCheckpoint {
+                epoch: row.try_get("epoch")?,
+                transaction_id: row.try_get("transaction_id")?,
+                position: position - 1,
+            })
+        })
+        .transpose()
+    }
+
+    /// The last event of the log, as a token: what a reader must reach to
+    /// have seen every event committed so far.
+    pub async fn head(&self) -> Result<ConsistencyToken, EventStoreError> {
+        log_head(&self.pool).await
+    }
+
+    /// Records that the stored event at `position` is skipped by every reader
+    /// of the global log, with the operator's reason. Refused unless the event
+    /// really cannot be decoded.
+    pub async fn skip_undecodable(
+        &self,
+        position: i64,
+        reason: &str,
+        skipped_by: &str,
+    ) -> Result<SkipOutcome, EventStoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM event_store.events e WHERE e.position = $1"
+        ))
+        .bind(position)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(SkipOutcome::NoSuchEvent);
+        };
+        match decode_row(&row) {
+            Ok(_) => Ok(SkipOutcome::Decodable),
+            Err(EventStoreError::PoisonedLog { event_id, .. }) => {
+                let inserted = sqlx::query(
+                    "INSERT INTO event_store.skipped_events (position, event_id, reason, skipped_by) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (position) DO NOTHING",
+                )
+                .bind(position)
+                .bind(event_id)
+                .bind(reason)
+                .bind(skipped_by)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                tracing::warn!(position, %event_id, reason, skipped_by, "undecodable event skipped");
+                Ok(if inserted == 1 {
+                    SkipOutcome::Skipped { event_id }
+                } else {
+                    SkipOutcome::AlreadySkipped
+                })
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// What an operator's skip did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipOutcome {
+    Skipped { event_id: uuid::Uuid },
+    AlreadySkipped,
+    /// The event decodes: nothing to skip.
+    Decodable,
+    NoSuchEvent,
+}
+
+/// The next events after `after`, in the order they became final.
+///
+/// Within the epoch of this cluster, only events of transactions older than
+/// every transaction still running are returned: a slower transaction that
+/// commits later always sorts after what was already read, so a tailer never
+/// skips one. Events of earlier epochs (before a restore or a promotion) are
+/// all final. Events an operator skipped are passed over. A row whose
+/// metadata cannot be decoded ends the batch before it; as the first row it
+/// is `PoisonedLog`, so the log stops visibly there, never silently.
+#[instrument(skip(executor, types))]
+pub async fn read_after<'e>(
+    executor: impl PgExecutor<'e>,
+    after: GlobalCheckpoint,
+    limit: i64,
+    types: Option<&[String]>,
+) -> Result<Vec<RecordedEvent>, EventStoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM event_store.events e \
+         WHERE (e.epoch, e.transaction_id, e.position) > ($1, $2::text::xid8, $3) \
+           AND (e.epoch <> (SELECT coalesce(event_store.epoch_here(), 0)) \
+                OR e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())) \
+           AND ($5::text[] IS NULL OR e.aggregate_type = ANY($5)) \
+           AND NOT EXISTS (SELECT 1 FROM event_store.skipped_events s WHERE s.position = e.position) \
+         ORDER BY e.epoch, e.transaction_id, e.position \
+         LIMIT $4"
+    ))
+    .bind(after.epoch)
+    .bind(after.transaction_id.to_string())
+    .bind(after.position)
+    .bind(limit)
+    .bind(types)
+    .fetch_all(executor)
+    .await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match decode_row(row) {
+            Ok(event) => events.push(event),
+            Err(error @ EventStoreError::PoisonedLog { .. }) if events.is_empty() => {
+                return Err(error)
+            }
+            Err(EventStoreError::PoisonedLog { .. }) => break,
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(events)
+}
+
+/// Where the named reader got to, or the start of the log.
+pub async fn read_checkpoint<'e>(
+    executor: impl PgExecutor<'e>,
+    name: &str,
+) -> Result<GlobalCheckpoint, EventStoreError> {
+    let row = sqlx::query(
+        "SELECT epoch, transaction_id::text::bigint AS transaction_id, position \
+         FROM event_store.checkpoints WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(executor)
+    .await?;
+    Ok(match row {
+        Some(row) => GlobalCheckpoint {
+            epoch: row.try_get("epoch")?,
+            transaction_id: row.try_get("transaction_id")?,
+            position: row.try_get("position")?,
+        },
+        None => GlobalCheckpoint::default(),
     })
+}
+
+/// Compare-and-set: moves the named checkpoint from `from` to `to` (later in
+/// the log). False when the stored checkpoint is no longer `from`: someone
+/// else moved it (an operator's reset, another relay), and the caller must
+/// re-read it rather than overwrite it.
+pub async fn advance_checkpoint<'e>(
+    executor: impl PgExecutor<'e>,
+    name: &str,
+    from: GlobalCheckpoint,
+    to: GlobalCheckpoint,
+) -> Result<bool, EventStoreError> {
+    debug_assert!(to > from, "a checkpoint only moves forward");
+    let changed = sqlx::query(
+        "WITH updated AS ( \
+           UPDATE event_store.checkpoints SET epoch = $5, transaction_id = $6::text::xid8, position = $7, updated_at = now() \
+           WHERE name = $1 AND (epoch, transaction_id, position) = ($2, $3::text::xid8, $4) \
+           RETURNING 1), \
+         inserted AS ( \
+           INSERT INTO event_store.checkpoints (name, epoch, transaction_id, position) \
+           SELECT $1, $5, $6::text::xid8, $7 \
+           WHERE ($2, $3, $4) = (0::bigint, '0', 0::bigint) \
+             AND NOT EXISTS (SELECT 1 FROM event_store.checkpoints WHERE name = $1) \
+           ON CONFLICT (name) DO NOTHING \
+           RETURNING 1) \
+         SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted)",
+    )
+    .bind(name)
+    .bind(from.epoch)
+    .bind(from.transaction_id.to_string())
+    .bind(from.position)
+    .bind(to.epoch)
+    .bind(to.transaction_id.to_string())
+    .bind(to.position)
+    .fetch_one(executor)
+    .await
+    .map(|row: PgRow| row.get::<i64, _>(0))?;
+    Ok(changed == 1)
+}
+
+/// The token of the last event in the log; the start of the log when empty.
+pub async fn log_head<'e>(executor: impl PgExecutor<'e>) -> Result<ConsistencyToken, EventStoreError> {
+    let row = sqlx::query(
+        "SELECT epoch, transaction_id::text::bigint AS transaction_id, position FROM event_store.events \
+         ORDER BY epoch DESC, transaction_id DESC, position DESC LIMIT 1",
+    )
+    .fetch_optional(executor)
+    .await?;
+    Ok(ConsistencyToken::new(match row {
+        Some(row) => GlobalCheckpoint {
+            epoch: row.try_get("epoch")?,
+            transaction_id: row.try_get("transaction_id")?,
+            position: row.try_get("position")?,
+        },
+        None => GlobalCheckpoint::default(),
+    }))
 }
 
 fn decode_row(row: &PgRow) -> Result<RecordedEvent, EventStoreError> {
     let event_id = row.try_get("event_id")?;
+    let position = row.try_get("position")?;
     let metadata: serde_json::Value = row.try_get("metadata")?;
     let metadata: EventMetadata =
-        serde_json::from_value(metadata).map_err(|e| EventStoreError::Undecodable {
+        serde_json::from_value(metadata).map_err(|e| EventStoreError::PoisonedLog {
+            position,
             event_id,
-            reason: e.to_string(),
+            reason: format!("metadata: {e}"),
         })?;
+    recorded(row, metadata)
+}
+
+fn decode_row_lenient(row: &PgRow) -> Result<RecordedEvent, EventStoreError> {
+    recorded(row, EventMetadata::default())
+}
+
+fn recorded(row: &PgRow, metadata: EventMetadata) -> Result<RecordedEvent, EventStoreError> {
     Ok(RecordedEvent {
         position: row.try_get("position")?,
+        epoch: row.try_get("epoch")?,
         transaction_id: row.try_get("transaction_id")?,
-        event_id,
+        event_id: row.try_get("event_id")?,
         aggregate_type: row.try_get("aggregate_type")?,
         aggregate_id: row.try_get("aggregate_id")?,
         version: row.try_get("version")?,
