@@ -634,9 +634,10 @@ impl From<EventStoreError> for ApiError {
                 "the resource was changed concurrently; reload it and retry",
             ),
             EventStoreError::IdempotencyKeyReused { key } => Self::idempotency_key_reused(&key),
-            other @ (EventStoreError::Undecodable { .. } | EventStoreError::Database(_)) => {
-                Self::internal(other)
-            }
+            other @ (EventStoreError::Undecodable { .. }
+            | EventStoreError::PoisonedLog { .. }
+            | EventStoreError::Interrupted
+            | EventStoreError::Database(_)) => Self::internal(other),
         }
     }
 }
