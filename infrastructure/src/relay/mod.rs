@@ -111,21 +111,21 @@ impl OutboxRelay {
     async fn lead(&mut self) -> Result<&mut PgConnection, RelayError> {
         if self.session.is_none() {
             let options: PgConnectOptions = (*self.store.pool().connect_options()).clone();
-            let mut connection = options
+            // A leader cut off by the network is noticed by the server within
+            // seconds, and its lease freed for a follower.
+            let connection = options
                 .application_name(&format!(
                     "outbox relay {} pid {}",
                     self.settings.name,
                     std::process::id()
                 ))
+                .options([
+                    ("tcp_keepalives_idle", "5"),
+                    ("tcp_keepalives_interval", "2"),
+                    ("tcp_keepalives_count", "3"),
+                ])
                 .connect()
                 .await?;
-            // A leader cut off by the network is noticed by the server within
-            // seconds, and its lease freed for a follower.
-            sqlx::query(
-                "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3",
-            )
-            .execute(&mut connection)
-            .await?;
             self.session = Some(Session {
                 connection,
                 leader: false,
