@@ -620,6 +620,7 @@ impl From<InventoryError> for ApiError {
             | InventoryError::ReservationReleased { .. } => {
                 Self::rule("reservation-conflict", "Reservation conflict", detail)
             }
+            InventoryError::InvalidValue(value) => value.into(),
         }
     }
 }
@@ -713,6 +714,11 @@ mod tests {
                 EventStoreError::IdempotencyKeyReused { key: "k".into() }.into(),
                 422,
                 "idempotency-key-reused",
+            ),
+            (
+                InventoryError::InvalidValue(ValueError::Slug("X".into())).into(),
+                400,
+                "validation",
             ),
         ];
         for (error, status, kind) in cases {
