@@ -2,7 +2,8 @@
 //! (assigned by the `request_context` middleware, echoed as headers), the
 //! event metadata, the `Idempotency-Key` with its request fingerprint, the
 //! `If-Match` version, and a JSON body whose every rejection is a problem
-//! document (`ApiJson`, `ApiPath`, `CommandRequest`).
+//! document (`ApiJson`, `ApiPath`, `CommandRequest`), and in whose strings no
+//! control character gets past.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,13 +15,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use domain::values::{forbidden_in_json, TextLayout};
 use infrastructure::event_store::{EventMetadata, IdempotencyKey};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
+use crate::error::{ApiError, FieldError, PROBLEM_CONTENT_TYPE};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
@@ -224,6 +226,13 @@ impl CommandContext {
     }
 }
 
+/// A command body: which of its fields hold text that may span lines.
+pub trait CommandBody: DeserializeOwned {
+    /// Top-level fields whose text may hold tabs and line feeds; every other
+    /// string (and every field name) must be a single line.
+    const MULTI_LINE_FIELDS: &'static [&'static str] = &[];
+}
+
 /// A command: its context and its JSON body.
 pub struct CommandRequest<T> {
     pub context: CommandContext,
@@ -232,7 +241,7 @@ pub struct CommandRequest<T> {
 
 impl<T, S> FromRequest<S> for CommandRequest<T>
 where
-    T: DeserializeOwned,
+    T: CommandBody,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -244,6 +253,7 @@ where
         let if_match = if_match(&parts.headers)?;
         let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
         let bytes = json_body(Request::from_parts(parts, body), state).await?;
+        printable_strings(&bytes, T::MULTI_LINE_FIELDS)?;
         let body = ApiJson::<T>::parse(&bytes)?;
         let idempotency = key.map(|key| IdempotencyKey {
             key,
@@ -260,6 +270,36 @@ where
             body,
         })
     }
+}
+
+/// 400 naming every string or field name of the body that holds a control
+/// character (tab and line feed are allowed in `multi_line` fields), a line
+/// or paragraph separator or a noncharacter. The domain refuses them in each
+/// text it stores; this covers every other string too (ids, amounts, enum
+/// values, unknown fields), so that none can reach PostgreSQL, whose JSONB
+/// refuses NUL with an error, or be echoed back. A body that is not JSON is
+/// left to the typed parse, which says why.
+fn printable_strings(bytes: &[u8], multi_line: &[&str]) -> Result<(), ApiError> {
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return Ok(());
+    };
+    let layout_of = |path: &str| {
+        if multi_line.contains(&path) {
+            TextLayout::MultiLine
+        } else {
+            TextLayout::SingleLine
+        }
+    };
+    let found = forbidden_in_json(&value, &layout_of);
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_fields(
+        found
+            .into_iter()
+            .map(|error| FieldError::new(error.path.clone(), error))
+            .collect(),
+    ))
 }
 
 /// The event metadata of a request: correlation and causation (this
@@ -394,6 +434,42 @@ mod tests {
         assert_eq!(if_match(&headers(&[("if-match", "*")])).unwrap(), None);
         assert!(if_match(&headers(&[("if-match", "\"abc\"")])).is_err());
         assert!(if_match(&headers(&[("if-match", "-1")])).is_err());
+    }
+
+    #[test]
+    fn control_characters_in_a_body_name_their_field() {
+        let fields = |body: &str, multi_line: &[&str]| {
+            printable_strings(body.as_bytes(), multi_line)
+                .err()
+                .map(|e| {
+                    e.to_problem()["errors"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| e["field"].as_str().unwrap().to_owned())
+                        .collect::<Vec<_>>()
+                })
+        };
+        assert_eq!(
+            fields(r#"{"name": "a\u0000"}"#, &[]),
+            Some(vec!["name".into()])
+        );
+        assert_eq!(
+            fields(
+                r#"{"description": "a\nb", "name": "a\nb", "tags": ["x", "\u0007"]}"#,
+                &["description"]
+            ),
+            Some(vec!["name".into(), "tags[1]".into()])
+        );
+        assert_eq!(
+            fields(r#"{"na\u0000me": "x"}"#, &[]),
+            Some(vec!["na\\0me".into()])
+        );
+        assert_eq!(
+            fields(r#"{"description": "a\n\tb"}"#, &["description"]),
+            None
+        );
+        assert_eq!(fields("not json", &[]), None);
     }
 
     #[test]

@@ -18,7 +18,19 @@ use super::categories::merge_text;
 use crate::command::{execute, key_appends, load_existing, load_key, load_new, AppState, Plan};
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Fields, Patch};
-use crate::request::{ApiPath, CommandContext, CommandRequest};
+use crate::request::{ApiPath, CommandBody, CommandContext, CommandRequest};
+
+/// The texts that may span lines; the domain allows tabs and line feeds in
+/// the same ones, and nowhere else.
+const BRAND_MULTI_LINE: &[&str] = &["description"];
+
+impl CommandBody for CreateBrandRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = BRAND_MULTI_LINE;
+}
+
+impl CommandBody for UpdateBrandRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = BRAND_MULTI_LINE;
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -23,10 +23,22 @@ use crate::command::{
 };
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Fields, Patch};
-use crate::request::{ApiPath, CommandContext, CommandRequest};
+use crate::request::{ApiPath, CommandBody, CommandContext, CommandRequest};
 
 /// Guards the ancestor walk against a corrupt (looping) tree.
 const MAX_TREE_DEPTH: usize = 64;
+
+/// The texts that may span lines; the domain allows tabs and line feeds in
+/// the same ones, and nowhere else.
+const CATEGORY_MULTI_LINE: &[&str] = &["description", "meta_description"];
+
+impl CommandBody for CreateCategoryRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = CATEGORY_MULTI_LINE;
+}
+
+impl CommandBody for UpdateCategoryRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = CATEGORY_MULTI_LINE;
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -23,10 +23,22 @@ use crate::command::{
 };
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Amount, Fields, Patch};
-use crate::request::{ApiPath, CommandContext, CommandRequest};
+use crate::request::{ApiPath, CommandBody, CommandContext, CommandRequest};
 
 /// Every column of the seed's `products` row a client sets at creation.
 /// Status starts as draft and the product unfeatured.
+/// The texts that may span lines; the domain allows tabs and line feeds in
+/// the same ones, and nowhere else.
+const PRODUCT_MULTI_LINE: &[&str] = &["description", "short_description", "meta_description"];
+
+impl CommandBody for CreateProductRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = PRODUCT_MULTI_LINE;
+}
+
+impl CommandBody for UpdateProductRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = PRODUCT_MULTI_LINE;
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
@@ -338,6 +350,8 @@ pub struct ChangePriceRequest {
     pub cost_price: Option<Amount>,
 }
 
+impl CommandBody for ChangePriceRequest {}
+
 #[instrument(skip_all, fields(product_id = %id))]
 pub async fn change_price(
     State(state): State<AppState>,
@@ -369,6 +383,8 @@ pub struct ChangeStatusRequest {
     pub status: ProductStatus,
 }
 
+impl CommandBody for ChangeStatusRequest {}
+
 #[instrument(skip_all, fields(product_id = %id, status = tracing::field::Empty))]
 pub async fn change_status(
     State(state): State<AppState>,
@@ -392,6 +408,8 @@ pub async fn change_status(
 pub struct SetFeaturedRequest {
     pub featured: bool,
 }
+
+impl CommandBody for SetFeaturedRequest {}
 
 #[instrument(skip_all, fields(product_id = %id, featured = tracing::field::Empty))]
 pub async fn set_featured(

@@ -3,6 +3,7 @@
 
 mod brands;
 mod categories;
+mod control_characters;
 mod errors;
 mod idempotency;
 mod products;
