@@ -8,7 +8,8 @@
 //! | 400 | malformed input: bad JSON, unknown fields, wrong types, invalid values |
 //! | 404 | unknown aggregate, unknown route |
 //! | 405 | known route, wrong method |
-//! | 409 | version conflict (concurrent write after retries, stale `If-Match`) |
+//! | 409 | version conflict (concurrent writes still conflicting after the retries) |
+//! | 412 | a false `If-Match` or `If-None-Match` |
 //! | 413 | body above `http.body_limit_bytes` |
 //! | 415 | body that is not JSON |
 //! | 422 | business rule broken; idempotency key reused for another request |
@@ -16,7 +17,7 @@
 //! | 503 | the database does not answer (health) |
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::catalog::{BrandError, CategoryError, InvalidDimension, ProductError};
 use domain::inventory::InventoryError;
@@ -25,6 +26,8 @@ use infrastructure::event_store::EventStoreError;
 use infrastructure::relay::error_chain;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
+
+use crate::request::etag;
 
 /// Every problem `type` is this base followed by a stable kebab-case name.
 pub const PROBLEM_TYPE_BASE: &str = "https://errors.ecommerce.local/";
@@ -56,6 +59,8 @@ pub struct ApiError {
     detail: String,
     // Boxed: with serde_json's `preserve_order` (enabled in this workspace) a Map is large.
     extensions: Box<Map<String, Value>>,
+    /// Response headers the problem needs (`ETag`).
+    headers: Vec<(HeaderName, HeaderValue)>,
     cause: Option<anyhow::Error>,
 }
 
@@ -72,8 +77,14 @@ impl ApiError {
             title,
             detail: detail.into(),
             extensions: Box::default(),
+            headers: Vec::new(),
             cause: None,
         }
+    }
+
+    fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// Adds an extension member (an offending value, a current version...).
@@ -181,20 +192,31 @@ impl ApiError {
         )
     }
 
-    // ---- 409 ---------------------------------------------------------------
+    // ---- 412 ---------------------------------------------------------------
 
-    /// `If-Match` named a version the aggregate is no longer (or not yet) at.
-    pub fn stale_if_match(expected: i64, current: i64) -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "version-conflict",
-            "Version conflict",
-            format!(
-                "If-Match expects version {expected}, but the resource is at version {current}"
+    /// The condition of `header` (`If-Match`, `If-None-Match`) is false for
+    /// the resource at `current` (`None`: it does not exist). The problem and
+    /// the `ETag` header name the current ETag, so the client can reload.
+    pub fn precondition_failed(header: &'static str, current: Option<i64>) -> Self {
+        let detail = match current {
+            Some(version) => format!(
+                "{header} does not hold: the resource's current ETag is {}",
+                etag(version)
             ),
+            None => format!("{header} does not hold: the resource does not exist"),
+        };
+        let error = Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            "Precondition failed",
+            detail,
         )
-        .with("expected_version", expected)
-        .with("current_version", current)
+        .with("header", header)
+        .with("current_etag", current.map(etag));
+        match current.and_then(|version| HeaderValue::from_str(&etag(version)).ok()) {
+            Some(value) => error.with_header(header::ETAG, value),
+            None => error,
+        }
     }
 
     // ---- 422 ---------------------------------------------------------------
@@ -332,6 +354,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }
@@ -669,6 +694,15 @@ mod tests {
     }
 
     #[test]
+    fn a_false_precondition_names_the_etag() {
+        let response = ApiError::precondition_failed("If-Match", Some(3)).into_response();
+        assert_eq!(response.headers()[header::ETAG], "\"3\"");
+        let problem = ApiError::precondition_failed("If-None-Match", None).to_problem();
+        assert_eq!(problem["current_etag"], Value::Null);
+        assert_eq!(problem["header"], "If-None-Match");
+    }
+
+    #[test]
     fn shape_errors_name_the_field_serde_names() {
         let problem =
             shape_error("stock_quantity: invalid type: string \"x\", expected i32".into())
@@ -714,6 +748,11 @@ mod tests {
                 EventStoreError::IdempotencyKeyReused { key: "k".into() }.into(),
                 422,
                 "idempotency-key-reused",
+            ),
+            (
+                ApiError::precondition_failed("If-Match", Some(3)),
+                412,
+                "precondition-failed",
             ),
             (
                 InventoryError::InvalidValue(ValueError::Slug("X".into())).into(),

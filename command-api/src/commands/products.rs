@@ -136,14 +136,18 @@ pub async fn create(
     span.record("product_id", tracing::field::display(command.product_id));
     span.record("sku", command.sku.as_str());
     execute(&state, &context, || {
-        plan_create(state.clone(), command.clone())
+        plan_create(state.clone(), context.clone(), command.clone())
     })
     .await
 }
 
-async fn plan_create(state: AppState, command: CreateProduct) -> Result<Plan, ApiError> {
+async fn plan_create(
+    state: AppState,
+    context: CommandContext,
+    command: CreateProduct,
+) -> Result<Plan, ApiError> {
     let id = command.product_id;
-    let product = load_new::<Product>(&state, "product", id).await?;
+    let product = load_new::<Product>(&state, &context, "product", id).await?;
     check_references(&state, command.category_id, command.brand_id).await?;
     let sku_key = load_key(&state, UniqueScope::Sku, command.sku.as_str()).await?;
     let slug_key = load_key(&state, UniqueScope::ProductSlug, command.slug.as_str()).await?;
@@ -306,8 +310,7 @@ async fn plan_update(
     id: Uuid,
     patch: UpdateProductRequest,
 ) -> Result<Plan, ApiError> {
-    let product = load_existing::<Product>(&state, "product", id).await?;
-    context.check_if_match(product.version)?;
+    let product = load_existing::<Product>(&state, &context, "product", id).await?;
     let current = product
         .aggregate
         .details()
@@ -436,8 +439,7 @@ async fn plan_simple(
     id: Uuid,
     command: ProductCommand,
 ) -> Result<Plan, ApiError> {
-    let product = load_existing::<Product>(&state, "product", id).await?;
-    context.check_if_match(product.version)?;
+    let product = load_existing::<Product>(&state, &context, "product", id).await?;
     let events = product.aggregate.decide(command)?;
     Ok(Plan::updated(id, vec![product.append(&events)]))
 }

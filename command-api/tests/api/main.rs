@@ -6,6 +6,7 @@ mod categories;
 mod control_characters;
 mod errors;
 mod idempotency;
+mod preconditions;
 mod products;
 mod relay;
 mod support;
