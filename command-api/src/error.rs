@@ -14,7 +14,7 @@
 //! | 415 | body that is not JSON |
 //! | 422 | business rule broken; idempotency key reused for another request |
 //! | 500 | anything else (opaque; the cause chain is logged once) |
-//! | 503 | the database does not answer (health) |
+//! | 503 | no database connection free in time (with `Retry-After`); the database does not answer (health) |
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -32,6 +32,10 @@ use crate::request::etag;
 /// Every problem `type` is this base followed by a stable kebab-case name.
 pub const PROBLEM_TYPE_BASE: &str = "https://errors.ecommerce.local/";
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+/// What a 503 for a busy connection pool asks the client to wait: the pool
+/// already waited `acquire_timeout_seconds`, so the burst is passing or the
+/// service is overloaded; either way an immediate retry would only add to it.
+pub const BUSY_RETRY_AFTER_SECONDS: u32 = 1;
 
 /// One invalid input field, as listed in a 400's `errors`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +63,7 @@ pub struct ApiError {
     detail: String,
     // Boxed: with serde_json's `preserve_order` (enabled in this workspace) a Map is large.
     extensions: Box<Map<String, Value>>,
-    /// Response headers the problem needs (`ETag`).
+    /// Response headers the problem needs (`Retry-After`, `ETag`).
     headers: Vec<(HeaderName, HeaderValue)>,
     cause: Option<anyhow::Error>,
 }
@@ -283,6 +287,18 @@ impl ApiError {
         )
     }
 
+    /// No database connection came free within the pool's acquire timeout:
+    /// the request did nothing, and may be retried after `Retry-After`.
+    pub fn database_busy() -> Self {
+        Self::service_unavailable(
+            "every database connection is busy; nothing was done, retry after Retry-After seconds",
+        )
+        .with_header(
+            header::RETRY_AFTER,
+            HeaderValue::from(BUSY_RETRY_AFTER_SECONDS),
+        )
+    }
+
     /// The problem for a bare error status some layer produced without a
     /// problem body (tower-http's 413, axum's 405, a timeout...).
     pub fn from_status(status: StatusCode) -> Self {
@@ -339,6 +355,8 @@ impl IntoResponse for ApiError {
         if let Some(cause) = &self.cause {
             let chain = error_chain(cause.as_ref());
             tracing::error!(error = %chain, "request failed");
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(kind = self.kind, detail = %self.detail, "request shed");
         } else if self.status.is_server_error() {
             tracing::error!(
                 status = self.status.as_u16(),
@@ -660,16 +678,20 @@ impl From<EventStoreError> for ApiError {
                 "the resource was changed concurrently; reload it and retry",
             ),
             EventStoreError::IdempotencyKeyReused { key } => Self::idempotency_key_reused(&key),
-            other @ (EventStoreError::Undecodable { .. } | EventStoreError::Database(_)) => {
-                Self::internal(other)
-            }
+            EventStoreError::Database(error) => error.into(),
+            other @ EventStoreError::Undecodable { .. } => Self::internal(other),
         }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        Self::internal(error)
+        match error {
+            // Load, not a fault: the pool is full and stayed full for the
+            // whole acquire timeout (or it is closing, at shutdown).
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => Self::database_busy(),
+            other => Self::internal(other),
+        }
     }
 }
 
@@ -691,6 +713,17 @@ mod tests {
         let problem = ApiError::internal(anyhow::anyhow!("password=secret")).to_problem();
         assert_eq!(problem["status"], 500);
         assert!(!problem.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn a_busy_pool_asks_to_retry() {
+        let response = ApiError::from(sqlx::Error::PoolTimedOut).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            PROBLEM_CONTENT_TYPE
+        );
     }
 
     #[test]
@@ -754,6 +787,13 @@ mod tests {
                 412,
                 "precondition-failed",
             ),
+            (
+                EventStoreError::Database(sqlx::Error::PoolTimedOut).into(),
+                503,
+                "service-unavailable",
+            ),
+            (sqlx::Error::PoolTimedOut.into(), 503, "service-unavailable"),
+            (sqlx::Error::RowNotFound.into(), 500, "internal"),
             (
                 InventoryError::InvalidValue(ValueError::Slug("X".into())).into(),
                 400,
