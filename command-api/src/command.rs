@@ -19,7 +19,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::request::{CommandContext, CONSISTENCY_TOKEN, IDEMPOTENT_REPLAYED};
+use crate::request::{etag, CommandContext, CONSISTENCY_TOKEN, IDEMPOTENT_REPLAYED};
 
 /// Retries after a version conflict before answering 409.
 pub const MAX_RETRIES: u32 = 3;
@@ -199,7 +199,7 @@ fn render(stored: &Value, replayed: bool) -> Result<Response, ApiError> {
         headers.insert(CONSISTENCY_TOKEN.clone(), token);
     }
     if let Some(version) = version {
-        let etag = HeaderValue::from_str(&format!("\"{version}\"")).map_err(ApiError::internal)?;
+        let etag = HeaderValue::from_str(&etag(version)).map_err(ApiError::internal)?;
         headers.insert(header::ETAG, etag);
     }
     if replayed {
@@ -236,30 +236,50 @@ where
     }
 }
 
-/// The existing aggregate `id` names, or 404.
+/// The existing aggregate `id` names, once the request's preconditions hold
+/// for it (412 otherwise); else 404. The preconditions come first: an
+/// `If-Match` on a resource that does not exist is false, hence 412.
 pub async fn load_existing<A>(
     state: &AppState,
+    context: &CommandContext,
     resource: &str,
     id: Uuid,
 ) -> Result<Loaded<A>, ApiError>
 where
     A: Aggregate,
 {
-    match load_as::<A>(state, &id.to_string()).await? {
-        Some(loaded) if loaded.version > 0 => Ok(loaded),
-        _ => Err(ApiError::not_found(resource, id)),
-    }
+    let existing = load_as::<A>(state, &id.to_string())
+        .await?
+        .filter(|loaded| loaded.version > 0);
+    context
+        .preconditions
+        .check(existing.as_ref().map(|loaded| loaded.version))?;
+    existing.ok_or_else(|| ApiError::not_found(resource, id))
 }
 
-/// The aggregate a create will start, at version 0; 422 when the id is taken
-/// by an aggregate of another kind (the same kind is refused by the domain).
-pub async fn load_new<A>(state: &AppState, resource: &str, id: Uuid) -> Result<Loaded<A>, ApiError>
+/// The aggregate a create will start, at version 0, once the request's
+/// preconditions hold for the resource the create names (412 otherwise:
+/// `If-Match` on an id that is free, `If-None-Match: *` on one that is
+/// taken); 422 when the id is taken by an aggregate of another kind (the
+/// same kind is refused by the domain). A server-chosen id is new, so it
+/// passes `If-None-Match: *` and fails `If-Match`.
+pub async fn load_new<A>(
+    state: &AppState,
+    context: &CommandContext,
+    resource: &str,
+    id: Uuid,
+) -> Result<Loaded<A>, ApiError>
 where
     A: Aggregate,
 {
-    load_as::<A>(state, &id.to_string())
-        .await?
-        .ok_or_else(|| ApiError::id_in_use(resource, id))
+    let loaded = load_as::<A>(state, &id.to_string()).await?;
+    // Another kind's stream is no resource of this kind: as if absent.
+    let current = loaded
+        .as_ref()
+        .map(|loaded| loaded.version)
+        .filter(|version| *version > 0);
+    context.preconditions.check(current)?;
+    loaded.ok_or_else(|| ApiError::id_in_use(resource, id))
 }
 
 /// 422 unless `id` names an existing aggregate of type `A`. Catalog

@@ -8,15 +8,16 @@
 //! | 400 | malformed input: bad JSON, unknown fields, wrong types, invalid values |
 //! | 404 | unknown aggregate, unknown route |
 //! | 405 | known route, wrong method |
-//! | 409 | version conflict (concurrent write after retries, stale `If-Match`) |
+//! | 409 | version conflict (concurrent writes still conflicting after the retries) |
+//! | 412 | a false `If-Match` or `If-None-Match` |
 //! | 413 | body above `http.body_limit_bytes` |
 //! | 415 | body that is not JSON |
 //! | 422 | business rule broken; idempotency key reused for another request |
 //! | 500 | anything else (opaque; the cause chain is logged once) |
-//! | 503 | the database does not answer (health) |
+//! | 503 | no database connection free in time (with `Retry-After`); the database does not answer (health) |
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::catalog::{BrandError, CategoryError, InvalidDimension, ProductError};
 use domain::inventory::InventoryError;
@@ -26,9 +27,15 @@ use infrastructure::relay::error_chain;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use crate::request::etag;
+
 /// Every problem `type` is this base followed by a stable kebab-case name.
 pub const PROBLEM_TYPE_BASE: &str = "https://errors.ecommerce.local/";
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+/// What a 503 for a busy connection pool asks the client to wait: the pool
+/// already waited `acquire_timeout_seconds`, so the burst is passing or the
+/// service is overloaded; either way an immediate retry would only add to it.
+pub const BUSY_RETRY_AFTER_SECONDS: u32 = 1;
 
 /// One invalid input field, as listed in a 400's `errors`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +63,8 @@ pub struct ApiError {
     detail: String,
     // Boxed: with serde_json's `preserve_order` (enabled in this workspace) a Map is large.
     extensions: Box<Map<String, Value>>,
+    /// Response headers the problem needs (`Retry-After`, `ETag`).
+    headers: Vec<(HeaderName, HeaderValue)>,
     cause: Option<anyhow::Error>,
 }
 
@@ -72,8 +81,14 @@ impl ApiError {
             title,
             detail: detail.into(),
             extensions: Box::default(),
+            headers: Vec::new(),
             cause: None,
         }
+    }
+
+    fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// Adds an extension member (an offending value, a current version...).
@@ -181,20 +196,31 @@ impl ApiError {
         )
     }
 
-    // ---- 409 ---------------------------------------------------------------
+    // ---- 412 ---------------------------------------------------------------
 
-    /// `If-Match` named a version the aggregate is no longer (or not yet) at.
-    pub fn stale_if_match(expected: i64, current: i64) -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "version-conflict",
-            "Version conflict",
-            format!(
-                "If-Match expects version {expected}, but the resource is at version {current}"
+    /// The condition of `header` (`If-Match`, `If-None-Match`) is false for
+    /// the resource at `current` (`None`: it does not exist). The problem and
+    /// the `ETag` header name the current ETag, so the client can reload.
+    pub fn precondition_failed(header: &'static str, current: Option<i64>) -> Self {
+        let detail = match current {
+            Some(version) => format!(
+                "{header} does not hold: the resource's current ETag is {}",
+                etag(version)
             ),
+            None => format!("{header} does not hold: the resource does not exist"),
+        };
+        let error = Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            "Precondition failed",
+            detail,
         )
-        .with("expected_version", expected)
-        .with("current_version", current)
+        .with("header", header)
+        .with("current_etag", current.map(etag));
+        match current.and_then(|version| HeaderValue::from_str(&etag(version)).ok()) {
+            Some(value) => error.with_header(header::ETAG, value),
+            None => error,
+        }
     }
 
     // ---- 422 ---------------------------------------------------------------
@@ -261,6 +287,18 @@ impl ApiError {
         )
     }
 
+    /// No database connection came free within the pool's acquire timeout:
+    /// the request did nothing, and may be retried after `Retry-After`.
+    pub fn database_busy() -> Self {
+        Self::service_unavailable(
+            "every database connection is busy; nothing was done, retry after Retry-After seconds",
+        )
+        .with_header(
+            header::RETRY_AFTER,
+            HeaderValue::from(BUSY_RETRY_AFTER_SECONDS),
+        )
+    }
+
     /// The problem for a bare error status some layer produced without a
     /// problem body (tower-http's 413, axum's 405, a timeout...).
     pub fn from_status(status: StatusCode) -> Self {
@@ -317,6 +355,8 @@ impl IntoResponse for ApiError {
         if let Some(cause) = &self.cause {
             let chain = error_chain(cause.as_ref());
             tracing::error!(error = %chain, "request failed");
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(kind = self.kind, detail = %self.detail, "request shed");
         } else if self.status.is_server_error() {
             tracing::error!(
                 status = self.status.as_u16(),
@@ -332,6 +372,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }
@@ -620,6 +663,7 @@ impl From<InventoryError> for ApiError {
             | InventoryError::ReservationReleased { .. } => {
                 Self::rule("reservation-conflict", "Reservation conflict", detail)
             }
+            InventoryError::InvalidValue(value) => value.into(),
         }
     }
 }
@@ -634,17 +678,22 @@ impl From<EventStoreError> for ApiError {
                 "the resource was changed concurrently; reload it and retry",
             ),
             EventStoreError::IdempotencyKeyReused { key } => Self::idempotency_key_reused(&key),
+            EventStoreError::Database(error) => error.into(),
             other @ (EventStoreError::Undecodable { .. }
             | EventStoreError::PoisonedLog { .. }
-            | EventStoreError::Interrupted
-            | EventStoreError::Database(_)) => Self::internal(other),
+            | EventStoreError::Interrupted) => Self::internal(other),
         }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        Self::internal(error)
+        match error {
+            // Load, not a fault: the pool is full and stayed full for the
+            // whole acquire timeout (or it is closing, at shutdown).
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => Self::database_busy(),
+            other => Self::internal(other),
+        }
     }
 }
 
@@ -666,6 +715,26 @@ mod tests {
         let problem = ApiError::internal(anyhow::anyhow!("password=secret")).to_problem();
         assert_eq!(problem["status"], 500);
         assert!(!problem.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn a_busy_pool_asks_to_retry() {
+        let response = ApiError::from(sqlx::Error::PoolTimedOut).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            PROBLEM_CONTENT_TYPE
+        );
+    }
+
+    #[test]
+    fn a_false_precondition_names_the_etag() {
+        let response = ApiError::precondition_failed("If-Match", Some(3)).into_response();
+        assert_eq!(response.headers()[header::ETAG], "\"3\"");
+        let problem = ApiError::precondition_failed("If-None-Match", None).to_problem();
+        assert_eq!(problem["current_etag"], Value::Null);
+        assert_eq!(problem["header"], "If-None-Match");
     }
 
     #[test]
@@ -714,6 +783,23 @@ mod tests {
                 EventStoreError::IdempotencyKeyReused { key: "k".into() }.into(),
                 422,
                 "idempotency-key-reused",
+            ),
+            (
+                ApiError::precondition_failed("If-Match", Some(3)),
+                412,
+                "precondition-failed",
+            ),
+            (
+                EventStoreError::Database(sqlx::Error::PoolTimedOut).into(),
+                503,
+                "service-unavailable",
+            ),
+            (sqlx::Error::PoolTimedOut.into(), 503, "service-unavailable"),
+            (sqlx::Error::RowNotFound.into(), 500, "internal"),
+            (
+                InventoryError::InvalidValue(ValueError::Slug("X".into())).into(),
+                400,
+                "validation",
             ),
         ];
         for (error, status, kind) in cases {

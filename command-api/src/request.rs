@@ -1,8 +1,9 @@
 //! What the HTTP layer gives every command: the request and correlation ids
 //! (assigned by the `request_context` middleware, echoed as headers), the
 //! event metadata, the `Idempotency-Key` with its request fingerprint, the
-//! `If-Match` version, and a JSON body whose every rejection is a problem
-//! document (`ApiJson`, `ApiPath`, `CommandRequest`).
+//! `If-Match` / `If-None-Match` preconditions (RFC 9110 §13), and a JSON body
+//! whose every rejection is a problem document (`ApiJson`, `ApiPath`,
+//! `CommandRequest`), and in whose strings no control character gets past.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,13 +15,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use domain::values::{forbidden_in_json, TextLayout};
 use infrastructure::event_store::{EventMetadata, IdempotencyKey};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
+use crate::error::{ApiError, FieldError, PROBLEM_CONTENT_TYPE};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
@@ -209,22 +211,16 @@ pub struct CommandContext {
     pub ids: RequestIds,
     pub metadata: EventMetadata,
     pub idempotency: Option<IdempotencyKey>,
-    /// The version `If-Match` requires, when given (`*` means any).
-    pub if_match: Option<i64>,
+    pub preconditions: Preconditions,
     /// When the command was received: the `at` of what it decides.
     pub at: DateTime<Utc>,
 }
 
-impl CommandContext {
-    /// 409 when `If-Match` names another version than the loaded one.
-    pub fn check_if_match(&self, loaded_version: i64) -> Result<(), ApiError> {
-        match self.if_match {
-            Some(expected) if expected != loaded_version => {
-                Err(ApiError::stale_if_match(expected, loaded_version))
-            }
-            _ => Ok(()),
-        }
-    }
+/// A command body: which of its fields hold text that may span lines.
+pub trait CommandBody: DeserializeOwned {
+    /// Top-level fields whose text may hold tabs and line feeds; every other
+    /// string (and every field name) must be a single line.
+    const MULTI_LINE_FIELDS: &'static [&'static str] = &[];
 }
 
 /// A command: its context and its JSON body.
@@ -235,7 +231,7 @@ pub struct CommandRequest<T> {
 
 impl<T, S> FromRequest<S> for CommandRequest<T>
 where
-    T: DeserializeOwned,
+    T: CommandBody,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -244,9 +240,10 @@ where
         let (parts, body) = request.into_parts();
         let (ids, metadata) = metadata(&parts);
         let key = idempotency_key(&parts.headers)?;
-        let if_match = if_match(&parts.headers)?;
+        let preconditions = Preconditions::from_headers(&parts.headers)?;
         let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
         let bytes = json_body(Request::from_parts(parts, body), state).await?;
+        printable_strings(&bytes, T::MULTI_LINE_FIELDS)?;
         let body = ApiJson::<T>::parse(&bytes)?;
         let idempotency = key.map(|key| IdempotencyKey {
             key,
@@ -257,12 +254,42 @@ where
                 ids,
                 metadata,
                 idempotency,
-                if_match,
+                preconditions,
                 at: Utc::now(),
             },
             body,
         })
     }
+}
+
+/// 400 naming every string or field name of the body that holds a control
+/// character (tab and line feed are allowed in `multi_line` fields), a line
+/// or paragraph separator or a noncharacter. The domain refuses them in each
+/// text it stores; this covers every other string too (ids, amounts, enum
+/// values, unknown fields), so that none can reach PostgreSQL, whose JSONB
+/// refuses NUL with an error, or be echoed back. A body that is not JSON is
+/// left to the typed parse, which says why.
+fn printable_strings(bytes: &[u8], multi_line: &[&str]) -> Result<(), ApiError> {
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return Ok(());
+    };
+    let layout_of = |path: &str| {
+        if multi_line.contains(&path) {
+            TextLayout::MultiLine
+        } else {
+            TextLayout::SingleLine
+        }
+    };
+    let found = forbidden_in_json(&value, &layout_of);
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_fields(
+        found
+            .into_iter()
+            .map(|error| FieldError::new(error.path.clone(), error))
+            .collect(),
+    ))
 }
 
 /// The event metadata of a request: correlation and causation (this
@@ -323,25 +350,165 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-/// `If-Match: "<version>"` (quotes optional; `*` matches any version).
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let invalid =
-        || ApiError::invalid_header("If-Match", "If-Match must be a version such as \"3\"");
-    let text = value.to_str().map_err(|_| invalid())?.trim();
-    if text == "*" {
+/// The ETag of a resource at `version`: the version as a strong tag.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// One entity-tag (RFC 9110 §8.8.3): `"3"` or, weak, `W/"3"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityTag {
+    pub weak: bool,
+    /// Between the quotes.
+    pub opaque: String,
+}
+
+/// The value of `If-Match` or `If-None-Match`: `*` or a list of tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagCondition {
+    Any,
+    Tags(Vec<EntityTag>),
+}
+
+/// The preconditions of a request (RFC 9110 §13.1.1 and §13.1.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preconditions {
+    pub if_match: Option<TagCondition>,
+    pub if_none_match: Option<TagCondition>,
+}
+
+impl Preconditions {
+    /// 400 when either header is not `*` or a list of entity-tags.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        Ok(Self {
+            if_match: tag_condition(headers, &header::IF_MATCH, "If-Match")?,
+            if_none_match: tag_condition(headers, &header::IF_NONE_MATCH, "If-None-Match")?,
+        })
+    }
+
+    /// Evaluates the conditions, in RFC 9110 §13.2.2's order, against the
+    /// target's current version (`None` when it does not exist); a false
+    /// one is a 412. `If-Match` compares strongly (a weak tag never
+    /// matches), `If-None-Match` weakly; `*` matches any existing resource.
+    pub fn check(&self, current: Option<i64>) -> Result<(), ApiError> {
+        let current_tag = current.map(|version| version.to_string());
+        let matches = |condition: &TagCondition, strong: bool| match (condition, &current_tag) {
+            (_, None) => false,
+            (TagCondition::Any, Some(_)) => true,
+            (TagCondition::Tags(tags), Some(current)) => tags
+                .iter()
+                .any(|tag| (!strong || !tag.weak) && tag.opaque == *current),
+        };
+        if let Some(condition) = &self.if_match {
+            if !matches(condition, true) {
+                return Err(ApiError::precondition_failed("If-Match", current));
+            }
+        }
+        if let Some(condition) = &self.if_none_match {
+            if matches(condition, false) {
+                return Err(ApiError::precondition_failed("If-None-Match", current));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The condition of header `name`, with all its field lines joined as one list.
+fn tag_condition(
+    headers: &HeaderMap,
+    name: &HeaderName,
+    display: &'static str,
+) -> Result<Option<TagCondition>, ApiError> {
+    let lines: Vec<&[u8]> = headers
+        .get_all(name)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if lines.is_empty() {
         return Ok(None);
     }
-    let unquoted = text
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(text);
-    match unquoted.parse::<i64>() {
-        Ok(version) if version >= 0 => Ok(Some(version)),
-        _ => Err(invalid()),
+    parse_tag_condition(&lines.join(&b","[..]))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid_header(
+                display,
+                format!(
+                    "{display} must be * or a comma-separated list of entity-tags \
+                     such as \"3\" or W/\"3\""
+                ),
+            )
+        })
+}
+
+/// `"*" / #entity-tag` (RFC 9110 §13.1.1): list members are separated by
+/// commas with optional whitespace, and empty members are ignored
+/// (§5.6.1.2). `None` when malformed; a bare `3` is malformed, as in the RFC.
+fn parse_tag_condition(value: &[u8]) -> Option<TagCondition> {
+    let mut rest = trim_ows_end(trim_ows_start(value));
+    if rest == b"*" {
+        return Some(TagCondition::Any);
     }
+    let mut tags = Vec::new();
+    loop {
+        rest = trim_ows_start(rest);
+        match rest.first() {
+            None => break,
+            Some(b',') => {
+                rest = &rest[1..];
+                continue;
+            }
+            Some(_) => {}
+        }
+        let (weak, tag) = match rest.strip_prefix(b"W/".as_slice()) {
+            Some(tag) => (true, tag),
+            None => (false, rest),
+        };
+        let quoted = tag.strip_prefix(b"\"".as_slice())?;
+        let end = quoted.iter().position(|&b| b == b'"')?;
+        let opaque = &quoted[..end];
+        // etagc = %x21 / %x23-7E / obs-text
+        if !opaque
+            .iter()
+            .all(|&b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return None;
+        }
+        tags.push(EntityTag {
+            weak,
+            opaque: String::from_utf8_lossy(opaque).into_owned(),
+        });
+        rest = trim_ows_start(&quoted[end + 1..]);
+        match rest.first() {
+            None => break,
+            Some(b',') => rest = &rest[1..],
+            Some(_) => return None,
+        }
+    }
+    Some(TagCondition::Tags(tags))
+}
+
+fn is_ows(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t')
+}
+
+fn trim_ows_start(mut bytes: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = bytes {
+        if !is_ows(*first) {
+            break;
+        }
+        bytes = rest;
+    }
+    bytes
+}
+
+fn trim_ows_end(mut bytes: &[u8]) -> &[u8] {
+    while let [rest @ .., last] = bytes {
+        if !is_ows(*last) {
+            break;
+        }
+        bytes = rest;
+    }
+    bytes
 }
 
 /// sha256 of method, path and body, hex: what an idempotency key is bound to.
@@ -387,16 +554,126 @@ mod tests {
         assert!(idempotency_key(&headers(&[("idempotency-key", &long)])).is_err());
     }
 
+    fn tags(value: &str) -> Option<TagCondition> {
+        parse_tag_condition(value.as_bytes())
+    }
+
+    fn strong(opaque: &str) -> EntityTag {
+        EntityTag {
+            weak: false,
+            opaque: opaque.into(),
+        }
+    }
+
+    fn weak(opaque: &str) -> EntityTag {
+        EntityTag {
+            weak: true,
+            opaque: opaque.into(),
+        }
+    }
+
     #[test]
-    fn if_match_takes_quoted_or_bare_versions() {
+    fn conditions_are_star_or_lists_of_strong_and_weak_tags() {
+        assert_eq!(tags("*"), Some(TagCondition::Any));
+        assert_eq!(tags(" * "), Some(TagCondition::Any));
+        assert_eq!(tags("\"3\""), Some(TagCondition::Tags(vec![strong("3")])));
         assert_eq!(
-            if_match(&headers(&[("if-match", "\"3\"")])).unwrap(),
-            Some(3)
+            tags("W/\"3\", \"4\" ,,\"\""),
+            Some(TagCondition::Tags(vec![weak("3"), strong("4"), strong("")]))
         );
-        assert_eq!(if_match(&headers(&[("if-match", "7")])).unwrap(), Some(7));
-        assert_eq!(if_match(&headers(&[("if-match", "*")])).unwrap(), None);
-        assert!(if_match(&headers(&[("if-match", "\"abc\"")])).is_err());
-        assert!(if_match(&headers(&[("if-match", "-1")])).is_err());
+        assert_eq!(tags(""), Some(TagCondition::Tags(vec![])));
+        for malformed in [
+            "3",
+            "-1",
+            "soon",
+            "\"3",
+            "W/3",
+            "w/\"3\"",
+            "\"3\" \"4\"",
+            "*, \"3\"",
+            "\"a\"b\"",
+            "\"a b\"",
+        ] {
+            assert_eq!(tags(malformed), None, "{malformed:?}");
+        }
+        let both = headers(&[("if-match", "\"1\""), ("if-none-match", "*")]);
+        assert_eq!(
+            Preconditions::from_headers(&both).unwrap(),
+            Preconditions {
+                if_match: Some(TagCondition::Tags(vec![strong("1")])),
+                if_none_match: Some(TagCondition::Any),
+            }
+        );
+        let error = Preconditions::from_headers(&headers(&[("if-none-match", "7")])).unwrap_err();
+        assert_eq!(error.to_problem()["header"], "If-None-Match");
+    }
+
+    #[test]
+    fn if_match_compares_strongly_and_if_none_match_weakly() {
+        let given = |if_match: Option<&str>, if_none_match: Option<&str>| Preconditions {
+            if_match: if_match.map(|v| tags(v).unwrap()),
+            if_none_match: if_none_match.map(|v| tags(v).unwrap()),
+        };
+        let status =
+            |p: Preconditions, current| p.check(current).err().map(|e| e.status().as_u16());
+        assert_eq!(status(given(Some("\"3\""), None), Some(3)), None);
+        assert_eq!(status(given(Some("\"1\", \"3\""), None), Some(3)), None);
+        assert_eq!(status(given(Some("W/\"3\""), None), Some(3)), Some(412));
+        assert_eq!(status(given(Some("\"2\""), None), Some(3)), Some(412));
+        assert_eq!(status(given(Some("*"), None), Some(3)), None);
+        assert_eq!(status(given(Some("*"), None), None), Some(412));
+        assert_eq!(status(given(Some(""), None), Some(3)), Some(412));
+        assert_eq!(status(given(None, Some("*")), None), None);
+        assert_eq!(status(given(None, Some("*")), Some(1)), Some(412));
+        assert_eq!(status(given(None, Some("W/\"3\"")), Some(3)), Some(412));
+        assert_eq!(status(given(None, Some("\"4\"")), Some(3)), None);
+        assert_eq!(
+            status(given(Some("\"3\""), Some("\"3\"")), Some(3)),
+            Some(412)
+        );
+        assert_eq!(status(Preconditions::default(), None), None);
+        let problem = given(Some("\"2\""), None)
+            .check(Some(3))
+            .unwrap_err()
+            .to_problem();
+        assert_eq!(problem["current_etag"], "\"3\"");
+        assert_eq!(problem["header"], "If-Match");
+    }
+
+    #[test]
+    fn control_characters_in_a_body_name_their_field() {
+        let fields = |body: &str, multi_line: &[&str]| {
+            printable_strings(body.as_bytes(), multi_line)
+                .err()
+                .map(|e| {
+                    e.to_problem()["errors"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| e["field"].as_str().unwrap().to_owned())
+                        .collect::<Vec<_>>()
+                })
+        };
+        assert_eq!(
+            fields(r#"{"name": "a\u0000"}"#, &[]),
+            Some(vec!["name".into()])
+        );
+        assert_eq!(
+            fields(
+                r#"{"description": "a\nb", "name": "a\nb", "tags": ["x", "\u0007"]}"#,
+                &["description"]
+            ),
+            Some(vec!["name".into(), "tags[1]".into()])
+        );
+        assert_eq!(
+            fields(r#"{"na\u0000me": "x"}"#, &[]),
+            Some(vec!["na\\0me".into()])
+        );
+        assert_eq!(
+            fields(r#"{"description": "a\n\tb"}"#, &["description"]),
+            None
+        );
+        assert_eq!(fields("not json", &[]), None);
     }
 
     #[test]

@@ -34,11 +34,10 @@ pub enum ValueError {
     CouponCode(String),
     #[error("invalid order number: {0:?}")]
     OrderNumber(String),
-    #[error("invalid {field}: {value:?} (must be 1 to {max} characters)")]
+    #[error("invalid {field}: {reason}")]
     Text {
         field: &'static str,
-        value: String,
-        max: usize,
+        reason: TextError,
     },
     #[error("invalid url: {0:?}")]
     Url(String),
@@ -98,7 +97,11 @@ string_newtype!(
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let normalized = raw.trim().to_lowercase();
-        if normalized.len() > 255 || !email_address::EmailAddress::is_valid(&normalized) {
+        // A quoted local part may hold almost anything; a stored address may not.
+        if normalized.len() > 255
+            || forbidden_character(raw, TextLayout::SingleLine).is_some()
+            || !email_address::EmailAddress::is_valid(&normalized)
+        {
             return Err(ValueError::Email(raw.to_owned()));
         }
         Ok(Self(normalized))
@@ -272,7 +275,12 @@ impl Url {
             .strip_prefix("https://")
             .or_else(|| trimmed.strip_prefix("http://"))
             .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-        if has_host && trimmed.len() <= 500 && !trimmed.chars().any(char::is_whitespace) {
+        let printable = forbidden_character(raw, TextLayout::SingleLine).is_none();
+        if has_host
+            && printable
+            && trimmed.len() <= 500
+            && !trimmed.chars().any(char::is_whitespace)
+        {
             Ok(Self(trimmed.to_owned()))
         } else {
             Err(ValueError::Url(raw.to_owned()))
@@ -280,18 +288,258 @@ impl Url {
     }
 }
 
-/// Checks a free-text field against its column's length: trimmed, not empty,
-/// at most `max` characters.
-pub fn bounded_text(field: &'static str, raw: &str, max: usize) -> Result<String, ValueError> {
+/// Why a free text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("must not be blank")]
+    Blank,
+    #[error("must be at most {max} characters, not {length}")]
+    TooLong { max: usize, length: usize },
+    /// `index` counts characters from 0, in the text as given (before trimming).
+    #[error(
+        "must not contain {} (U+{:04X}) at character {}",
+        describe(*.character),
+        u32::from(*.character),
+        .index + 1
+    )]
+    ForbiddenCharacter { character: char, index: usize },
+}
+
+/// Whether a free text may break lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextLayout {
+    /// A name, a title, a keyword: no control character at all, not even a tab.
+    SingleLine,
+    /// A description, a comment, a note: tab and line feed are allowed.
+    MultiLine,
+}
+
+/// Whether `c` may not be stored in a text of `layout`: control characters
+/// (Unicode Cc, which includes NUL, that PostgreSQL's JSONB cannot hold at
+/// all), the line and paragraph separators (line breaks a single-line field
+/// would show, and that the line feed stands for in a multi-line one) and
+/// the noncharacters (never meant for interchange).
+pub fn is_forbidden_character(c: char, layout: TextLayout) -> bool {
+    match c {
+        '\t' | '\n' => layout == TextLayout::SingleLine,
+        '\u{2028}' | '\u{2029}' => true,
+        c => c.is_control() || is_noncharacter(c),
+    }
+}
+
+/// U+FDD0..U+FDEF and the last two code points of every plane.
+fn is_noncharacter(c: char) -> bool {
+    let code = u32::from(c);
+    (0xFDD0..=0xFDEF).contains(&code) || code & 0xFFFE == 0xFFFE
+}
+
+/// The first character of `text` that `layout` forbids, with its index.
+pub fn forbidden_character(text: &str, layout: TextLayout) -> Option<TextError> {
+    text.chars()
+        .enumerate()
+        .find(|&(_, c)| is_forbidden_character(c, layout))
+        .map(|(index, character)| TextError::ForbiddenCharacter { character, index })
+}
+
+fn describe(c: char) -> &'static str {
+    match c {
+        '\t' => "a tab",
+        '\n' | '\r' => "a line break",
+        '\u{0}' => "a NUL character",
+        '\u{2028}' => "a line separator",
+        '\u{2029}' => "a paragraph separator",
+        c if c.is_control() => "a control character",
+        c if is_noncharacter(c) => "a Unicode noncharacter",
+        _ => "the character",
+    }
+}
+
+/// Free text is checked as given (a stray control character is refused even
+/// where trimming would drop it), then trimmed and bounded.
+fn parse_text(raw: &str, max: usize, layout: TextLayout) -> Result<String, TextError> {
+    if let Some(error) = forbidden_character(raw, layout) {
+        return Err(error);
+    }
     let trimmed = raw.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > max {
-        return Err(ValueError::Text {
-            field,
-            value: raw.to_owned(),
-            max,
-        });
+    if trimmed.is_empty() {
+        return Err(TextError::Blank);
+    }
+    let length = trimmed.chars().count();
+    if length > max {
+        return Err(TextError::TooLong { max, length });
     }
     Ok(trimmed.to_owned())
+}
+
+macro_rules! text_newtype {
+    ($(#[$doc:meta])* $name:ident, $layout:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Trimmed, not blank, at most `max` characters.
+            pub fn parse(raw: &str, max: usize) -> Result<Self, TextError> {
+                parse_text(raw, max, $layout).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+text_newtype!(
+    /// Free text on one line (a name, a title, a keyword, a reference): no
+    /// control character, tab or line break (`TextLayout::SingleLine`).
+    SingleLineText,
+    TextLayout::SingleLine
+);
+
+text_newtype!(
+    /// Free text that may span lines (a description, a comment, a note): tab
+    /// and line feed allowed, no other control character
+    /// (`TextLayout::MultiLine`).
+    MultiLineText,
+    TextLayout::MultiLine
+);
+
+/// A string or object key of a JSON document holding a character its layout
+/// forbids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonTextError {
+    /// Where it is: `name`, `meta_keywords[1]`, `attributes.color`. A key
+    /// that is itself refused is written escaped (`na\0me`).
+    pub path: String,
+    /// The key, not the value at `path`, is refused.
+    pub in_key: bool,
+    pub reason: TextError,
+}
+
+impl fmt::Display for JsonTextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.in_key {
+            write!(f, "the field name {}", self.reason)
+        } else {
+            self.reason.fmt(f)
+        }
+    }
+}
+
+/// Every string and object key of `value` that holds a character its layout
+/// forbids. Keys are names, so always one line; `layout_of(path)` gives the
+/// layout of the string at `path`.
+pub fn forbidden_in_json(
+    value: &serde_json::Value,
+    layout_of: &dyn Fn(&str) -> TextLayout,
+) -> Vec<JsonTextError> {
+    fn walk(
+        value: &serde_json::Value,
+        path: &str,
+        layout_of: &dyn Fn(&str) -> TextLayout,
+        found: &mut Vec<JsonTextError>,
+    ) {
+        match value {
+            serde_json::Value::String(text) => {
+                if let Some(reason) = forbidden_character(text, layout_of(path)) {
+                    found.push(JsonTextError {
+                        path: path.to_owned(),
+                        in_key: false,
+                        reason,
+                    });
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{index}]"), layout_of, found);
+                }
+            }
+            serde_json::Value::Object(members) => {
+                for (key, item) in members {
+                    let key_text = key.escape_debug();
+                    let child = if path.is_empty() {
+                        key_text.to_string()
+                    } else {
+                        format!("{path}.{key_text}")
+                    };
+                    match forbidden_character(key, TextLayout::SingleLine) {
+                        Some(reason) => found.push(JsonTextError {
+                            path: child,
+                            in_key: true,
+                            reason,
+                        }),
+                        None => walk(item, &child, layout_of, found),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(value, "", layout_of, &mut found);
+    found
+}
+
+/// The error a blank or overlong `value` gets, for tests that bound texts.
+#[cfg(test)]
+pub(crate) fn length_error(field: &'static str, value: &str, max: usize) -> ValueError {
+    let length = value.trim().chars().count();
+    let reason = if length == 0 {
+        TextError::Blank
+    } else {
+        TextError::TooLong { max, length }
+    };
+    ValueError::Text { field, reason }
+}
+
+/// A required single-line text field of at most `max` characters, as stored.
+pub fn bounded_text(field: &'static str, raw: &str, max: usize) -> Result<String, ValueError> {
+    SingleLineText::parse(raw, max)
+        .map(String::from)
+        .map_err(|reason| ValueError::Text { field, reason })
+}
+
+/// A required multi-line text field of at most `max` characters, as stored.
+pub fn bounded_multiline_text(
+    field: &'static str,
+    raw: &str,
+    max: usize,
+) -> Result<String, ValueError> {
+    MultiLineText::parse(raw, max)
+        .map(String::from)
+        .map_err(|reason| ValueError::Text { field, reason })
+}
+
+/// Refuses the characters `layout` forbids in a text that has no other rule
+/// (it may be blank or of any length, as a JSON setting may).
+pub fn unforbidden_text(
+    field: &'static str,
+    raw: &str,
+    layout: TextLayout,
+) -> Result<(), ValueError> {
+    match forbidden_character(raw, layout) {
+        Some(reason) => Err(ValueError::Text { field, reason }),
+        None => Ok(()),
+    }
 }
 
 /// A non-negative amount of money with at most two decimals, below the
@@ -696,6 +944,151 @@ mod tests {
         assert!(Url::parse("https://").is_err());
         assert_eq!(bounded_text("name", "  iPhone ", 255).unwrap(), "iPhone");
         assert!(bounded_text("name", "   ", 255).is_err());
+    }
+
+    #[test]
+    fn text_refuses_control_characters_separators_and_noncharacters() {
+        let bad = [
+            ("a\u{0}b", '\u{0}', 1),
+            ("a\u{7}b", '\u{7}', 1),
+            ("\u{1b}[31m", '\u{1b}', 0),
+            ("a\u{7f}", '\u{7f}', 1),
+            ("a\u{85}b", '\u{85}', 1),
+            ("a\u{9f}b", '\u{9f}', 1),
+            ("a\u{2028}b", '\u{2028}', 1),
+            ("a\u{2029}b", '\u{2029}', 1),
+            ("a\u{fdd0}b", '\u{fdd0}', 1),
+            ("a\u{fffe}b", '\u{fffe}', 1),
+            ("a\u{10ffff}b", '\u{10ffff}', 1),
+            ("a\nb", '\n', 1),
+            ("a\tb", '\t', 1),
+            ("a\rb", '\r', 1),
+            // Checked as given: trimming does not hide it.
+            ("ไอโฟน \n", '\n', 6),
+        ];
+        for (text, character, index) in bad {
+            assert_eq!(
+                bounded_text("name", text, 255),
+                Err(ValueError::Text {
+                    field: "name",
+                    reason: TextError::ForbiddenCharacter { character, index }
+                }),
+                "{text:?}"
+            );
+            assert!(SingleLineText::parse(text, 255).is_err(), "{text:?}");
+        }
+        for good in [
+            "iPhone 15 Pro",
+            "ไอโฟน",
+            "👩‍💻 café",
+            "a\u{200d}b",
+            " trimmed ",
+        ] {
+            assert_eq!(
+                SingleLineText::parse(good, 255).unwrap().as_str(),
+                good.trim(),
+                "{good:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn multi_line_text_keeps_tabs_and_line_feeds_only() {
+        assert_eq!(
+            MultiLineText::parse(" one\n\ttwo\n", 100).unwrap().as_str(),
+            "one\n\ttwo"
+        );
+        for (text, character) in [
+            ("a\u{0}b", '\u{0}'),
+            ("a\rb", '\r'),
+            ("a\u{2028}b", '\u{2028}'),
+            ("a\u{b}b", '\u{b}'),
+        ] {
+            assert_eq!(
+                bounded_multiline_text("description", text, 100),
+                Err(ValueError::Text {
+                    field: "description",
+                    reason: TextError::ForbiddenCharacter {
+                        character,
+                        index: 1
+                    }
+                }),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_errors_say_what_is_wrong() {
+        assert_eq!(
+            bounded_text("name", "a\u{0}", 255).unwrap_err().to_string(),
+            "invalid name: must not contain a NUL character (U+0000) at character 2"
+        );
+        assert_eq!(
+            bounded_text("name", "  ", 255),
+            Err(ValueError::Text {
+                field: "name",
+                reason: TextError::Blank
+            })
+        );
+        assert_eq!(
+            SingleLineText::parse("abcd", 3),
+            Err(TextError::TooLong { max: 3, length: 4 })
+        );
+        assert_eq!(unforbidden_text("note", "", TextLayout::SingleLine), Ok(()));
+        assert!(unforbidden_text("note", "\u{0}", TextLayout::MultiLine).is_err());
+    }
+
+    #[test]
+    fn json_documents_are_searched_in_values_and_keys_with_their_paths() {
+        let document = serde_json::json!({
+            "name": "a\u{0}",
+            "description": "two\nlines",
+            "tags": ["ok", "b\u{7}"],
+            "attributes": {"co\u{0}lor": "red", "size": "L\u{2028}"},
+            "count": 3,
+        });
+        let multi_line = |path: &str| {
+            if path == "description" {
+                TextLayout::MultiLine
+            } else {
+                TextLayout::SingleLine
+            }
+        };
+        let mut found: Vec<(String, bool)> = forbidden_in_json(&document, &multi_line)
+            .into_iter()
+            .map(|e| (e.path, e.in_key))
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                ("attributes.co\\0lor".to_owned(), true),
+                ("attributes.size".to_owned(), false),
+                ("name".to_owned(), false),
+                ("tags[1]".to_owned(), false),
+            ]
+        );
+        assert!(
+            forbidden_in_json(&serde_json::json!({"a": ["b", {"c": "d\te"}]}), &|_| {
+                TextLayout::MultiLine
+            })
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn urls_and_emails_refuse_control_characters() {
+        for bad in [
+            "https://cdn.example.com/a\u{0}.jpg",
+            "https://cdn.example.com/\u{7}",
+            "https://a.example\u{2028}/",
+        ] {
+            assert_eq!(Url::parse(bad), Err(ValueError::Url(bad.into())), "{bad:?}");
+        }
+        for bad in ["\"a\u{0}b\"@example.com", "a\u{7}@example.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     proptest::proptest! {

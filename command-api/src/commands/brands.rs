@@ -18,7 +18,19 @@ use super::categories::merge_text;
 use crate::command::{execute, key_appends, load_existing, load_key, load_new, AppState, Plan};
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Fields, Patch};
-use crate::request::{ApiPath, CommandContext, CommandRequest};
+use crate::request::{ApiPath, CommandBody, CommandContext, CommandRequest};
+
+/// The texts that may span lines; the domain allows tabs and line feeds in
+/// the same ones, and nowhere else.
+const BRAND_MULTI_LINE: &[&str] = &["description"];
+
+impl CommandBody for CreateBrandRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = BRAND_MULTI_LINE;
+}
+
+impl CommandBody for UpdateBrandRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = BRAND_MULTI_LINE;
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,14 +72,18 @@ pub async fn create(
     let command = body.into_command(context.at)?;
     Span::current().record("brand_id", tracing::field::display(command.brand_id));
     execute(&state, &context, || {
-        plan_create(state.clone(), command.clone())
+        plan_create(state.clone(), context.clone(), command.clone())
     })
     .await
 }
 
-async fn plan_create(state: AppState, command: CreateBrand) -> Result<Plan, ApiError> {
+async fn plan_create(
+    state: AppState,
+    context: CommandContext,
+    command: CreateBrand,
+) -> Result<Plan, ApiError> {
     let id = command.brand_id;
-    let brand = load_new::<Brand>(&state, "brand", id).await?;
+    let brand = load_new::<Brand>(&state, &context, "brand", id).await?;
     let slug_key = load_key(&state, UniqueScope::BrandSlug, command.slug.as_str()).await?;
     let decision = decisions::create_brand(&brand.aggregate, command, &slug_key.aggregate)?;
     let mut appends = vec![brand.append(&decision.events)];
@@ -158,8 +174,7 @@ async fn plan_update(
     id: Uuid,
     patch: UpdateBrandRequest,
 ) -> Result<Plan, ApiError> {
-    let loaded = load_existing::<Brand>(&state, "brand", id).await?;
-    context.check_if_match(loaded.version)?;
+    let loaded = load_existing::<Brand>(&state, &context, "brand", id).await?;
     let at = context.at;
     let mut brand = loaded.aggregate.clone();
     let mut events: Vec<BrandEvent> = Vec::new();

@@ -23,10 +23,22 @@ use crate::command::{
 };
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Fields, Patch};
-use crate::request::{ApiPath, CommandContext, CommandRequest};
+use crate::request::{ApiPath, CommandBody, CommandContext, CommandRequest};
 
 /// Guards the ancestor walk against a corrupt (looping) tree.
 const MAX_TREE_DEPTH: usize = 64;
+
+/// The texts that may span lines; the domain allows tabs and line feeds in
+/// the same ones, and nowhere else.
+const CATEGORY_MULTI_LINE: &[&str] = &["description", "meta_description"];
+
+impl CommandBody for CreateCategoryRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = CATEGORY_MULTI_LINE;
+}
+
+impl CommandBody for UpdateCategoryRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = CATEGORY_MULTI_LINE;
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,14 +87,18 @@ pub async fn create(
     let command = body.into_command(context.at)?;
     Span::current().record("category_id", tracing::field::display(command.category_id));
     execute(&state, &context, || {
-        plan_create(state.clone(), command.clone())
+        plan_create(state.clone(), context.clone(), command.clone())
     })
     .await
 }
 
-async fn plan_create(state: AppState, command: CreateCategory) -> Result<Plan, ApiError> {
+async fn plan_create(
+    state: AppState,
+    context: CommandContext,
+    command: CreateCategory,
+) -> Result<Plan, ApiError> {
     let id = command.category_id;
-    let category = load_new::<Category>(&state, "category", id).await?;
+    let category = load_new::<Category>(&state, &context, "category", id).await?;
     if let Some(parent_id) = command.parent_id.filter(|parent| *parent != id) {
         require_reference::<Category>(&state, "parent_id", "category", parent_id).await?;
     }
@@ -215,8 +231,7 @@ async fn plan_update(
     id: Uuid,
     patch: UpdateCategoryRequest,
 ) -> Result<Plan, ApiError> {
-    let loaded = load_existing::<Category>(&state, "category", id).await?;
-    context.check_if_match(loaded.version)?;
+    let loaded = load_existing::<Category>(&state, &context, "category", id).await?;
     let at = context.at;
     let only_one_part = patch.part_count() == 1;
     // Each part decides against the state the previous parts left.

@@ -23,10 +23,22 @@ use crate::command::{
 };
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Amount, Fields, Patch};
-use crate::request::{ApiPath, CommandContext, CommandRequest};
+use crate::request::{ApiPath, CommandBody, CommandContext, CommandRequest};
 
 /// Every column of the seed's `products` row a client sets at creation.
 /// Status starts as draft and the product unfeatured.
+/// The texts that may span lines; the domain allows tabs and line feeds in
+/// the same ones, and nowhere else.
+const PRODUCT_MULTI_LINE: &[&str] = &["description", "short_description", "meta_description"];
+
+impl CommandBody for CreateProductRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = PRODUCT_MULTI_LINE;
+}
+
+impl CommandBody for UpdateProductRequest {
+    const MULTI_LINE_FIELDS: &'static [&'static str] = PRODUCT_MULTI_LINE;
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
@@ -124,14 +136,18 @@ pub async fn create(
     span.record("product_id", tracing::field::display(command.product_id));
     span.record("sku", command.sku.as_str());
     execute(&state, &context, || {
-        plan_create(state.clone(), command.clone())
+        plan_create(state.clone(), context.clone(), command.clone())
     })
     .await
 }
 
-async fn plan_create(state: AppState, command: CreateProduct) -> Result<Plan, ApiError> {
+async fn plan_create(
+    state: AppState,
+    context: CommandContext,
+    command: CreateProduct,
+) -> Result<Plan, ApiError> {
     let id = command.product_id;
-    let product = load_new::<Product>(&state, "product", id).await?;
+    let product = load_new::<Product>(&state, &context, "product", id).await?;
     check_references(&state, command.category_id, command.brand_id).await?;
     let sku_key = load_key(&state, UniqueScope::Sku, command.sku.as_str()).await?;
     let slug_key = load_key(&state, UniqueScope::ProductSlug, command.slug.as_str()).await?;
@@ -294,8 +310,7 @@ async fn plan_update(
     id: Uuid,
     patch: UpdateProductRequest,
 ) -> Result<Plan, ApiError> {
-    let product = load_existing::<Product>(&state, "product", id).await?;
-    context.check_if_match(product.version)?;
+    let product = load_existing::<Product>(&state, &context, "product", id).await?;
     let current = product
         .aggregate
         .details()
@@ -338,6 +353,8 @@ pub struct ChangePriceRequest {
     pub cost_price: Option<Amount>,
 }
 
+impl CommandBody for ChangePriceRequest {}
+
 #[instrument(skip_all, fields(product_id = %id))]
 pub async fn change_price(
     State(state): State<AppState>,
@@ -369,6 +386,8 @@ pub struct ChangeStatusRequest {
     pub status: ProductStatus,
 }
 
+impl CommandBody for ChangeStatusRequest {}
+
 #[instrument(skip_all, fields(product_id = %id, status = tracing::field::Empty))]
 pub async fn change_status(
     State(state): State<AppState>,
@@ -392,6 +411,8 @@ pub async fn change_status(
 pub struct SetFeaturedRequest {
     pub featured: bool,
 }
+
+impl CommandBody for SetFeaturedRequest {}
 
 #[instrument(skip_all, fields(product_id = %id, featured = tracing::field::Empty))]
 pub async fn set_featured(
@@ -418,8 +439,7 @@ async fn plan_simple(
     id: Uuid,
     command: ProductCommand,
 ) -> Result<Plan, ApiError> {
-    let product = load_existing::<Product>(&state, "product", id).await?;
-    context.check_if_match(product.version)?;
+    let product = load_existing::<Product>(&state, &context, "product", id).await?;
     let events = product.aggregate.decide(command)?;
     Ok(Plan::updated(id, vec![product.append(&events)]))
 }

@@ -1,3 +1,6 @@
+use std::time::Duration;
+
+use infrastructure::testing::wait_for;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -204,4 +207,73 @@ async fn health_answers_while_the_database_does() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["relay"]["lag_events"], 0);
     assert_eq!(body["relay"]["stalled"], false);
+}
+
+/// With every pooled connection busy, a request that cannot get one within
+/// `acquire_timeout_seconds` is a 503 the client may retry, not a 500. The
+/// only connection is held for real: the first request's read waits on a
+/// table lock this test takes, while a second request queues for the pool.
+#[tokio::test]
+async fn an_exhausted_connection_pool_is_503_with_retry_after() {
+    let app = TestApp::spawn_with(|s| {
+        s.postgres.max_connections = 1;
+        s.postgres.acquire_timeout_seconds = 1;
+    })
+    .await;
+    let mut lock = app.db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE event_store.events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let first = app
+        .request(Method::POST, "/v1/brands")
+        .json(&json!({"name": "Sony", "slug": "sony"}))
+        .send();
+    let first = tokio::spawn(first);
+    let database = app.db.name.clone();
+    wait_for(
+        "the first request to wait on the lock with the pool's only connection",
+        Duration::from_secs(10),
+        || {
+            let pool = app.db.pool.clone();
+            let database = database.clone();
+            async move {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = $1 AND wait_event_type = 'Lock'",
+                )
+                .bind(&database)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                (waiting > 0).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let response = app
+        .post("/v1/brands", &json!({"name": "Sonos", "slug": "sonos"}))
+        .await;
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = problem(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service-unavailable",
+    )
+    .await;
+    let seconds: u64 = retry_after
+        .unwrap_or_else(|| panic!("no Retry-After: {body}"))
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!(seconds >= 1, "{seconds}");
+
+    // Once the lock is gone the first request completes.
+    lock.rollback().await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(app.event_count().await, 2);
 }

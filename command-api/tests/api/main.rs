@@ -3,8 +3,10 @@
 
 mod brands;
 mod categories;
+mod control_characters;
 mod errors;
 mod idempotency;
+mod preconditions;
 mod products;
 mod relay;
 mod support;

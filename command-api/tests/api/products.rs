@@ -400,9 +400,13 @@ async fn if_match_guards_updates() {
         .send()
         .await
         .unwrap();
-    let body = problem(response, StatusCode::CONFLICT, "version-conflict").await;
-    assert_eq!(body["current_version"], 1);
-    assert_eq!(body["expected_version"], 7);
+    let body = problem(
+        response,
+        StatusCode::PRECONDITION_FAILED,
+        "precondition-failed",
+    )
+    .await;
+    assert_eq!(body["current_etag"], "\"1\"");
     assert_eq!(app.event_count().await, before);
 
     let response = app

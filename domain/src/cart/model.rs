@@ -9,7 +9,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::values::{bounded_text, vat_on, Money, Quantity, Sku, Url, ValueError};
+use crate::values::{
+    bounded_text, forbidden_character, vat_on, Money, Quantity, Sku, TextError, TextLayout, Url,
+    ValueError,
+};
 
 use super::CartError;
 
@@ -23,18 +26,25 @@ impl SessionId {
     pub const MAX_LEN: usize = 128;
 
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        let valid = !raw.is_empty()
-            && raw.len() <= Self::MAX_LEN
-            && raw.bytes().all(|b| b.is_ascii_graphic());
-        if valid {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(ValueError::Text {
-                field: "session_id",
-                value: raw.to_owned(),
-                max: Self::MAX_LEN,
-            })
+        let invalid = |reason| ValueError::Text {
+            field: "session_id",
+            reason,
+        };
+        if raw.is_empty() {
+            return Err(invalid(TextError::Blank));
         }
+        if let Some((index, character)) =
+            raw.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic())
+        {
+            return Err(invalid(TextError::ForbiddenCharacter { character, index }));
+        }
+        if raw.len() > Self::MAX_LEN {
+            return Err(invalid(TextError::TooLong {
+                max: Self::MAX_LEN,
+                length: raw.len(),
+            }));
+        }
+        Ok(Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -290,13 +300,16 @@ fn money(amount: Decimal) -> Result<Money, CartError> {
 }
 
 /// Option names and values are free text from the storefront; they only need
-/// to be present and of a storable size.
+/// to be present, printable on one line and of a storable size.
 pub(super) fn check_options(options: &BTreeMap<String, String>) -> Result<(), CartError> {
     const MAX_NAME: usize = 50;
     const MAX_VALUE: usize = 255;
     for (name, value) in options {
-        let name_ok = !name.trim().is_empty() && name.chars().count() <= MAX_NAME;
-        let value_ok = !value.trim().is_empty() && value.chars().count() <= MAX_VALUE;
+        let printable = |text: &str| forbidden_character(text, TextLayout::SingleLine).is_none();
+        let name_ok =
+            !name.trim().is_empty() && name.chars().count() <= MAX_NAME && printable(name);
+        let value_ok =
+            !value.trim().is_empty() && value.chars().count() <= MAX_VALUE && printable(value);
         if !name_ok || !value_ok {
             return Err(CartError::InvalidOption {
                 name: name.clone(),

@@ -521,6 +521,9 @@ fn blank_or_oversized_options_are_refused() {
         ("color", " "),
         ("c".repeat(51).as_str(), "x"),
         ("color", "v".repeat(256).as_str()),
+        ("co\u{0}lor", "black"),
+        ("color", "bl\u{7}ack"),
+        ("color", "two\nlines"),
     ] {
         given()
             .given(vec![opened()])

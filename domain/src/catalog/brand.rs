@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{optional_text, LONG_TEXT_MAX, SHORT_TEXT_MAX};
-use crate::values::{bounded_text, Slug, Url, ValueError};
+use crate::values::{bounded_text, Slug, TextLayout, Url, ValueError};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Brand {
@@ -165,7 +165,12 @@ impl Brand {
                 brand_id: c.brand_id,
                 name: bounded_text("name", &c.name, SHORT_TEXT_MAX)?,
                 slug: c.slug,
-                description: optional_text("description", c.description, LONG_TEXT_MAX)?,
+                description: optional_text(
+                    "description",
+                    c.description,
+                    LONG_TEXT_MAX,
+                    TextLayout::MultiLine,
+                )?,
                 logo_url: c.logo_url,
                 website_url: c.website_url,
                 is_active: true,
@@ -180,7 +185,12 @@ impl Brand {
                 brand_id,
                 name: bounded_text("name", &c.name, SHORT_TEXT_MAX)?,
                 slug: c.slug,
-                description: optional_text("description", c.description, LONG_TEXT_MAX)?,
+                description: optional_text(
+                    "description",
+                    c.description,
+                    LONG_TEXT_MAX,
+                    TextLayout::MultiLine,
+                )?,
                 logo_url: c.logo_url,
                 website_url: c.website_url,
                 previous_slug: s.slug.clone(),
@@ -347,11 +357,42 @@ pub(crate) mod tests {
         Given::with(())
             .given_no_previous_events()
             .when(BrandCommand::CreateBrand(cmd))
-            .then_expect_error(BrandError::InvalidValue(ValueError::Text {
-                field: "name",
-                value: "b".repeat(256),
-                max: 255,
-            }));
+            .then_expect_error(BrandError::InvalidValue(crate::values::length_error(
+                "name",
+                &"b".repeat(256),
+                255,
+            )));
+    }
+
+    type BrandEdit = fn(&mut CreateBrand, String);
+
+    #[test]
+    fn control_characters_are_refused_in_the_name_and_description() {
+        use crate::catalog::category::tests::{unprintable, UNPRINTABLE};
+        let id = Uuid::new_v4();
+        let edits: [(&str, BrandEdit); 2] = [
+            ("name", |c, t| c.name = t),
+            ("description", |c, t| c.description = Some(t)),
+        ];
+        for bad in UNPRINTABLE {
+            for (field, edit) in edits {
+                let mut cmd = create(id);
+                edit(&mut cmd, bad.to_owned());
+                let update = UpdateBrand {
+                    name: cmd.name.clone(),
+                    description: cmd.description.clone(),
+                    ..update()
+                };
+                Given::with(())
+                    .given_no_previous_events()
+                    .when(BrandCommand::CreateBrand(cmd))
+                    .then_expect_error(BrandError::InvalidValue(unprintable(field, bad)));
+                Given::with(())
+                    .given(vec![created(id)])
+                    .when(BrandCommand::UpdateBrand(update))
+                    .then_expect_error(BrandError::InvalidValue(unprintable(field, bad)));
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{keywords, optional_text, LONG_TEXT_MAX, SHORT_TEXT_MAX};
-use crate::values::{bounded_text, Slug, Url, ValueError};
+use crate::values::{bounded_text, Slug, TextLayout, Url, ValueError};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Category {
@@ -225,13 +225,24 @@ impl Category {
                 parent_id: c.parent_id,
                 name: bounded_text("name", &c.name, SHORT_TEXT_MAX)?,
                 slug: c.slug,
-                description: optional_text("description", c.description, LONG_TEXT_MAX)?,
+                description: optional_text(
+                    "description",
+                    c.description,
+                    LONG_TEXT_MAX,
+                    TextLayout::MultiLine,
+                )?,
                 image_url: c.image_url,
-                meta_title: optional_text("meta_title", c.meta_title, SHORT_TEXT_MAX)?,
+                meta_title: optional_text(
+                    "meta_title",
+                    c.meta_title,
+                    SHORT_TEXT_MAX,
+                    TextLayout::SingleLine,
+                )?,
                 meta_description: optional_text(
                     "meta_description",
                     c.meta_description,
                     LONG_TEXT_MAX,
+                    TextLayout::MultiLine,
                 )?,
                 meta_keywords: keywords(c.meta_keywords)?,
                 sort_order: c.sort_order,
@@ -247,13 +258,24 @@ impl Category {
                 category_id,
                 name: bounded_text("name", &c.name, SHORT_TEXT_MAX)?,
                 slug: c.slug,
-                description: optional_text("description", c.description, LONG_TEXT_MAX)?,
+                description: optional_text(
+                    "description",
+                    c.description,
+                    LONG_TEXT_MAX,
+                    TextLayout::MultiLine,
+                )?,
                 image_url: c.image_url,
-                meta_title: optional_text("meta_title", c.meta_title, SHORT_TEXT_MAX)?,
+                meta_title: optional_text(
+                    "meta_title",
+                    c.meta_title,
+                    SHORT_TEXT_MAX,
+                    TextLayout::SingleLine,
+                )?,
                 meta_description: optional_text(
                     "meta_description",
                     c.meta_description,
                     LONG_TEXT_MAX,
+                    TextLayout::MultiLine,
                 )?,
                 meta_keywords: keywords(c.meta_keywords)?,
                 sort_order: c.sort_order,
@@ -395,6 +417,7 @@ impl Aggregate for Category {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::values::TextError;
     use chrono::TimeZone;
     use cqrs_es::test::TestFramework;
 
@@ -506,11 +529,108 @@ pub(crate) mod tests {
             Given::with(())
                 .given_no_previous_events()
                 .when(CategoryCommand::CreateCategory(cmd))
-                .then_expect_error(CategoryError::InvalidValue(ValueError::Text {
-                    field: "name",
-                    value: name,
-                    max: 255,
-                }));
+                .then_expect_error(CategoryError::InvalidValue(crate::values::length_error(
+                    "name", &name, 255,
+                )));
+        }
+    }
+
+    /// Texts with a NUL (which PostgreSQL's JSONB refuses), a BEL and a line
+    /// separator: none of them may reach an event.
+    pub(crate) const UNPRINTABLE: [&str; 3] = [
+        "Smart\u{0}phones",
+        "Smart\u{7}phones",
+        "Smart\u{2028}phones",
+    ];
+
+    /// The refusal of `text`, one of `UNPRINTABLE`, given as `field`.
+    pub(crate) fn unprintable(field: &'static str, text: &str) -> ValueError {
+        ValueError::Text {
+            field,
+            reason: TextError::ForbiddenCharacter {
+                character: text.chars().nth(5).unwrap(),
+                index: 5,
+            },
+        }
+    }
+
+    type CategoryEdit = fn(&mut CreateCategory, String);
+
+    const CATEGORY_TEXTS: [(&str, CategoryEdit); 5] = [
+        ("name", |c, t| c.name = t),
+        ("description", |c, t| c.description = Some(t)),
+        ("meta_title", |c, t| c.meta_title = Some(t)),
+        ("meta_description", |c, t| c.meta_description = Some(t)),
+        ("meta_keywords", |c, t| {
+            c.meta_keywords = vec!["phone".into(), t]
+        }),
+    ];
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_of_a_creation() {
+        for (field, edit) in CATEGORY_TEXTS {
+            for bad in UNPRINTABLE {
+                let mut cmd = create(Uuid::new_v4(), None);
+                edit(&mut cmd, bad.to_owned());
+                Given::with(())
+                    .given_no_previous_events()
+                    .when(CategoryCommand::CreateCategory(cmd))
+                    .then_expect_error(CategoryError::InvalidValue(unprintable(field, bad)));
+            }
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_of_an_update() {
+        let id = Uuid::new_v4();
+        for (field, edit) in CATEGORY_TEXTS {
+            for bad in UNPRINTABLE {
+                let mut create = create(id, None);
+                edit(&mut create, bad.to_owned());
+                let cmd = UpdateCategory {
+                    name: create.name,
+                    description: create.description,
+                    meta_title: create.meta_title,
+                    meta_description: create.meta_description,
+                    meta_keywords: create.meta_keywords,
+                    ..update()
+                };
+                Given::with(())
+                    .given(vec![created(id, None)])
+                    .when(CategoryCommand::UpdateCategory(cmd))
+                    .then_expect_error(CategoryError::InvalidValue(unprintable(field, bad)));
+            }
+        }
+    }
+
+    #[test]
+    fn descriptions_keep_tabs_and_newlines_names_do_not() {
+        let id = Uuid::new_v4();
+        let mut cmd = create(id, None);
+        cmd.description = Some("Phones\n\tand more".into());
+        cmd.meta_description = Some("All\nphones".into());
+        let events = Given::with(())
+            .given_no_previous_events()
+            .when(CategoryCommand::CreateCategory(cmd))
+            .inspect_result()
+            .unwrap();
+        let CategoryEvent::CategoryCreated {
+            description,
+            meta_description,
+            ..
+        } = &events[0]
+        else {
+            panic!("{events:?}");
+        };
+        assert_eq!(description.as_deref(), Some("Phones\n\tand more"));
+        assert_eq!(meta_description.as_deref(), Some("All\nphones"));
+        for bad in ["Smart\nphones", "Smart\tphones", "Smart\rphones"] {
+            let mut cmd = create(id, None);
+            cmd.name = bad.into();
+            Given::with(())
+                .given_no_previous_events()
+                .when(CategoryCommand::CreateCategory(cmd))
+                .then_expect_error(CategoryError::InvalidValue(unprintable("name", bad)));
         }
     }
 

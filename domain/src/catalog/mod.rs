@@ -24,7 +24,7 @@ use std::fmt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::values::{bounded_text, ValueError};
+use crate::values::{bounded_multiline_text, bounded_text, TextLayout, ValueError};
 
 /// The longest text a `TEXT` column takes from us. The seed sets no limit; this
 /// one keeps a single event from carrying a runaway payload.
@@ -84,23 +84,33 @@ impl fmt::Display for Dimension {
 }
 
 /// A nullable text column: blank means "no value" (a cleared form field), so it
-/// becomes `None` rather than an error; anything else is trimmed and bounded.
+/// becomes `None` rather than an error; anything else is checked for the
+/// characters `layout` forbids, trimmed and bounded.
 pub(crate) fn optional_text(
     field: &'static str,
     raw: Option<String>,
     max: usize,
+    layout: TextLayout,
 ) -> Result<Option<String>, ValueError> {
     match raw {
-        Some(text) if !text.trim().is_empty() => bounded_text(field, &text, max).map(Some),
+        Some(text) if !text.trim().is_empty() => match layout {
+            TextLayout::SingleLine => bounded_text(field, &text, max),
+            TextLayout::MultiLine => bounded_multiline_text(field, &text, max),
+        }
+        .map(Some),
+        // Whitespace only, but a line break in a one-line field is still refused.
+        Some(text) if layout == TextLayout::SingleLine => {
+            crate::values::unforbidden_text(field, &text, layout).map(|()| None)
+        }
         _ => Ok(None),
     }
 }
 
-/// `meta_keywords TEXT[]`: each keyword trimmed and bounded; a blank keyword is
-/// refused because it would show up as an empty tag.
+/// `meta_keywords TEXT[]`: each keyword one line, trimmed and bounded; a blank
+/// keyword is refused because it would show up as an empty tag.
 pub(crate) fn keywords(raw: Vec<String>) -> Result<Vec<String>, ValueError> {
     raw.iter()
-        .map(|k| bounded_text("meta_keyword", k, SHORT_TEXT_MAX))
+        .map(|k| bounded_text("meta_keywords", k, SHORT_TEXT_MAX))
         .collect()
 }
 
@@ -137,13 +147,27 @@ mod tests {
 
     #[test]
     fn optional_text_treats_blank_as_absent_and_bounds_the_rest() {
-        assert_eq!(optional_text("f", None, 3), Ok(None));
-        assert_eq!(optional_text("f", Some("  ".into()), 3), Ok(None));
+        use TextLayout::{MultiLine, SingleLine};
+        assert_eq!(optional_text("f", None, 3, SingleLine), Ok(None));
         assert_eq!(
-            optional_text("f", Some(" abc ".into()), 3),
+            optional_text("f", Some("  ".into()), 3, SingleLine),
+            Ok(None)
+        );
+        assert_eq!(
+            optional_text("f", Some(" abc ".into()), 3, SingleLine),
             Ok(Some("abc".into()))
         );
-        assert!(optional_text("f", Some("abcd".into()), 3).is_err());
+        assert!(optional_text("f", Some("abcd".into()), 3, SingleLine).is_err());
+        assert!(optional_text("f", Some(" \n ".into()), 3, SingleLine).is_err());
+        assert_eq!(
+            optional_text("f", Some(" \n ".into()), 3, MultiLine),
+            Ok(None)
+        );
+        assert_eq!(
+            optional_text("f", Some("a\nb".into()), 3, MultiLine),
+            Ok(Some("a\nb".into()))
+        );
+        assert!(optional_text("f", Some("a\u{0}".into()), 3, MultiLine).is_err());
     }
 
     #[test]

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{keywords, optional_text, Dimension, LONG_TEXT_MAX, SHORT_TEXT_MAX};
-use crate::values::{bounded_text, Currency, Money, Price, Sku, Slug, Url, ValueError};
+use crate::values::{
+    bounded_multiline_text, bounded_text, Currency, Money, Price, Sku, Slug, TextLayout, Url,
+    ValueError,
+};
 
 /// `product_attributes.name` and the keys of a variant's attributes: `VARCHAR(100)`.
 pub const ATTRIBUTE_NAME_MAX: usize = 100;
@@ -94,17 +97,29 @@ impl ProductDetails {
     fn validated(self) -> Result<Self, ValueError> {
         Ok(Self {
             name: bounded_text("name", &self.name, SHORT_TEXT_MAX)?,
-            description: optional_text("description", self.description, LONG_TEXT_MAX)?,
+            description: optional_text(
+                "description",
+                self.description,
+                LONG_TEXT_MAX,
+                TextLayout::MultiLine,
+            )?,
             short_description: optional_text(
                 "short_description",
                 self.short_description,
                 LONG_TEXT_MAX,
+                TextLayout::MultiLine,
             )?,
-            meta_title: optional_text("meta_title", self.meta_title, SHORT_TEXT_MAX)?,
+            meta_title: optional_text(
+                "meta_title",
+                self.meta_title,
+                SHORT_TEXT_MAX,
+                TextLayout::SingleLine,
+            )?,
             meta_description: optional_text(
                 "meta_description",
                 self.meta_description,
                 LONG_TEXT_MAX,
+                TextLayout::MultiLine,
             )?,
             meta_keywords: keywords(self.meta_keywords)?,
             ..self
@@ -792,7 +807,12 @@ impl Product {
                     product_id,
                     image_id,
                     url,
-                    alt_text: optional_text("alt_text", alt_text, SHORT_TEXT_MAX)?,
+                    alt_text: optional_text(
+                        "alt_text",
+                        alt_text,
+                        SHORT_TEXT_MAX,
+                        TextLayout::SingleLine,
+                    )?,
                     sort_order,
                     is_primary: s.images.is_empty(),
                     at,
@@ -865,7 +885,7 @@ impl Product {
                 at,
             } => {
                 let name = bounded_text("attribute_name", &name, ATTRIBUTE_NAME_MAX)?;
-                let value = bounded_text("attribute_value", &value, LONG_TEXT_MAX)?;
+                let value = bounded_multiline_text("attribute_value", &value, LONG_TEXT_MAX)?;
                 let existing = s.attributes.iter().find(|a| a.name == name);
                 if let Some(a) = existing {
                     if a.value == value && a.sort_order == sort_order {
@@ -919,7 +939,12 @@ impl Product {
                     product_id,
                     variant_id: c.variant_id,
                     sku: c.sku,
-                    name: optional_text("variant_name", c.name, SHORT_TEXT_MAX)?,
+                    name: optional_text(
+                        "variant_name",
+                        c.name,
+                        SHORT_TEXT_MAX,
+                        TextLayout::SingleLine,
+                    )?,
                     price: c.price,
                     stock_quantity: c.stock_quantity,
                     attributes,
@@ -943,7 +968,12 @@ impl Product {
                     product_id,
                     variant_id,
                     sku: variant.sku.clone(),
-                    name: optional_text("variant_name", name, SHORT_TEXT_MAX)?,
+                    name: optional_text(
+                        "variant_name",
+                        name,
+                        SHORT_TEXT_MAX,
+                        TextLayout::SingleLine,
+                    )?,
                     price,
                     attributes,
                     at,
@@ -1465,21 +1495,19 @@ pub(crate) mod tests {
         Given::with(())
             .given_no_previous_events()
             .when(ProductCommand::CreateProduct(cmd))
-            .then_expect_error(ProductError::InvalidValue(ValueError::Text {
-                field: "meta_title",
-                value: "t".repeat(256),
-                max: 255,
-            }));
+            .then_expect_error(ProductError::InvalidValue(crate::values::length_error(
+                "meta_title",
+                &"t".repeat(256),
+                255,
+            )));
         let mut cmd = create(Uuid::new_v4());
         cmd.name = "".into();
         Given::with(())
             .given_no_previous_events()
             .when(ProductCommand::CreateProduct(cmd))
-            .then_expect_error(ProductError::InvalidValue(ValueError::Text {
-                field: "name",
-                value: "".into(),
-                max: 255,
-            }));
+            .then_expect_error(ProductError::InvalidValue(crate::values::length_error(
+                "name", "", 255,
+            )));
     }
 
     #[test]
@@ -1899,11 +1927,11 @@ pub(crate) mod tests {
                 sort_order: 0,
                 at: at(),
             })
-            .then_expect_error(ProductError::InvalidValue(ValueError::Text {
-                field: "alt_text",
-                value: "a".repeat(256),
-                max: 255,
-            }));
+            .then_expect_error(ProductError::InvalidValue(crate::values::length_error(
+                "alt_text",
+                &"a".repeat(256),
+                255,
+            )));
     }
 
     #[test]
@@ -2143,19 +2171,19 @@ pub(crate) mod tests {
         Given::with(())
             .given(vec![created(id)])
             .when(set_attribute(1, &"n".repeat(101), "v", 0))
-            .then_expect_error(ProductError::InvalidValue(ValueError::Text {
-                field: "attribute_name",
-                value: "n".repeat(101),
-                max: 100,
-            }));
+            .then_expect_error(ProductError::InvalidValue(crate::values::length_error(
+                "attribute_name",
+                &"n".repeat(101),
+                100,
+            )));
         Given::with(())
             .given(vec![created(id)])
             .when(set_attribute(1, "Color", " ", 0))
-            .then_expect_error(ProductError::InvalidValue(ValueError::Text {
-                field: "attribute_value",
-                value: " ".into(),
-                max: LONG_TEXT_MAX,
-            }));
+            .then_expect_error(ProductError::InvalidValue(crate::values::length_error(
+                "attribute_value",
+                " ",
+                LONG_TEXT_MAX,
+            )));
     }
 
     #[test]
@@ -2495,5 +2523,193 @@ pub(crate) mod tests {
         product.apply(variant_deactivated(id, 1, "IPH-BLK"));
         assert!(!product.variant(variant_id(1)).unwrap().is_active);
         assert_eq!(product.variants().len(), 1);
+    }
+
+    // ---- control characters ----
+
+    use crate::catalog::category::tests::{unprintable, UNPRINTABLE};
+
+    /// `result` is the refusal of `text` given as `field`.
+    fn refused_text(
+        result: &Result<Vec<ProductEvent>, ProductError>,
+        field: &'static str,
+        text: &str,
+    ) -> bool {
+        *result == Err(ProductError::InvalidValue(unprintable(field, text)))
+    }
+
+    type DetailsEdit = fn(&mut ProductDetails, String);
+
+    const DETAILS_TEXTS: [(&str, DetailsEdit); 6] = [
+        ("name", |d, t| d.name = t),
+        ("description", |d, t| d.description = Some(t)),
+        ("short_description", |d, t| d.short_description = Some(t)),
+        ("meta_title", |d, t| d.meta_title = Some(t)),
+        ("meta_description", |d, t| d.meta_description = Some(t)),
+        ("meta_keywords", |d, t| d.meta_keywords = vec![t]),
+    ];
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_of_the_details() {
+        let id = Uuid::new_v4();
+        for (field, edit) in DETAILS_TEXTS {
+            for bad in UNPRINTABLE {
+                let mut details = details();
+                edit(&mut details, bad.to_owned());
+                let mut create = create(id);
+                create.name = details.name.clone();
+                create.description = details.description.clone();
+                create.short_description = details.short_description.clone();
+                create.meta_title = details.meta_title.clone();
+                create.meta_description = details.meta_description.clone();
+                create.meta_keywords = details.meta_keywords.clone();
+                let created_result = Given::with(())
+                    .given_no_previous_events()
+                    .when(ProductCommand::CreateProduct(create))
+                    .inspect_result();
+                let updated_result = Given::with(())
+                    .given(vec![created(id)])
+                    .when(ProductCommand::UpdateProductDetails { details, at: at() })
+                    .inspect_result();
+                for result in [created_result, updated_result] {
+                    assert!(
+                        refused_text(&result, field, bad),
+                        "{field} {bad:?}: {result:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_alt_texts_attributes_and_variants() {
+        let id = Uuid::new_v4();
+        for bad in UNPRINTABLE {
+            let cases: Vec<(&str, Vec<ProductEvent>, ProductCommand)> = vec![
+                (
+                    "alt_text",
+                    vec![created(id)],
+                    ProductCommand::AddProductImage {
+                        image_id: image(1),
+                        url: Url::parse("https://cdn.example.com/1.jpg").unwrap(),
+                        alt_text: Some(bad.into()),
+                        sort_order: 0,
+                        at: at(),
+                    },
+                ),
+                (
+                    "attribute_name",
+                    vec![created(id)],
+                    set_attribute(1, bad, "Black", 0),
+                ),
+                (
+                    "attribute_value",
+                    vec![created(id)],
+                    set_attribute(1, "Color", bad, 0),
+                ),
+                (
+                    "variant_attribute_name",
+                    vec![created(id)],
+                    add_variant(1, "IPH-BLK", &[(bad, "black")]),
+                ),
+                (
+                    "variant_attribute_value",
+                    vec![created(id)],
+                    add_variant(1, "IPH-BLK", &[("color", bad)]),
+                ),
+                (
+                    "variant_name",
+                    vec![created(id)],
+                    ProductCommand::AddProductVariant(AddProductVariant {
+                        name: Some(bad.into()),
+                        ..match add_variant(1, "IPH-BLK", BLACK) {
+                            ProductCommand::AddProductVariant(v) => v,
+                            _ => unreachable!(),
+                        }
+                    }),
+                ),
+                (
+                    "variant_attribute_name",
+                    vec![created(id), variant_added(id, 1, "IPH-BLK", BLACK)],
+                    update_variant(1, &[(bad, "black")]),
+                ),
+                (
+                    "variant_attribute_value",
+                    vec![created(id), variant_added(id, 1, "IPH-BLK", BLACK)],
+                    update_variant(1, &[("color", bad)]),
+                ),
+                (
+                    "variant_name",
+                    vec![created(id), variant_added(id, 1, "IPH-BLK", BLACK)],
+                    ProductCommand::UpdateProductVariant {
+                        variant_id: variant_id(1),
+                        name: Some(bad.into()),
+                        price: price(dec!(44900)),
+                        attributes: attrs(BLACK),
+                        at: at(),
+                    },
+                ),
+            ];
+            for (field, history, cmd) in cases {
+                let result = Given::with(()).given(history).when(cmd).inspect_result();
+                assert!(
+                    refused_text(&result, field, bad),
+                    "{field} {bad:?}: {result:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_texts_keep_tabs_and_newlines_short_ones_refuse_them() {
+        let id = Uuid::new_v4();
+        let mut long = details();
+        long.description = Some("Line one\n\tLine two".into());
+        long.short_description = Some("Short\nsweet".into());
+        long.meta_description = Some("Buy\tit".into());
+        let events = Given::with(())
+            .given(vec![created(id)])
+            .when(ProductCommand::UpdateProductDetails {
+                details: long.clone(),
+                at: at(),
+            })
+            .inspect_result()
+            .unwrap();
+        let ProductEvent::ProductDetailsUpdated {
+            details: stored, ..
+        } = &events[0]
+        else {
+            panic!("{events:?}");
+        };
+        assert_eq!(stored.description, long.description);
+        assert_eq!(stored.short_description, long.short_description);
+        assert_eq!(stored.meta_description, long.meta_description);
+        let result = Given::with(())
+            .given(vec![created(id)])
+            .when(set_attribute(
+                1,
+                "Specs",
+                "Weight: 187 g\nBattery: 3274 mAh",
+                0,
+            ))
+            .inspect_result();
+        assert!(result.is_ok(), "{result:?}");
+        for (field, edit) in DETAILS_TEXTS
+            .into_iter()
+            .filter(|(f, _)| matches!(*f, "name" | "meta_title" | "meta_keywords"))
+        {
+            for bad in ["lines\nbreak", "table\tcell", "carri\rage"] {
+                let mut details = details();
+                edit(&mut details, bad.to_owned());
+                let result = Given::with(())
+                    .given(vec![created(id)])
+                    .when(ProductCommand::UpdateProductDetails { details, at: at() })
+                    .inspect_result();
+                assert!(
+                    refused_text(&result, field, bad),
+                    "{field} {bad:?}: {result:?}"
+                );
+            }
+        }
     }
 }

@@ -17,7 +17,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::values::{Quantity, Sku};
+use crate::values::{unforbidden_text, Quantity, Sku, TextLayout, ValueError};
 
 #[cfg(test)]
 mod tests;
@@ -233,6 +233,8 @@ pub enum InventoryError {
     },
     #[error("{sku}: the reservation of order {order_id} was released and cannot be taken again")]
     ReservationReleased { sku: Sku, order_id: Uuid },
+    #[error(transparent)]
+    InvalidValue(#[from] ValueError),
 }
 
 impl Inventory {
@@ -300,6 +302,9 @@ impl Inventory {
         let sku = self.initialized_sku()?;
         if delta == 0 {
             return Err(InventoryError::ZeroAdjustment { sku: sku.clone() });
+        }
+        if let Some(note) = &note {
+            unforbidden_text("note", note, TextLayout::MultiLine)?;
         }
         let previous = self.available;
         let available = previous + i64::from(delta);

@@ -66,6 +66,26 @@ fn adjust(delta: i32) -> InventoryCommand {
     }
 }
 
+#[test]
+fn an_adjustment_note_refuses_control_characters_but_not_lines() {
+    for (note, ok) in [
+        ("a\u{0}b", false),
+        ("a\u{7}b", false),
+        ("counted\ntwice", true),
+    ] {
+        let result = Given::with(())
+            .given(vec![stocked(10)])
+            .when(InventoryCommand::AdjustStock {
+                delta: 1,
+                reason: StockAdjustmentReason::Correction,
+                note: Some(note.into()),
+                at: at(),
+            })
+            .inspect_result();
+        assert_eq!(result.is_ok(), ok, "{note:?}: {result:?}");
+    }
+}
+
 fn adjusted(delta: i32, previous: i64, available: i64) -> InventoryEvent {
     InventoryEvent::StockAdjusted {
         sku: sku(),

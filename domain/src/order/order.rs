@@ -19,8 +19,8 @@ use uuid::Uuid;
 use crate::cart::ShippingMethodCode;
 use crate::promotion::AppliedPromotion;
 use crate::values::{
-    bounded_text, CouponCode, Currency, Money, OrderNumber, PostalAddress, Quantity, Sku, Url,
-    ValueError,
+    bounded_multiline_text, bounded_text, CouponCode, Currency, Money, OrderNumber, PostalAddress,
+    Quantity, Sku, Url, ValueError,
 };
 
 /// The seed's `orders.status`.
@@ -117,7 +117,7 @@ impl From<TrackingNumber> for String {
 }
 
 /// A free-text note on an order (a cancellation reason, an admin note, the
-/// customer's note): trimmed, 1 to 2000 characters.
+/// customer's note): trimmed, 1 to 2000 characters, lines allowed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct OrderNote(String);
@@ -126,7 +126,7 @@ impl OrderNote {
     pub const MAX_LEN: usize = 2000;
 
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        bounded_text("note", raw, Self::MAX_LEN).map(Self)
+        bounded_multiline_text("note", raw, Self::MAX_LEN).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
 
-use crate::values::{bounded_text, Currency, Money, ValueError};
+use crate::values::{bounded_text, unforbidden_text, Currency, Money, TextLayout, ValueError};
 
 #[cfg(test)]
 mod tests;
@@ -465,6 +465,9 @@ impl Payment {
                         refundable,
                     }
                 })?;
+                if let Some(reason) = &reason {
+                    unforbidden_text("reason", reason, TextLayout::MultiLine)?;
+                }
                 Ok(vec![PaymentEvent::RefundRequested {
                     payment_id,
                     order_id: self.order_id,

@@ -383,11 +383,9 @@ fn method_provider_and_transaction_id_are_bounded() {
         Given::with(())
             .given_no_previous_events()
             .when(command)
-            .then_expect_error(PaymentError::InvalidValue(ValueError::Text {
-                field,
-                value,
-                max,
-            }));
+            .then_expect_error(PaymentError::InvalidValue(crate::values::length_error(
+                field, &value, max,
+            )));
     }
 }
 
@@ -556,14 +554,34 @@ fn a_provider_transaction_id_is_bounded() {
     Given::with(())
         .given(vec![initiated()])
         .when(report("", ProviderOutcome::Completed))
-        .then_expect_error(PaymentError::InvalidValue(ValueError::Text {
-            field: "provider_transaction_id",
-            value: String::new(),
-            max: 255,
-        }));
+        .then_expect_error(PaymentError::InvalidValue(crate::values::length_error(
+            "provider_transaction_id",
+            "",
+            255,
+        )));
 }
 
 // ---- RefundPayment ---------------------------------------------------------
+
+#[test]
+fn a_refund_reason_refuses_control_characters_but_not_lines() {
+    for (reason, ok) in [
+        ("a\u{0}b", false),
+        ("a\u{7}b", false),
+        ("damaged\nbox", true),
+    ] {
+        let result = Given::with(())
+            .given(completed())
+            .when(PaymentCommand::RefundPayment {
+                refund_id: REFUND_A,
+                amount: money(dec!(826)),
+                reason: Some(reason.into()),
+                at: later(),
+            })
+            .inspect_result();
+        assert_eq!(result.is_ok(), ok, "{reason:?}: {result:?}");
+    }
+}
 
 #[test]
 fn a_completed_payment_is_refunded_in_part() {

@@ -20,7 +20,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::values::{bounded_text, Money, Price};
+use crate::values::{bounded_text, forbidden_character, Money, Price, TextError, TextLayout};
 
 /// A percentage discount: above 0, at most 100, with at most two decimals
 /// (the seed's `value DECIMAL(10,2)`).
@@ -300,6 +300,13 @@ impl PromotionTerms {
             return Err(PromotionError::EmptyTarget {
                 applicable_to: self.applicable_to.applicable_to(),
             });
+        }
+        if let Some(reason) = self
+            .description
+            .as_deref()
+            .and_then(|d| forbidden_character(d, TextLayout::MultiLine))
+        {
+            return Err(PromotionError::InvalidDescription { reason });
         }
         let description = self
             .description
@@ -600,8 +607,10 @@ pub enum PromotionError {
     AlreadyCreated { promotion_id: Uuid },
     #[error("promotion not found")]
     NotFound,
-    #[error("invalid promotion name {name:?} (1 to 255 characters)")]
+    #[error("invalid promotion name {name:?} (1 to 255 characters on one line)")]
     InvalidName { name: String },
+    #[error("invalid promotion description: {reason}")]
+    InvalidDescription { reason: TextError },
     #[error("the promotion must start ({starts_at}) before it ends ({ends_at})")]
     InvalidWindow {
         starts_at: DateTime<Utc>,
@@ -784,6 +793,32 @@ pub(crate) mod tests {
                     ..terms()
                 },
             )]);
+    }
+
+    #[test]
+    fn a_description_refuses_control_characters_but_not_lines() {
+        for (description, ok) in [
+            ("a\u{0}b", false),
+            ("a\u{7}b", false),
+            ("10% off\nall week", true),
+        ] {
+            let result = Given::with(())
+                .given_no_previous_events()
+                .when(create(PromotionTerms {
+                    description: Some(description.into()),
+                    ..terms()
+                }))
+                .inspect_result();
+            assert_eq!(result.is_ok(), ok, "{description:?}: {result:?}");
+        }
+        let result = Given::with(())
+            .given_no_previous_events()
+            .when(create(PromotionTerms {
+                name: "New\u{0}Year".into(),
+                ..terms()
+            }))
+            .inspect_result();
+        assert!(result.is_err(), "{result:?}");
     }
 
     #[test]

@@ -17,7 +17,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use uuid::Uuid;
 
-use crate::values::{bounded_text, Rating, Url, ValueError};
+use crate::values::{
+    bounded_multiline_text, bounded_text, unforbidden_text, Rating, TextError, TextLayout, Url,
+    ValueError,
+};
 
 #[cfg(test)]
 mod tests;
@@ -296,6 +299,7 @@ impl Review {
                         to: status,
                     });
                 }
+                unforbidden_text("moderator_notes", &moderator_notes, TextLayout::MultiLine)?;
                 let moderator_notes = moderator_notes.trim().to_owned();
                 let (product_id, user_id) = (self.product_id, self.user_id);
                 Ok(vec![match decision {
@@ -430,7 +434,7 @@ impl Content {
         images: Vec<ReviewImage>,
     ) -> Result<Self, ReviewError> {
         let title = bounded_text("title", title, TITLE_MAX_CHARS)?;
-        let comment = bounded_text("comment", comment, COMMENT_MAX_CHARS)?;
+        let comment = bounded_multiline_text("comment", comment, COMMENT_MAX_CHARS)?;
         if images.len() > MAX_IMAGES {
             return Err(ReviewError::TooManyImages {
                 count: images.len(),
@@ -440,12 +444,16 @@ impl Content {
         let images = images
             .into_iter()
             .map(|image| {
+                unforbidden_text("alt", &image.alt, TextLayout::SingleLine)?;
                 let alt = image.alt.trim();
-                if alt.chars().count() > ALT_MAX_CHARS {
+                let length = alt.chars().count();
+                if length > ALT_MAX_CHARS {
                     return Err(ValueError::Text {
                         field: "alt",
-                        value: image.alt.clone(),
-                        max: ALT_MAX_CHARS,
+                        reason: TextError::TooLong {
+                            max: ALT_MAX_CHARS,
+                            length,
+                        },
                     });
                 }
                 Ok(ReviewImage {

@@ -172,6 +172,51 @@ fn edit(editor_id: Uuid, rating: i64) -> ReviewCommand {
     }
 }
 
+#[test]
+fn review_texts_refuse_control_characters_and_only_the_comment_spans_lines() {
+    let with = |title: &str, comment: &str, alt: &str| {
+        let mut command = edit(AUTHOR, 4);
+        if let ReviewCommand::EditReview {
+            title: t,
+            comment: c,
+            images,
+            ..
+        } = &mut command
+        {
+            *t = title.into();
+            *c = comment.into();
+            images.push(ReviewImage {
+                alt: alt.into(),
+                ..image()
+            });
+        }
+        command
+    };
+    let cases = [
+        (with("a\u{0}b", "fine", "fine"), false),
+        (with("fine", "a\u{7}b", "fine"), false),
+        (with("fine", "fine", "a\u{0}b"), false),
+        (with("two\nlines", "fine", "fine"), false),
+        (with("fine", "two\nlines", "fine"), true),
+    ];
+    for (command, ok) in cases {
+        let result = Given::with(())
+            .given(approved())
+            .when(command.clone())
+            .inspect_result();
+        assert_eq!(result.is_ok(), ok, "{command:?}: {result:?}");
+    }
+    let result = Given::with(())
+        .given(history_to(ReviewStatus::Pending))
+        .when(ReviewCommand::ModerateReview {
+            decision: ModerationDecision::Approve,
+            moderator_notes: "a\u{0}b".into(),
+            at: later(),
+        })
+        .inspect_result();
+    assert!(result.is_err(), "{result:?}");
+}
+
 fn edited(previous_status: ReviewStatus, counted_rating_before: Option<Rating>) -> ReviewEvent {
     ReviewEvent::ReviewEdited {
         review_id: REVIEW,
@@ -350,11 +395,7 @@ fn title_comment_and_alt_are_bounded() {
             command
         };
         let text = |field, value: &str, max| {
-            ReviewError::InvalidValue(ValueError::Text {
-                field,
-                value: value.to_owned(),
-                max,
-            })
+            ReviewError::InvalidValue(crate::values::length_error(field, value, max))
         };
         let ok = "fine".to_owned();
         vec![
@@ -601,11 +642,9 @@ fn an_edit_is_checked_like_a_submission() {
     Given::with(())
         .given(approved())
         .when(command)
-        .then_expect_error(ReviewError::InvalidValue(ValueError::Text {
-            field: "title",
-            value: String::new(),
-            max: 200,
-        }));
+        .then_expect_error(ReviewError::InvalidValue(crate::values::length_error(
+            "title", "", 200,
+        )));
 }
 
 // ---- RemoveReview ----------------------------------------------------------

@@ -19,7 +19,9 @@ use super::profile::{
     PersonName,
 };
 use super::status::UserStatus;
-use crate::values::{Email, Phone, Url};
+use crate::values::{
+    forbidden_in_json, unforbidden_text, Email, Phone, TextLayout, Url, ValueError,
+};
 
 /// One entry of the address book, in the order it was added.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,9 +69,33 @@ fn check_date_of_birth(
     }
 }
 
-/// Blank free text means "not given", as a blank form field does.
-fn non_blank(text: Option<String>) -> Option<String> {
-    text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+/// Blank free text means "not given", as a blank form field does; what is
+/// given must be free of the characters `layout` forbids.
+fn non_blank(
+    field: &'static str,
+    text: Option<String>,
+    layout: TextLayout,
+) -> Result<Option<String>, ValueError> {
+    if let Some(text) = &text {
+        unforbidden_text(field, text, layout)?;
+    }
+    Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
+}
+
+/// Settings and preferences are free JSON, but every string in them (keys
+/// included) is stored, so none may hold a control character but tab and
+/// line feed.
+fn printable_json(field: &'static str, value: &serde_json::Value) -> Result<(), ValueError> {
+    match forbidden_in_json(value, &|_| TextLayout::MultiLine)
+        .into_iter()
+        .next()
+    {
+        Some(found) => Err(ValueError::Text {
+            field,
+            reason: found.reason,
+        }),
+        None => Ok(()),
+    }
 }
 
 impl User {
@@ -217,7 +243,7 @@ impl User {
                     user_id,
                     at,
                     ip_address,
-                    user_agent: non_blank(user_agent),
+                    user_agent: non_blank("user_agent", user_agent, TextLayout::SingleLine)?,
                 }])
             }
             UserCommand::SuspendUser { reason, at } => {
@@ -365,7 +391,9 @@ impl User {
                 value: command.settings,
             });
         }
-        let bio = non_blank(command.bio);
+        printable_json("preferences", &command.preferences)?;
+        printable_json("settings", &command.settings)?;
+        let bio = non_blank("bio", command.bio, TextLayout::MultiLine)?;
         // Verification proves a number, not an account: a new number starts unproven.
         let phone_verified = self.phone_verified && command.phone == self.phone;
         let unchanged = self.first_name.as_ref() == Some(&command.first_name)

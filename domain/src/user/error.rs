@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::status::UserStatus;
-use crate::values::{Email, Phone};
+use crate::values::{Email, Phone, ValueError};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UserError {
@@ -44,4 +44,6 @@ pub enum UserError {
     AddressAlreadyExists { address_id: Uuid },
     #[error("address {address_id} not found")]
     AddressNotFound { address_id: Uuid },
+    #[error(transparent)]
+    InvalidValue(#[from] ValueError),
 }

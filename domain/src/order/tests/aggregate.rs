@@ -23,6 +23,18 @@ fn reason() -> OrderNote {
     OrderNote::parse("Customer changed their mind").unwrap()
 }
 
+#[test]
+fn a_note_refuses_control_characters_but_not_lines() {
+    assert!(OrderNote::parse("a\u{0}b").is_err());
+    assert!(OrderNote::parse("a\u{7}b").is_err());
+    assert_eq!(
+        OrderNote::parse(" Gift wrap\nleave at door ")
+            .unwrap()
+            .as_str(),
+        "Gift wrap\nleave at door"
+    );
+}
+
 fn confirmed() -> OrderEvent {
     OrderEvent::OrderConfirmed {
         order_id: ORDER,

@@ -227,6 +227,47 @@ fn a_future_date_of_birth_is_refused_on_update() {
 }
 
 #[test]
+fn control_characters_are_refused_in_the_bio_preferences_settings_and_user_agent() {
+    for bad in ["a\u{0}b", "a\u{7}b"] {
+        let commands = [
+            UserCommand::UpdateProfile(UpdateProfile {
+                bio: Some(bad.into()),
+                ..profile_cmd()
+            }),
+            UserCommand::UpdateProfile(UpdateProfile {
+                preferences: json!({ "language": bad }),
+                ..profile_cmd()
+            }),
+            UserCommand::UpdateProfile(UpdateProfile {
+                settings: json!({ bad: "dark" }),
+                ..profile_cmd()
+            }),
+            UserCommand::RecordLogin {
+                at: later(),
+                ip_address: None,
+                user_agent: Some(bad.into()),
+            },
+        ];
+        for command in commands {
+            let result = Given::with(())
+                .given(vec![registered()])
+                .when(command.clone())
+                .inspect_result();
+            assert!(result.is_err(), "{command:?}: {result:?}");
+        }
+    }
+    // A bio may span lines.
+    let result = Given::with(())
+        .given(vec![registered()])
+        .when(UserCommand::UpdateProfile(UpdateProfile {
+            bio: Some("Gadget fan\nBangkok".into()),
+            ..profile_cmd()
+        }))
+        .inspect_result();
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
 fn preferences_must_be_an_object() {
     for value in [json!(null), json!([]), json!("email"), json!(1)] {
         Given::with(())
