@@ -221,7 +221,13 @@ async fn a_projector_restarted_mid_batch_ends_equal_to_a_rebuild_from_scratch() 
         inner: CatalogTables::new(h.db.pool.clone(), Upcasters::default()),
     });
     let mut doomed = worker(&h, dying).await;
-    let step = tokio::spawn(async move { doomed.run_once().await });
+    // Steps until a batch arrives (joining the group may take a few empty
+    // polls); its apply then hangs half-way, as a process killed mid-batch.
+    let step = tokio::spawn(async move {
+        loop {
+            doomed.run_once().await.expect("a step");
+        }
+    });
     eventually("part of a batch to reach the store", || async {
         let touched: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM read_model.projected_versions) + (SELECT count(*) FROM read_model.parked_events)",
