@@ -5,25 +5,34 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{middleware, Router};
 use infrastructure::database::connect_and_migrate;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::PgEventStore;
+use infrastructure::metrics::{self, PoolMetrics};
 use infrastructure::relay::OutboxRelay;
-use infrastructure::settings::Settings;
+use infrastructure::settings::{HttpSettings, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::error::Overloaded;
+use tower::{BoxError, ServiceBuilder};
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::command::AppState;
 use crate::commands::{brands, categories, products};
-use crate::error::ApiError;
+use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
 use crate::request::{request_context, RequestIds};
 
@@ -56,6 +65,8 @@ impl Application {
     }
 
     async fn build_as(settings: Settings, role: Role) -> anyhow::Result<Self> {
+        // Before anything records: what is recorded without a recorder is lost.
+        metrics::install();
         let pool = connect_and_migrate(&settings.postgres)
             .await
             .context("connecting to PostgreSQL and migrating")?;
@@ -77,9 +88,13 @@ impl Application {
             relay: settings.relay.clone(),
         };
         let router = match role {
-            Role::Commands => router(state, settings.http.body_limit_bytes),
+            Role::Commands => router(state, &settings.http),
             Role::RelayOnly => Router::new()
                 .route("/health", get(health))
+                .merge(metrics::routes(vec![PoolMetrics::new(
+                    "postgres",
+                    state.store.pool().clone(),
+                )]))
                 .fallback(|| async { ApiError::route_not_found() })
                 .with_state(state)
                 .layer(middleware::from_fn(request_context)),
@@ -148,11 +163,14 @@ impl Application {
     }
 }
 
-/// The routes and their layers, outermost first: request ids and problem
-/// documents, tracing, the body limit.
-pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
-    Router::new()
-        .route("/health", get(health))
+/// The routes and their layers, outermost first: metrics, request ids and
+/// problem documents, tracing, the body limit; then, around the commands
+/// only, the concurrency limit and the request timeout. `/health` and
+/// `/metrics` stay outside the limit so that an overloaded server still
+/// reports itself.
+pub fn router(state: AppState, http: &HttpSettings) -> Router {
+    let pools = vec![PoolMetrics::new("postgres", state.store.pool().clone())];
+    let commands = Router::new()
         .route("/v1/categories", post(categories::create))
         .route("/v1/categories/{id}", patch(categories::update))
         .route("/v1/brands", post(brands::create))
@@ -162,10 +180,32 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/v1/products/{id}/price", put(products::change_price))
         .route("/v1/products/{id}/status", put(products::change_status))
         .route("/v1/products/{id}/featured", put(products::set_featured))
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::map_response(retry_after))
+                .layer(HandleErrorLayer::new(shed))
+                .load_shed()
+                // Global: `Router::layer` wraps each route separately, and
+                // the limit is one for the whole server.
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    http.max_concurrent_requests,
+                ))
+                // 503, not 408: the client sent its request, the server was
+                // too slow. 408 also invites clients to resend a command
+                // automatically, and a timed-out command may have committed.
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Duration::from_millis(http.request_timeout_ms),
+                )),
+        );
+    Router::new()
+        .route("/health", get(health))
+        .merge(metrics::routes(pools))
+        .merge(commands)
         .fallback(|| async { ApiError::route_not_found() })
         .with_state(state)
-        .layer(DefaultBodyLimit::max(body_limit_bytes))
-        .layer(RequestBodyLimitLayer::new(body_limit_bytes))
+        .layer(DefaultBodyLimit::max(http.body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -181,6 +221,49 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(middleware::from_fn(request_context))
+        // Outermost, so that every answer is counted, even one that
+        // `request_context` gives without calling the routes.
+        .layer(middleware::from_fn(metrics::record_http))
+}
+
+/// Seconds a client told 503 should wait before retrying: long enough to
+/// spread a burst of retries, short enough not to matter to a person.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// Every 503 of the commands (shed, timed out, or a store that does not
+/// answer) says when to come back.
+async fn retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .entry(header::RETRY_AFTER)
+            .or_insert(HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    }
+    response
+}
+
+/// The answer for a request refused by the concurrency limit (the only
+/// error the layers below can produce).
+async fn shed(error: BoxError) -> Response {
+    let problem = if error.is::<Overloaded>() {
+        tracing::warn!("request shed: concurrency limit reached");
+        ApiError::service_unavailable(
+            "the server is handling as many requests as it allows; retry later",
+        )
+    } else {
+        tracing::error!(%error, "request failed in the limit layers");
+        ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+    };
+    // Rendered here rather than through `into_response`, so that its
+    // logging of 5xx answers does not turn every shed request into an error:
+    // shedding is the server working as configured.
+    let body = serde_json::to_vec(&problem.to_problem()).unwrap_or_default();
+    (
+        problem.status(),
+        [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)],
+        body,
+    )
+        .into_response()
 }
 
 async fn shutdown_signal() {

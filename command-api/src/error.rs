@@ -314,6 +314,10 @@ impl ApiError {
                 "Request timeout",
                 "the request took too long",
             ),
+            // The request timeout's answer (see `app::router`).
+            StatusCode::SERVICE_UNAVAILABLE => {
+                Self::service_unavailable("the request did not complete in time; retry later")
+            }
             status if status.is_server_error() => Self::new(
                 status,
                 "internal",

@@ -6,6 +6,7 @@
 pub mod database;
 pub mod event_store;
 pub mod kafka;
+pub mod metrics;
 pub mod redis_connection;
 pub mod relay;
 pub mod settings;

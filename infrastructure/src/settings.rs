@@ -27,6 +27,15 @@ pub struct HttpSettings {
     pub port: u16,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
+    /// A request still running after this long is answered 503 with
+    /// `Retry-After`. Keep it below `postgres.acquire_timeout_seconds`, so
+    /// that a request starved of connections gets this 503, not the 500 of
+    /// a failed acquire.
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; beyond that they are shed at once with 503
+    /// and `Retry-After` rather than queued. `/health` and `/metrics` are
+    /// not counted.
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Clone, Deserialize)]
@@ -108,6 +117,8 @@ const DEFAULTS: &str = r#"
 [http]
 host = "127.0.0.1"
 body_limit_bytes = 65536
+request_timeout_ms = 4000
+max_concurrent_requests = 256
 
 [postgres]
 url = "postgres://postgres@127.0.0.1:5432/ecommerce"

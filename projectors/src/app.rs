@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use infrastructure::database::connect_and_migrate;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::PgEventStore;
+use infrastructure::metrics::{self, PoolMetrics};
 use infrastructure::settings::Settings;
 use serde_json::json;
 use tokio::sync::watch;
@@ -83,6 +84,9 @@ impl Application {
     /// Migrates, builds every selected projection, starts its worker and the
     /// health endpoint on `projectors.health_port` (0 = ephemeral).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // First: whatever the workers record before the recorder exists is
+        // lost.
+        metrics::install();
         let pool = connect_and_migrate(&settings.postgres).await?;
         let store = PgEventStore::new(pool);
         let (shutdown, stopped) = watch::channel(false);
@@ -111,9 +115,7 @@ impl Application {
         let address = SocketAddr::new(settings.http.host.parse()?, settings.projectors.health_port);
         let listener = tokio::net::TcpListener::bind(address).await?;
         let port = listener.local_addr()?.port();
-        let router = Router::new()
-            .route("/health", get(health))
-            .with_state(Arc::new(stats));
+        let router = health_router(stats, store.pool().clone());
         let mut stopped_http = stopped.clone();
         tasks.spawn(async move {
             let _ = axum::serve(listener, router)
@@ -142,6 +144,16 @@ impl Application {
 }
 
 type Stats = Arc<Vec<(&'static str, Arc<WorkerStats>)>>;
+
+/// `/health` with the workers' counters, and `/metrics` with the pool's
+/// gauges and whatever the workers record.
+pub fn health_router(stats: Vec<(&'static str, Arc<WorkerStats>)>, pool: sqlx::PgPool) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .with_state(Arc::new(stats))
+        .merge(metrics::routes(vec![PoolMetrics::new("postgres", pool)]))
+        .layer(middleware::from_fn(metrics::record_http))
+}
 
 async fn health(State(stats): State<Stats>) -> Json<serde_json::Value> {
     let projections: serde_json::Map<String, serde_json::Value> = stats

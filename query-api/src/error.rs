@@ -93,6 +93,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The server itself cannot serve the request now (overloaded, too slow).
+    #[error("unavailable: {detail}")]
+    Unavailable { detail: String },
     /// Anything else: answered as an opaque 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -121,6 +124,25 @@ impl ApiError {
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::NotFound {
             detail: detail.into(),
+        }
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            detail: detail.into(),
+        }
+    }
+
+    /// The error for a bare status that a layer answered with, without a
+    /// problem document: the request timeout's 503 (see `startup::router`).
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                Self::unavailable("the request did not complete in time; retry later")
+            }
+            StatusCode::NOT_FOUND => Self::not_found("no such resource"),
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            status => Self::Internal(anyhow::anyhow!("a layer answered {status}")),
         }
     }
 }
@@ -197,6 +219,18 @@ impl IntoResponse for ApiError {
                             "{} is temporarily unavailable; retry later",
                             error.store()
                         )),
+                    ),
+                )
+            }
+            ApiError::Unavailable { detail } => {
+                tracing::warn!(%detail, "request not served");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Problem::new(
+                        "service-unavailable",
+                        "Service unavailable",
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(detail),
                     ),
                 )
             }

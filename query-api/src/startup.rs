@@ -3,16 +3,25 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
-use infrastructure::settings::{redact_url, Settings};
+use axum::{middleware, Router};
+use infrastructure::metrics::{self, PoolMetrics};
+use infrastructure::settings::{redact_url, HttpSettings, Settings};
 use tokio::net::TcpListener;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::error::Overloaded;
+use tower::{BoxError, ServiceBuilder};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::catalog::{self, CatalogReadModel, PgCatalogReadModel};
-use crate::error::ApiError;
+use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::products::{
     self, ElasticsearchProductSearch, ProductCache, ProductSearch, RedisProductCache,
 };
@@ -26,19 +35,82 @@ pub struct AppState {
     pub search: Arc<dyn ProductSearch>,
 }
 
-/// The routes of the query API over `state`.
-pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
-    Router::new()
-        .route("/health", get(health::health))
+/// The routes of the query API over `state`, outermost layer first:
+/// metrics, correlation ids, the body limit; then, around the reads only,
+/// the concurrency limit and the request timeout. `/health` and `/metrics`
+/// stay outside the limit so that an overloaded server still reports
+/// itself. `pools` get gauges on `/metrics`.
+pub fn router(state: AppState, http: &HttpSettings, pools: Vec<PoolMetrics>) -> Router {
+    let reads = Router::new()
         .route("/v1/products", get(products::search_products))
         .route("/v1/products/{id}", get(products::get_product))
         .route("/v1/categories", get(catalog::list_categories))
         .route("/v1/brands", get(catalog::list_brands))
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::map_response(unavailable_problem))
+                .layer(HandleErrorLayer::new(shed))
+                .load_shed()
+                // Global: `Router::layer` wraps each route separately, and
+                // the limit is one for the whole server.
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    http.max_concurrent_requests,
+                ))
+                // 503, not 408: the client sent its request, the server was
+                // too slow; 408 would blame the client.
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Duration::from_millis(http.request_timeout_ms),
+                )),
+        );
+    Router::new()
+        .route("/health", get(health::health))
+        .merge(metrics::routes(pools))
+        .merge(reads)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .layer(DefaultBodyLimit::max(http.body_limit_bytes))
         .layer(axum::middleware::from_fn(correlation::propagate))
+        // Outermost, so that every answer is counted.
+        .layer(middleware::from_fn(metrics::record_http))
         .with_state(state)
+}
+
+/// Seconds a client told 503 should wait before retrying: long enough to
+/// spread a burst of retries, short enough not to matter to a person.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// Every 503 of the reads (shed, timed out, or a store that does not
+/// answer) is a problem document that says when to come back; the
+/// timeout's own answer has no body, so it gets one here.
+async fn unavailable_problem(response: Response) -> Response {
+    if response.status() != StatusCode::SERVICE_UNAVAILABLE {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()));
+    let mut response = if is_problem {
+        response
+    } else {
+        ApiError::from_status(response.status()).into_response()
+    };
+    response
+        .headers_mut()
+        .entry(header::RETRY_AFTER)
+        .or_insert(HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    response
+}
+
+/// The answer for a request refused by the concurrency limit (the only
+/// error the layers below can produce).
+async fn shed(error: BoxError) -> ApiError {
+    if error.is::<Overloaded>() {
+        ApiError::unavailable("the server is handling as many requests as it allows; retry later")
+    } else {
+        ApiError::Internal(anyhow::anyhow!(error))
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -62,10 +134,13 @@ impl Application {
     /// adapters (they connect on first use) and binds `http.host:http.port`
     /// (port 0: an ephemeral one, see [`Application::port`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // First: whatever is recorded before the recorder exists is lost.
+        metrics::install();
         tracing::info!(postgres = %redact_url(&settings.postgres.url), "connecting to postgresql");
         let pool = infrastructure::database::connect_and_migrate(&settings.postgres)
             .await
             .context("postgresql read model is not usable")?;
+        let pools = vec![PoolMetrics::new("postgres", pool.clone())];
         let state = AppState {
             read_model: Arc::new(PgCatalogReadModel::new(pool)),
             cache: Arc::new(
@@ -76,11 +151,20 @@ impl Application {
                     .context("elasticsearch settings are invalid")?,
             ),
         };
-        Self::with_state(&settings, state).await
+        Self::bind(&settings, state, pools).await
     }
 
-    /// Binds the listener for a router over the given adapters.
+    /// Binds the listener for a router over the given adapters (whose pools,
+    /// if any, are not reported on `/metrics`).
     pub async fn with_state(settings: &Settings, state: AppState) -> anyhow::Result<Self> {
+        Self::bind(settings, state, Vec::new()).await
+    }
+
+    async fn bind(
+        settings: &Settings,
+        state: AppState,
+        pools: Vec<PoolMetrics>,
+    ) -> anyhow::Result<Self> {
         let address = format!("{}:{}", settings.http.host, settings.http.port);
         let listener = TcpListener::bind(&address)
             .await
@@ -89,7 +173,7 @@ impl Application {
         tracing::info!(address = %local_addr, "query api listening");
         Ok(Self {
             listener,
-            router: router(state, settings.http.body_limit_bytes),
+            router: router(state, &settings.http, pools),
             local_addr,
         })
     }

@@ -1,0 +1,50 @@
+//! `/metrics` on the projectors' health server, through the real
+//! application. The catalog tables projection needs only PostgreSQL, and
+//! with topic creation off the Kafka consumer connects lazily, so no broker
+//! is needed to start it.
+
+use infrastructure::metrics::sample;
+use infrastructure::testing::{isolated_settings, unique_suffix, TestDatabase};
+use projectors::projections::catalog_tables;
+
+#[tokio::test]
+async fn the_health_server_serves_metrics_with_request_counters_and_pool_gauges() {
+    let db = TestDatabase::create().await;
+    let mut settings = isolated_settings(&db.url, &unique_suffix());
+    settings.projectors.only = vec![catalog_tables::NAME.to_owned()];
+    settings.kafka.create_topics = false;
+    let max_connections = settings.postgres.max_connections;
+    let app = projectors::app::Application::build(settings)
+        .await
+        .expect("the projectors start");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    let health = client.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let response = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    // Counted before the answer left, so one scrape after it sees it.
+    let labels = [("method", "GET"), ("route", "/health"), ("status", "200")];
+    assert!(
+        sample(&text, "http_requests_total", &labels).is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    let pool = [("pool", "postgres")];
+    assert_eq!(
+        sample(&text, "db_pool_max", &pool),
+        Some(f64::from(max_connections)),
+        "{text}"
+    );
+    assert!(sample(&text, "db_pool_size", &pool).is_some_and(|n| n >= 1.0));
+    assert!(sample(&text, "db_pool_idle", &pool).is_some());
+    assert!(sample(&text, "db_pool_in_use", &pool).is_some());
+}
