@@ -19,7 +19,9 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         .await
     {
         tracing::warn!(%error, "health check failed: database unreachable");
-        return Err(ApiError::service_unavailable("the database does not answer"));
+        return Err(ApiError::service_unavailable(
+            "the database does not answer",
+        ));
     }
     let relay = match RelayStatus::read(state.store.pool(), &state.relay).await {
         Ok(relay) => relay,
@@ -38,6 +40,10 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "relay stalled behind an old transaction"
         );
     }
-    let status = if relay.is_degraded() { "degraded" } else { "ok" };
+    let status = if relay.is_degraded() {
+        "degraded"
+    } else {
+        "ok"
+    };
     Ok(Json(json!({ "status": status, "relay": relay })))
 }

@@ -41,11 +41,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => Application::build(settings).await?,
         Command::Relay => Application::build_relay(settings).await?,
         Command::SkipEvent { position, reason } => {
-            println!("{}", operator::skip_event(&settings, position, &reason).await?);
+            println!(
+                "{}",
+                operator::skip_event(&settings, position, &reason).await?
+            );
             return Ok(());
         }
         Command::ResetRelayCheckpoint { from_position } => {
-            println!("{}", operator::reset_relay_checkpoint(&settings, from_position).await?);
+            println!(
+                "{}",
+                operator::reset_relay_checkpoint(&settings, from_position).await?
+            );
             return Ok(());
         }
     };

@@ -21,22 +21,36 @@ fn operator() -> String {
     format!("{user} via command-api (pid {})", std::process::id())
 }
 
-pub async fn skip_event(settings: &Settings, position: i64, reason: &str) -> anyhow::Result<String> {
+pub async fn skip_event(
+    settings: &Settings,
+    position: i64,
+    reason: &str,
+) -> anyhow::Result<String> {
     if reason.trim().is_empty() {
         bail!("a reason is required: it is recorded with the skip");
     }
     let store = store(settings).await?;
-    match store.skip_undecodable(position, reason, &operator()).await? {
+    match store
+        .skip_undecodable(position, reason, &operator())
+        .await?
+    {
         SkipOutcome::Skipped { event_id } => Ok(format!(
             "event {event_id} at position {position} is skipped by every reader of the log"
         )),
-        SkipOutcome::AlreadySkipped => Ok(format!("the event at position {position} was already skipped")),
-        SkipOutcome::Decodable => bail!("the event at position {position} decodes; nothing to skip"),
+        SkipOutcome::AlreadySkipped => Ok(format!(
+            "the event at position {position} was already skipped"
+        )),
+        SkipOutcome::Decodable => {
+            bail!("the event at position {position} decodes; nothing to skip")
+        }
         SkipOutcome::NoSuchEvent => bail!("there is no event at position {position}"),
     }
 }
 
-pub async fn reset_relay_checkpoint(settings: &Settings, from_position: i64) -> anyhow::Result<String> {
+pub async fn reset_relay_checkpoint(
+    settings: &Settings,
+    from_position: i64,
+) -> anyhow::Result<String> {
     let store = store(settings).await?;
     let Some(place) = store.place_before(from_position).await? else {
         bail!("there is no event at position {from_position}");

@@ -154,7 +154,10 @@ pub async fn read_topics(
     use rdkafka::message::{Headers, Message};
 
     let consumer: StreamConsumer = crate::kafka::base_config(&settings.kafka)
-        .set("group.id", format!("{}.reader.{}", settings.kafka.group_prefix, unique_suffix()))
+        .set(
+            "group.id",
+            format!("{}.reader.{}", settings.kafka.group_prefix, unique_suffix()),
+        )
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create()
@@ -176,7 +179,11 @@ pub async fn read_topics(
                 messages.len()
             );
         }
-        let wait = if messages.len() >= at_least { quiet } else { deadline - now };
+        let wait = if messages.len() >= at_least {
+            quiet
+        } else {
+            deadline - now
+        };
         match tokio::time::timeout(wait, consumer.recv()).await {
             Err(_) if messages.len() >= at_least => return messages,
             Err(_) => continue,
@@ -193,7 +200,9 @@ pub async fn read_topics(
                 };
                 messages.push(PublishedMessage {
                     topic: message.topic().to_owned(),
-                    key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    key: message
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
                     event_id: header(crate::kafka::headers::EVENT_ID)
                         .and_then(|v| Uuid::parse_str(&v).ok()),
                     relay_term: header(crate::kafka::headers::RELAY_TERM),
@@ -234,7 +243,9 @@ impl SecondCluster {
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {
                 let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-                    .expect("PostgreSQL server binaries under /usr/lib/postgresql (or TEST_PG_BINDIR)")
+                    .expect(
+                        "PostgreSQL server binaries under /usr/lib/postgresql (or TEST_PG_BINDIR)",
+                    )
                     .filter_map(|entry| entry.ok())
                     .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
                     .collect();
@@ -258,14 +269,34 @@ impl SecondCluster {
         if as_root {
             run("chown", &["-R", "postgres:postgres", cluster.path()], None);
         }
-        cluster.run_as_owner("initdb", &["-D", &data.to_string_lossy(), "-U", "postgres", "-A", "trust", "--no-sync"]);
+        cluster.run_as_owner(
+            "initdb",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+            ],
+        );
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             cluster.path()
         );
         cluster.run_as_owner(
             "pg_ctl",
-            &["-D", &data.to_string_lossy(), "-o", &options, "-l", &cluster.directory.join("log").to_string_lossy(), "-w", "start"],
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-o",
+                &options,
+                "-l",
+                &cluster.directory.join("log").to_string_lossy(),
+                "-w",
+                "start",
+            ],
         );
         cluster
     }

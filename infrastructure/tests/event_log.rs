@@ -12,8 +12,8 @@ use infrastructure::event_store::{
     IdempotencyKey, NewEvent, PgEventStore, StreamAppend,
 };
 use infrastructure::testing::{wait_for, TestDatabase};
-use std::time::{Duration, Instant};
 use serde_json::json;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 fn event(n: i64) -> NewEvent {
@@ -44,11 +44,21 @@ fn metadata() -> EventMetadata {
 
 /// The first `count` events of the log, once all are final: transactions of
 /// other tests on the same cluster may hold the tail back for a moment.
-async fn read_final(store: &PgEventStore, count: usize) -> Vec<infrastructure::event_store::RecordedEvent> {
-    wait_for("the events to be final", Duration::from_secs(30), || async {
-        let events = store.read_after(GlobalCheckpoint::default(), count as i64, None).await.unwrap();
-        (events.len() == count).then_some(events)
-    })
+async fn read_final(
+    store: &PgEventStore,
+    count: usize,
+) -> Vec<infrastructure::event_store::RecordedEvent> {
+    wait_for(
+        "the events to be final",
+        Duration::from_secs(30),
+        || async {
+            let events = store
+                .read_after(GlobalCheckpoint::default(), count as i64, None)
+                .await
+                .unwrap();
+            (events.len() == count).then_some(events)
+        },
+    )
     .await
 }
 
@@ -56,7 +66,10 @@ async fn appended(
     store: &PgEventStore,
     appends: Vec<StreamAppend>,
 ) -> Result<infrastructure::event_store::AppendReceipt, EventStoreError> {
-    match store.append(appends, &metadata(), None, |_| json!(null)).await? {
+    match store
+        .append(appends, &metadata(), None, |_| json!(null))
+        .await?
+    {
         AppendOutcome::Appended { receipt, .. } => Ok(receipt),
         AppendOutcome::AlreadyHandled { .. } => panic!("no key was given"),
     }
@@ -74,7 +87,11 @@ async fn group_commit_keeps_each_appends_own_outcome() {
     for i in 0..60 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let stream = if i % 2 == 0 { format!("own-{i}") } else { "contended".into() };
+            let stream = if i % 2 == 0 {
+                format!("own-{i}")
+            } else {
+                "contended".into()
+            };
             (i, appended(&store, vec![append(&stream, 0, 2)]).await)
         }));
     }
@@ -84,7 +101,14 @@ async fn group_commit_keeps_each_appends_own_outcome() {
         match (i % 2 == 0, result) {
             (true, Ok(receipt)) => assert_eq!(receipt.version_of(&format!("own-{i}")), Some(2)),
             (false, Ok(_)) => winners += 1,
-            (false, Err(EventStoreError::VersionConflict { stream_id, expected: 0, actual: 2 })) => {
+            (
+                false,
+                Err(EventStoreError::VersionConflict {
+                    stream_id,
+                    expected: 0,
+                    actual: 2,
+                }),
+            ) => {
                 assert_eq!(stream_id, "contended")
             }
             (_, other) => panic!("append {i}: unexpected {other:?}"),
@@ -98,13 +122,19 @@ async fn group_commit_keeps_each_appends_own_outcome() {
     .await
     .unwrap();
     assert_eq!(events, 62);
-    assert!(transactions < 31, "31 appends committed in {transactions} transactions: no group commit");
+    assert!(
+        transactions < 31,
+        "31 appends committed in {transactions} transactions: no group commit"
+    );
     assert_eq!(store.stream_version("contended").await.unwrap(), 2);
     let streams: i64 = sqlx::query_scalar("SELECT count(*) FROM event_store.streams")
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(streams, 31, "no placeholder stream is left behind by a loser");
+    assert_eq!(
+        streams, 31,
+        "no placeholder stream is left behind by a loser"
+    );
 }
 
 /// Twins carrying one key in one group append once and get one answer; a
@@ -123,9 +153,12 @@ async fn idempotency_keys_hold_inside_a_group() {
         let (store, key) = (store.clone(), key.clone());
         tasks.push(tokio::spawn(async move {
             store
-                .append(vec![append("twins", 0, 1)], &metadata(), Some(&key), |r| {
-                    json!({ "position": r.last_position })
-                })
+                .append(
+                    vec![append("twins", 0, 1)],
+                    &metadata(),
+                    Some(&key),
+                    |r| json!({ "position": r.last_position }),
+                )
                 .await
         }));
     }
@@ -143,29 +176,57 @@ async fn idempotency_keys_hold_inside_a_group() {
         }
     }
     assert_eq!(fresh, 1);
-    assert_eq!(responses.len(), 1, "every twin gets the first answer: {responses:?}");
+    assert_eq!(
+        responses.len(),
+        1,
+        "every twin gets the first answer: {responses:?}"
+    );
     let other = IdempotencyKey {
         key: "twin".into(),
         fingerprint: "f2".into(),
     };
     let reused = store
-        .append(vec![append("other", 0, 1)], &metadata(), Some(&other), |_| json!(null))
+        .append(
+            vec![append("other", 0, 1)],
+            &metadata(),
+            Some(&other),
+            |_| json!(null),
+        )
         .await;
-    assert!(matches!(reused, Err(EventStoreError::IdempotencyKeyReused { .. })), "{reused:?}");
+    assert!(
+        matches!(reused, Err(EventStoreError::IdempotencyKeyReused { .. })),
+        "{reused:?}"
+    );
 
     let retry_key = IdempotencyKey {
         key: "retry".into(),
         fingerprint: "f".into(),
     };
     let lost = store
-        .append(vec![append("twins", 0, 1)], &metadata(), Some(&retry_key), |_| json!(null))
+        .append(
+            vec![append("twins", 0, 1)],
+            &metadata(),
+            Some(&retry_key),
+            |_| json!(null),
+        )
         .await;
-    assert!(matches!(lost, Err(EventStoreError::VersionConflict { .. })), "{lost:?}");
+    assert!(
+        matches!(lost, Err(EventStoreError::VersionConflict { .. })),
+        "{lost:?}"
+    );
     let retried = store
-        .append(vec![append("twins", 1, 1)], &metadata(), Some(&retry_key), |_| json!("ok"))
+        .append(
+            vec![append("twins", 1, 1)],
+            &metadata(),
+            Some(&retry_key),
+            |_| json!("ok"),
+        )
         .await
         .unwrap();
-    assert!(matches!(retried, AppendOutcome::Appended { .. }), "{retried:?}");
+    assert!(
+        matches!(retried, AppendOutcome::Appended { .. }),
+        "{retried:?}"
+    );
 }
 
 /// One append whose payload PostgreSQL refuses (a NUL in JSONB text) fails
@@ -208,7 +269,10 @@ async fn the_consistency_token_is_monotonic_and_waitable() {
         let ids = a.events.iter().map(|e| e.event_id).collect();
         let receipt = appended(&store, vec![a]).await.unwrap();
         let token: ConsistencyToken = receipt.token.to_string().parse().unwrap();
-        assert_eq!(token, receipt.token, "the token round-trips through its text");
+        assert_eq!(
+            token, receipt.token,
+            "the token round-trips through its text"
+        );
         if let Some((previous, _)) = commands.last() {
             assert!(token > *previous, "tokens are monotonic");
         }
@@ -261,7 +325,11 @@ async fn metadata_readers_cannot_decode_is_refused_at_insert() {
     let db = TestDatabase::create().await;
     let store = PgEventStore::new(db.pool.clone());
     appended(&store, vec![append("m", 0, 1)]).await.unwrap();
-    for metadata in [None, Some(json!({})), Some(json!({"correlation_id": 1, "causation_id": "x"}))] {
+    for metadata in [
+        None,
+        Some(json!({})),
+        Some(json!({"correlation_id": 1, "causation_id": "x"})),
+    ] {
         let inserted = sqlx::query(
             "INSERT INTO event_store.events (event_id, aggregate_type, aggregate_id, version, event_type, schema_version, payload, metadata) \
              VALUES ($1, 'thing', 'm', 2, 'ThingHappened', 1, '{}', $2)",
@@ -279,7 +347,10 @@ async fn metadata_readers_cannot_decode_is_refused_at_insert() {
     .bind(Uuid::now_v7())
     .execute(&db.pool)
     .await;
-    assert!(without_column.is_err(), "an event without metadata was stored");
+    assert!(
+        without_column.is_err(),
+        "an event without metadata was stored"
+    );
 }
 
 /// A stored event that still cannot be decoded (here: ids that are not
@@ -307,43 +378,64 @@ async fn an_undecodable_event_stops_the_log_until_an_operator_skips_it() {
     appended(&store, vec![append("p", 3, 2)]).await.unwrap();
 
     let before = read_final(&store, 2).await;
-    let stopped_at = wait_for("the log to reach the bad event", Duration::from_secs(30), || async {
-        match store.read_after(before[1].checkpoint(), 100, None).await {
-            Err(EventStoreError::PoisonedLog { position, .. }) => Some(position),
-            Ok(events) if events.is_empty() => None,
-            other => panic!("expected the log to stop at {bad}: {other:?}"),
-        }
-    })
+    let stopped_at = wait_for(
+        "the log to reach the bad event",
+        Duration::from_secs(30),
+        || async {
+            match store.read_after(before[1].checkpoint(), 100, None).await {
+                Err(EventStoreError::PoisonedLog { position, .. }) => Some(position),
+                Ok(events) if events.is_empty() => None,
+                other => panic!("expected the log to stop at {bad}: {other:?}"),
+            }
+        },
+    )
     .await;
     assert_eq!(stopped_at, bad);
     assert_eq!(
-        store.skip_undecodable(before[0].position, "test", "tester").await.unwrap(),
+        store
+            .skip_undecodable(before[0].position, "test", "tester")
+            .await
+            .unwrap(),
         SkipOutcome::Decodable
     );
     assert_eq!(
-        store.skip_undecodable(999_999, "test", "tester").await.unwrap(),
+        store
+            .skip_undecodable(999_999, "test", "tester")
+            .await
+            .unwrap(),
         SkipOutcome::NoSuchEvent
     );
     assert!(matches!(
-        store.skip_undecodable(bad, "ids are not uuids", "tester").await.unwrap(),
+        store
+            .skip_undecodable(bad, "ids are not uuids", "tester")
+            .await
+            .unwrap(),
         SkipOutcome::Skipped { .. }
     ));
-    let after = wait_for("the events after the skipped one", Duration::from_secs(30), || async {
-        let events = store.read_after(before[1].checkpoint(), 100, None).await.unwrap();
-        (events.len() == 2).then_some(events)
-    })
+    let after = wait_for(
+        "the events after the skipped one",
+        Duration::from_secs(30),
+        || async {
+            let events = store
+                .read_after(before[1].checkpoint(), 100, None)
+                .await
+                .unwrap();
+            (events.len() == 2).then_some(events)
+        },
+    )
     .await;
     assert_eq!(
         after.iter().map(|e| e.version).collect::<Vec<_>>(),
         vec![4, 5],
         "the log goes on past the skipped event"
     );
-    let recorded: (String, String) =
-        sqlx::query_as("SELECT reason, skipped_by FROM event_store.skipped_events WHERE position = $1")
-            .bind(bad)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let recorded: (String, String) = sqlx::query_as(
+        "SELECT reason, skipped_by FROM event_store.skipped_events WHERE position = $1",
+    )
+    .bind(bad)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(recorded, ("ids are not uuids".into(), "tester".into()));
     // The aggregate still loads: deciding needs only the payload.
     assert_eq!(store.load_stream("p").await.unwrap().len(), 5);
@@ -357,19 +449,45 @@ async fn checkpoints_only_move_forward() {
     let store = Arc::new(PgEventStore::new(db.pool.clone()));
     appended(&store, vec![append("c", 0, 3)]).await.unwrap();
     let events = read_final(&store, 3).await;
-    let (first, second, third) = (events[0].checkpoint(), events[1].checkpoint(), events[2].checkpoint());
+    let (first, second, third) = (
+        events[0].checkpoint(),
+        events[1].checkpoint(),
+        events[2].checkpoint(),
+    );
     store.save_checkpoint("r", second).await.unwrap();
     store.save_checkpoint("r", first).await.unwrap();
-    assert_eq!(store.checkpoint("r").await.unwrap(), second, "a save never moves it back");
+    assert_eq!(
+        store.checkpoint("r").await.unwrap(),
+        second,
+        "a save never moves it back"
+    );
 
-    assert!(advance_checkpoint(&db.pool, "fresh", GlobalCheckpoint::default(), first).await.unwrap());
-    assert!(!advance_checkpoint(&db.pool, "fresh", GlobalCheckpoint::default(), second).await.unwrap());
-    assert!(advance_checkpoint(&db.pool, "fresh", first, third).await.unwrap());
+    assert!(
+        advance_checkpoint(&db.pool, "fresh", GlobalCheckpoint::default(), first)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !advance_checkpoint(&db.pool, "fresh", GlobalCheckpoint::default(), second)
+            .await
+            .unwrap()
+    );
+    assert!(advance_checkpoint(&db.pool, "fresh", first, third)
+        .await
+        .unwrap());
     store.reset_checkpoint("fresh", first).await.unwrap();
     assert!(
-        !advance_checkpoint(&db.pool, "fresh", third, third.max(GlobalCheckpoint { position: third.position + 1, ..third }))
-            .await
-            .unwrap(),
+        !advance_checkpoint(
+            &db.pool,
+            "fresh",
+            third,
+            third.max(GlobalCheckpoint {
+                position: third.position + 1,
+                ..third
+            })
+        )
+        .await
+        .unwrap(),
         "a relay that missed the reset cannot overwrite it"
     );
     assert_eq!(store.checkpoint("fresh").await.unwrap(), first);

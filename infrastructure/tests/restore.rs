@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use infrastructure::event_store::{AppendOutcome, EventMetadata, NewEvent, PgEventStore, StreamAppend};
+use infrastructure::event_store::{
+    AppendOutcome, EventMetadata, NewEvent, PgEventStore, StreamAppend,
+};
 use infrastructure::relay::{OutboxRelay, RelayError};
 use infrastructure::testing::{
     isolated_settings, read_topics, run, unique_suffix, wait_for, SecondCluster, TestDatabase,
@@ -77,15 +79,23 @@ async fn events_appended_after_a_restore_into_another_cluster_are_read_and_publi
     let suffix = unique_suffix();
     let settings = isolated_settings(&db.url, &suffix);
     let store = PgEventStore::new(db.pool.clone());
-    let second = tokio::task::spawn_blocking(SecondCluster::start).await.unwrap();
+    let second = tokio::task::spawn_blocking(SecondCluster::start)
+        .await
+        .unwrap();
     // The platform's cluster must be ahead of a fresh one for the restore to
     // reuse ids; burning ids here is what a cluster that ran a while has done.
     let fresh_cluster_xid = {
-        let pool = PgPoolOptions::new().connect(&second.url("postgres")).await.unwrap();
+        let pool = PgPoolOptions::new()
+            .connect(&second.url("postgres"))
+            .await
+            .unwrap();
         current_xid(&pool).await
     };
     let mut burner = db.pool.acquire().await.unwrap();
-    sqlx::raw_sql("SET synchronous_commit = off").execute(&mut *burner).await.unwrap();
+    sqlx::raw_sql("SET synchronous_commit = off")
+        .execute(&mut *burner)
+        .await
+        .unwrap();
     sqlx::raw_sql("DO $$ BEGIN WHILE pg_current_xact_id()::text::bigint < 20000 LOOP COMMIT; END LOOP; END $$")
         .execute(&mut *burner)
         .await
@@ -94,32 +104,63 @@ async fn events_appended_after_a_restore_into_another_cluster_are_read_and_publi
     let before = create_categories(&store, 0, 20).await;
 
     // A tailer and the relay read everything, and keep their checkpoints.
-    let mut tail = store.read_after(Default::default(), 1_000, None).await.unwrap();
+    let mut tail = store
+        .read_after(Default::default(), 1_000, None)
+        .await
+        .unwrap();
     assert_eq!(tail.len(), 20);
     let tailer_at = tail.pop().unwrap().checkpoint();
     store.save_checkpoint("analyst", tailer_at).await.unwrap();
-    let mut relay = OutboxRelay::new(store.clone(), settings.kafka.clone(), settings.relay.clone()).unwrap();
+    let mut relay = OutboxRelay::new(
+        store.clone(),
+        settings.kafka.clone(),
+        settings.relay.clone(),
+    )
+    .unwrap();
     relay_all(&mut relay).await;
     drop(relay);
-    assert_eq!(store.checkpoint(&settings.relay.name).await.unwrap(), tailer_at);
+    assert_eq!(
+        store.checkpoint(&settings.relay.name).await.unwrap(),
+        tailer_at
+    );
 
     // pg_dump, then pg_restore into the second cluster.
     let dump = std::env::temp_dir().join(format!("restore-{suffix}.dump"));
     let dump_path = dump.to_string_lossy().into_owned();
     let (source_url, target_url) = (db.url.clone(), second.url(&db.name));
-    let (pg_dump, pg_restore, createdb) = (second.bin("pg_dump"), second.bin("pg_restore"), second.bin("createdb"));
+    let (pg_dump, pg_restore, createdb) = (
+        second.bin("pg_dump"),
+        second.bin("pg_restore"),
+        second.bin("createdb"),
+    );
     let port = second.port.to_string();
     let name = db.name.clone();
     tokio::task::spawn_blocking(move || {
-        run(&pg_dump.to_string_lossy(), &["-Fc", "-f", &dump_path, "-d", &source_url], None);
-        run(&createdb.to_string_lossy(), &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name], None);
-        run(&pg_restore.to_string_lossy(), &["--exit-on-error", "-d", &target_url, &dump_path], None);
+        run(
+            &pg_dump.to_string_lossy(),
+            &["-Fc", "-f", &dump_path, "-d", &source_url],
+            None,
+        );
+        run(
+            &createdb.to_string_lossy(),
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name],
+            None,
+        );
+        run(
+            &pg_restore.to_string_lossy(),
+            &["--exit-on-error", "-d", &target_url, &dump_path],
+            None,
+        );
         let _ = std::fs::remove_file(&dump_path);
     })
     .await
     .unwrap();
 
-    let restored_pool = PgPoolOptions::new().max_connections(5).connect(&second.url(&db.name)).await.unwrap();
+    let restored_pool = PgPoolOptions::new()
+        .max_connections(5)
+        .connect(&second.url(&db.name))
+        .await
+        .unwrap();
     let restored = PgEventStore::new(restored_pool.clone());
     let restored_xid = current_xid(&restored_pool).await;
     assert!(
@@ -134,20 +175,37 @@ async fn events_appended_after_a_restore_into_another_cluster_are_read_and_publi
         .read_after(restored.checkpoint("analyst").await.unwrap(), 1_000, None)
         .await
         .unwrap();
-    assert_eq!(resumed.iter().map(|e| e.event_id).collect::<Vec<_>>(), after);
-    assert!(resumed.iter().all(|e| e.transaction_id < tailer_at.transaction_id));
+    assert_eq!(
+        resumed.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        after
+    );
+    assert!(resumed
+        .iter()
+        .all(|e| e.transaction_id < tailer_at.transaction_id));
 
     // The relay resumes from its restored checkpoint: Kafka then holds each
     // of the 30 events exactly once.
-    let mut relay = OutboxRelay::new(restored.clone(), settings.kafka.clone(), settings.relay.clone()).unwrap();
+    let mut relay = OutboxRelay::new(
+        restored.clone(),
+        settings.kafka.clone(),
+        settings.relay.clone(),
+    )
+    .unwrap();
     relay_all(&mut relay).await;
     let messages = read_topics(&settings, &["category"], 30, Duration::from_secs(60)).await;
     let mut counts: HashMap<Uuid, usize> = HashMap::new();
     for message in &messages {
-        *counts.entry(message.event_id.expect("event id header")).or_default() += 1;
+        *counts
+            .entry(message.event_id.expect("event id header"))
+            .or_default() += 1;
     }
     for id in before.iter().chain(&after) {
-        assert_eq!(counts.get(id), Some(&1), "event {id} published {:?} times", counts.get(id));
+        assert_eq!(
+            counts.get(id),
+            Some(&1),
+            "event {id} published {:?} times",
+            counts.get(id)
+        );
     }
     assert_eq!(messages.len(), 30);
     restored_pool.close().await;
@@ -163,16 +221,32 @@ async fn a_running_relay_follows_a_reset_of_its_checkpoint() {
     let settings = isolated_settings(&db.url, &unique_suffix());
     let store = PgEventStore::new(db.pool.clone());
     let ids = create_categories(&store, 0, 10).await;
-    let relay = OutboxRelay::new(store.clone(), settings.kafka.clone(), settings.relay.clone()).unwrap();
+    let relay = OutboxRelay::new(
+        store.clone(),
+        settings.kafka.clone(),
+        settings.relay.clone(),
+    )
+    .unwrap();
     let running = tokio::spawn(relay.run(std::future::pending()));
     let head = store.head().await.unwrap();
-    wait_for("the relay to publish everything", Duration::from_secs(60), || async {
-        (store.checkpoint(&settings.relay.name).await.unwrap() == head.place()).then_some(())
-    })
+    wait_for(
+        "the relay to publish everything",
+        Duration::from_secs(60),
+        || async {
+            (store.checkpoint(&settings.relay.name).await.unwrap() == head.place()).then_some(())
+        },
+    )
     .await;
-    let sixth = store.read_after(Default::default(), 10, None).await.unwrap()[5].position;
+    let sixth = store
+        .read_after(Default::default(), 10, None)
+        .await
+        .unwrap()[5]
+        .position;
     let reset_to = store.place_before(sixth).await.unwrap().unwrap();
-    store.reset_checkpoint(&settings.relay.name, reset_to).await.unwrap();
+    store
+        .reset_checkpoint(&settings.relay.name, reset_to)
+        .await
+        .unwrap();
     // The five events from the sixth on come again: 15 messages in all.
     let messages = read_topics(&settings, &["category"], 15, Duration::from_secs(60)).await;
     running.abort();
@@ -183,5 +257,8 @@ async fn a_running_relay_follows_a_reset_of_its_checkpoint() {
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(counts[id], if i >= 5 { 2 } else { 1 }, "event {i}");
     }
-    assert_eq!(store.checkpoint(&settings.relay.name).await.unwrap(), head.place());
+    assert_eq!(
+        store.checkpoint(&settings.relay.name).await.unwrap(),
+        head.place()
+    );
 }

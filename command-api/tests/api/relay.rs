@@ -57,7 +57,10 @@ async fn commands_answer_a_monotonic_consistency_token() {
             .send()
             .await
             .unwrap();
-        let header = response.headers()["consistency-token"].to_str().unwrap().to_owned();
+        let header = response.headers()["consistency-token"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let body = ok_body(response, reqwest::StatusCode::CREATED).await;
         assert_eq!(body["consistency_token"], header.as_str());
         let token: ConsistencyToken = header.parse().expect("a token");
@@ -84,7 +87,11 @@ async fn commands_answer_a_monotonic_consistency_token() {
 async fn health_reports_a_stall_behind_an_old_transaction() {
     let app = TestApp::spawn_with(|settings| settings.relay.stall_degraded_after_seconds = 1).await;
     let health = || async {
-        let response = app.request(reqwest::Method::GET, "/health").send().await.unwrap();
+        let response = app
+            .request(reqwest::Method::GET, "/health")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::OK);
         response.json::<serde_json::Value>().await.unwrap()
     };
@@ -94,17 +101,29 @@ async fn health_reports_a_stall_behind_an_old_transaction() {
         .await
         .unwrap();
     sqlx::query("BEGIN").execute(&mut *holder).await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *holder).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
     app.brand("held-back").await;
-    let report = wait_for("health to report the stall", Duration::from_secs(30), || async {
-        let report = health().await;
-        let ours = report["relay"]["oldest_transaction"]["pid"] == holder_pid;
-        (report["status"] == "degraded" && ours).then_some(report)
-    })
+    let report = wait_for(
+        "health to report the stall",
+        Duration::from_secs(30),
+        || async {
+            let report = health().await;
+            let ours = report["relay"]["oldest_transaction"]["pid"] == holder_pid;
+            (report["status"] == "degraded" && ours).then_some(report)
+        },
+    )
     .await;
     assert_eq!(report["relay"]["stalled"], true);
     assert!(report["relay"]["held_back_events"].as_i64().unwrap() >= 1);
-    assert!(report["relay"]["oldest_transaction"]["age_seconds"].as_f64().unwrap() >= 1.0);
+    assert!(
+        report["relay"]["oldest_transaction"]["age_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 1.0
+    );
     assert!(report["relay"]["lag_events"].as_i64().unwrap() >= 1);
     sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
     wait_for("health to recover", Duration::from_secs(30), || async {
@@ -129,7 +148,10 @@ async fn two_processes_publish_each_event_once_per_term_and_a_killed_leader_is_r
                     .env("APP__POSTGRES__URL", &db.url)
                     .env("APP__HTTP__PORT", "0")
                     .env("APP__KAFKA__TOPIC_PREFIX", &settings.kafka.topic_prefix)
-                    .env("APP__KAFKA__PARTITIONS", settings.kafka.partitions.to_string())
+                    .env(
+                        "APP__KAFKA__PARTITIONS",
+                        settings.kafka.partitions.to_string(),
+                    )
                     .env("APP__RELAY__IDLE_POLL_MS", "50")
                     .env("APP__RELAY__LEASE_RETRY_MS", "200")
                     .env("RUST_LOG", "warn")
@@ -141,29 +163,50 @@ async fn two_processes_publish_each_event_once_per_term_and_a_killed_leader_is_r
     );
     let first = append_brands(&store, 0, 30).await;
     let head = store.head().await.unwrap();
-    wait_for("the leader to publish the first events", Duration::from_secs(60), || async {
-        (store.checkpoint(&settings.relay.name).await.unwrap() >= head.place()).then_some(())
-    })
+    wait_for(
+        "the leader to publish the first events",
+        Duration::from_secs(60),
+        || async {
+            (store.checkpoint(&settings.relay.name).await.unwrap() >= head.place()).then_some(())
+        },
+    )
     .await;
     let status = RelayStatus::read(&db.pool, &settings.relay).await.unwrap();
     let leader = status.leader.expect("a leader is reported");
     let index = processes
         .0
         .iter()
-        .position(|p| leader.application_name.ends_with(&format!("pid {}", p.id())))
+        .position(|p| {
+            leader
+                .application_name
+                .ends_with(&format!("pid {}", p.id()))
+        })
         .expect("the leader is one of the two processes");
     processes.0[index].kill().unwrap();
     processes.0[index].wait().unwrap();
 
     let second = append_brands(&store, 30, 30).await;
     let head = store.head().await.unwrap();
-    wait_for("the other process to take over and publish", Duration::from_secs(60), || async {
-        (store.checkpoint(&settings.relay.name).await.unwrap() >= head.place()).then_some(())
-    })
+    wait_for(
+        "the other process to take over and publish",
+        Duration::from_secs(60),
+        || async {
+            (store.checkpoint(&settings.relay.name).await.unwrap() >= head.place()).then_some(())
+        },
+    )
     .await;
-    let successor = RelayStatus::read(&db.pool, &settings.relay).await.unwrap().leader.unwrap();
+    let successor = RelayStatus::read(&db.pool, &settings.relay)
+        .await
+        .unwrap()
+        .leader
+        .unwrap();
     let survivor = processes.0[1 - index].id();
-    assert!(successor.application_name.ends_with(&format!("pid {survivor}")), "{successor:?}");
+    assert!(
+        successor
+            .application_name
+            .ends_with(&format!("pid {survivor}")),
+        "{successor:?}"
+    );
 
     let messages = read_topics(&settings, &["brand"], 60, Duration::from_secs(60)).await;
     let mut per_term: HashMap<String, HashMap<Uuid, usize>> = HashMap::new();
@@ -174,12 +217,22 @@ async fn two_processes_publish_each_event_once_per_term_and_a_killed_leader_is_r
             .entry(message.event_id.unwrap())
             .or_default() += 1;
     }
-    assert!(per_term.len() <= 2, "one term per leader: {:?}", per_term.keys());
+    assert!(
+        per_term.len() <= 2,
+        "one term per leader: {:?}",
+        per_term.keys()
+    );
     for (term, counts) in &per_term {
-        assert!(counts.values().all(|n| *n == 1), "term {term} published an event twice");
+        assert!(
+            counts.values().all(|n| *n == 1),
+            "term {term} published an event twice"
+        );
     }
     for id in first.iter().chain(&second) {
-        assert!(per_term.values().any(|c| c.contains_key(id)), "event {id} was never published");
+        assert!(
+            per_term.values().any(|c| c.contains_key(id)),
+            "event {id} was never published"
+        );
     }
 }
 

@@ -141,13 +141,18 @@ impl GroupCommitter {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // A committer that panicked leaves the queue consistent: every change
         // to it is a single push, pop or count.
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues `entry` and waits for the commit of the group it joins. Groups
     /// are written by spawned tasks, so a caller that gives up does not
     /// abandon the others of its group mid-transaction.
-    pub(crate) async fn submit(self: &Arc<Self>, entry: Entry) -> Result<EntryResult, EventStoreError> {
+    pub(crate) async fn submit(
+        self: &Arc<Self>,
+        entry: Entry,
+    ) -> Result<EntryResult, EventStoreError> {
         let (reply, answer) = oneshot::channel();
         let start = {
             let mut queue = self.lock();
@@ -183,7 +188,9 @@ impl GroupCommitter {
                 let mut group = Vec::new();
                 let mut events = 0;
                 while let Some(next) = queue.waiting.front() {
-                    if !group.is_empty() && events + next.entry.events > self.settings.max_group_events {
+                    if !group.is_empty()
+                        && events + next.entry.events > self.settings.max_group_events
+                    {
                         break;
                     }
                     events += next.entry.events;
@@ -217,7 +224,8 @@ impl GroupCommitter {
         }
         if appended > 0 {
             metrics::counter!("event_store_events_appended_total").increment(appended as u64);
-            self.notify().await;
+            // Not awaited: the next group need not wait for tailers' wake-up.
+            tokio::spawn(notify(self.pool.clone()));
         }
         tracing::debug!(
             appends = entries.len(),
@@ -230,7 +238,10 @@ impl GroupCommitter {
 
     /// Commits the group; when a statement fails on one entry's data, commits
     /// each entry alone so that only the culprit fails.
-    async fn commit_with_fallback(&self, entries: &[Entry]) -> Vec<Result<EntryResult, EventStoreError>> {
+    async fn commit_with_fallback(
+        &self,
+        entries: &[Entry],
+    ) -> Vec<Result<EntryResult, EventStoreError>> {
         match self.commit_retrying(entries).await {
             Ok(results) => results.into_iter().map(Ok).collect(),
             Err(error) if entries.len() > 1 && is_data_error(&error) => {
@@ -276,18 +287,18 @@ impl GroupCommitter {
             }
         }
     }
+}
 
-    /// Wakes tailers. Sent after the commit, in its own statement: a NOTIFY
-    /// inside the transaction holds a cluster-wide lock across the commit's
-    /// flush and serializes every writer behind it.
-    async fn notify(&self) {
-        if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(APPENDED_CHANNEL)
-            .execute(&self.pool)
-            .await
-        {
-            tracing::debug!(%error, "append notification not sent; tailers poll");
-        }
+/// Wakes tailers. Sent after the commit, in its own statement: a NOTIFY
+/// inside the transaction holds a cluster-wide lock across the commit's flush
+/// and serializes every writer behind it.
+async fn notify(pool: PgPool) {
+    if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+        .bind(APPENDED_CHANNEL)
+        .execute(&pool)
+        .await
+    {
+        tracing::debug!(%error, "append notification not sent; tailers poll");
     }
 }
 
@@ -348,11 +359,18 @@ pub(crate) async fn write_group(
     //    then finds our answer instead of racing our appends.
     let mut owners: HashMap<&str, usize> = HashMap::new();
     for (index, entry) in entries.iter().enumerate() {
-        let Some(key) = &entry.idempotency else { continue };
+        let Some(key) = &entry.idempotency else {
+            continue;
+        };
         if let Some(&first) = owners.get(key.key.as_str()) {
-            let same = entries[first].idempotency.as_ref().map(|k| &k.fingerprint) == Some(&key.fingerprint);
+            let same = entries[first].idempotency.as_ref().map(|k| &k.fingerprint)
+                == Some(&key.fingerprint);
             // Resolved once the first is; marked so it is not written.
-            results[index] = Some(if same { EntryResult::KeyAlreadyUsed } else { EntryResult::KeyReused });
+            results[index] = Some(if same {
+                EntryResult::KeyAlreadyUsed
+            } else {
+                EntryResult::KeyReused
+            });
         } else {
             owners.insert(key.key.as_str(), index);
         }
@@ -362,7 +380,15 @@ pub(crate) async fn write_group(
             .keys()
             .map(|k| {
                 let entry = &entries[owners[k]];
-                (*k, entry.idempotency.as_ref().expect("keyed").fingerprint.as_str())
+                (
+                    *k,
+                    entry
+                        .idempotency
+                        .as_ref()
+                        .expect("keyed")
+                        .fingerprint
+                        .as_str(),
+                )
             })
             .collect();
         keyed.sort_unstable();
@@ -399,7 +425,8 @@ pub(crate) async fn write_group(
             }
         }
     }
-    let mut starting: Vec<(&str, &str)> = starting.into_iter().map(|id| (id, kinds_of[id])).collect();
+    let mut starting: Vec<(&str, &str)> =
+        starting.into_iter().map(|id| (id, kinds_of[id])).collect();
     starting.sort_unstable();
     let mut placeholders: HashSet<String> = HashSet::new();
     if !starting.is_empty() {
@@ -461,7 +488,10 @@ pub(crate) async fn write_group(
                     append.stream_id.clone(),
                     append.expected_version + append.events.len() as i64,
                 );
-                planned.push(Planned { entry: index, append });
+                planned.push(Planned {
+                    entry: index,
+                    append,
+                });
             }
         }
     }
@@ -559,7 +589,10 @@ pub(crate) async fn write_group(
         }
         let (epoch, transaction_id) = place.expect("rows were inserted");
         for p in &planned {
-            let last = positions[&(p.append.stream_id.clone(), p.append.expected_version + p.append.events.len() as i64)];
+            let last = positions[&(
+                p.append.stream_id.clone(),
+                p.append.expected_version + p.append.events.len() as i64,
+            )];
             let receipt = &mut receipts[p.entry];
             receipt.last_position = receipt.last_position.max(last);
             receipt.token = ConsistencyToken::new(GlobalCheckpoint {
@@ -582,7 +615,12 @@ pub(crate) async fn write_group(
                 receipt.versions = entry
                     .appends
                     .iter()
-                    .map(|a| (a.stream_id.clone(), a.expected_version + a.events.len() as i64))
+                    .map(|a| {
+                        (
+                            a.stream_id.clone(),
+                            a.expected_version + a.events.len() as i64,
+                        )
+                    })
                     .collect();
                 if receipt.last_position == 0 {
                     // Nothing appended: a reader is consistent with this

@@ -23,7 +23,8 @@ pub use super::group_commit::GroupCommitSettings;
 /// wake without polling.
 pub const APPENDED_CHANNEL: &str = "event_store_appended";
 
-const EVENT_COLUMNS: &str = "e.position, e.epoch, e.transaction_id::text::bigint AS transaction_id, \
+const EVENT_COLUMNS: &str =
+    "e.position, e.epoch, e.transaction_id::text::bigint AS transaction_id, \
      e.event_id, e.aggregate_type, e.aggregate_id, e.version, e.event_type, e.schema_version, \
      e.payload, e.metadata, e.recorded_at";
 
@@ -90,7 +91,7 @@ impl PgEventStore {
     ) -> Result<AppendReceipt, EventStoreError> {
         let respond: Respond = Box::new(|_| serde_json::Value::Null);
         let entry = Entry::new(appends, metadata, None, respond);
-        let mut results = write_group(&mut **tx, std::slice::from_ref(&entry)).await?;
+        let mut results = write_group(tx, std::slice::from_ref(&entry)).await?;
         match results.pop() {
             Some(EntryResult::Appended { receipt, .. }) => Ok(receipt),
             Some(EntryResult::Conflict(conflict)) => Err(conflict.into()),
@@ -176,7 +177,11 @@ impl PgEventStore {
                     // Deciding needs the payload only; the global log is where
                     // an undecodable row is reported and skipped.
                     EventStoreError::PoisonedLog { position, .. } => {
-                        tracing::warn!(position, stream_id, "loading a stream past undecodable metadata");
+                        tracing::warn!(
+                            position,
+                            stream_id,
+                            "loading a stream past undecodable metadata"
+                        );
                         decode_row_lenient(row)
                     }
                     other => Err(other),
@@ -253,13 +258,21 @@ impl PgEventStore {
         .bind(to.position)
         .execute(&self.pool)
         .await?;
-        tracing::warn!(name, epoch = to.epoch, position = to.position, "checkpoint reset by an operator");
+        tracing::warn!(
+            name,
+            epoch = to.epoch,
+            position = to.position,
+            "checkpoint reset by an operator"
+        );
         Ok(())
     }
 
     /// The place just before the event at `position`, for resetting a
     /// checkpoint so that reading resumes with that event.
-    pub async fn place_before(&self, position: i64) -> Result<Option<GlobalCheckpoint>, EventStoreError> {
+    pub async fn place_before(
+        &self,
+        position: i64,
+    ) -> Result<Option<GlobalCheckpoint>, EventStoreError> {
         let row = sqlx::query(
             "SELECT epoch, transaction_id::text::bigint AS transaction_id FROM event_store.events WHERE position = $1",
         )
@@ -329,7 +342,9 @@ impl PgEventStore {
 /// What an operator's skip did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SkipOutcome {
-    Skipped { event_id: uuid::Uuid },
+    Skipped {
+        event_id: uuid::Uuid,
+    },
     AlreadySkipped,
     /// The event decodes: nothing to skip.
     Decodable,
@@ -444,7 +459,9 @@ pub async fn advance_checkpoint<'e>(
 }
 
 /// The token of the last event in the log; the start of the log when empty.
-pub async fn log_head<'e>(executor: impl PgExecutor<'e>) -> Result<ConsistencyToken, EventStoreError> {
+pub async fn log_head<'e>(
+    executor: impl PgExecutor<'e>,
+) -> Result<ConsistencyToken, EventStoreError> {
     let row = sqlx::query(
         "SELECT epoch, transaction_id::text::bigint AS transaction_id, position FROM event_store.events \
          ORDER BY epoch DESC, transaction_id DESC, position DESC LIMIT 1",

@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(text, "1.2.1234.63");
         assert_eq!(text.parse::<ConsistencyToken>().unwrap(), token);
         let json = serde_json::to_string(&token).unwrap();
-        assert_eq!(serde_json::from_str::<ConsistencyToken>(&json).unwrap(), token);
+        assert_eq!(
+            serde_json::from_str::<ConsistencyToken>(&json).unwrap(),
+            token
+        );
     }
 
     #[test]

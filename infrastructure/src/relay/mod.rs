@@ -29,7 +29,9 @@ use sqlx::ConnectOptions;
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::event_store::postgres::{advance_checkpoint, read_after, read_checkpoint, APPENDED_CHANNEL};
+use crate::event_store::postgres::{
+    advance_checkpoint, read_after, read_checkpoint, APPENDED_CHANNEL,
+};
 use crate::event_store::{EventStoreError, GlobalCheckpoint, PgEventStore, RecordedEvent};
 use crate::kafka::{ensure_topics, event_headers, headers, producer_config};
 use crate::settings::{KafkaSettings, RelaySettings};
@@ -166,7 +168,9 @@ impl OutboxRelay {
     #[instrument(skip(self), fields(relay = %self.settings.name))]
     pub async fn relay_once(&mut self) -> Result<usize, RelayError> {
         match self.publish_next().await {
-            Err(error @ (RelayError::Session(_) | RelayError::Store(EventStoreError::Database(_)))) => {
+            Err(
+                error @ (RelayError::Session(_) | RelayError::Store(EventStoreError::Database(_))),
+            ) => {
                 self.step_down(&error);
                 Err(error)
             }
@@ -195,7 +199,11 @@ impl OutboxRelay {
             tracing::warn!(relay = %name, "checkpoint moved by someone else during the batch, following it");
         }
         metrics::counter!("relay_events_published_total").increment(batch.len() as u64);
-        tracing::debug!(count = batch.len(), position = last.position, "events relayed");
+        tracing::debug!(
+            count = batch.len(),
+            position = last.position,
+            "events relayed"
+        );
         Ok(batch.len())
     }
 
@@ -211,22 +219,25 @@ impl OutboxRelay {
             })
             .collect();
         let timeout = Duration::from_millis(self.kafka.message_timeout_ms);
-        let deliveries = batch.iter().zip(&payloads).map(|(event, (topic, payload))| {
-            let record = FutureRecord::to(topic)
-                .key(event.aggregate_id.as_str())
-                .payload(payload.as_slice())
-                .headers(event_headers(event).insert(Header {
-                    key: headers::RELAY_TERM,
-                    value: Some(term.as_bytes()),
-                }));
-            let position = event.position;
-            let send = self.producer.send(record, timeout);
-            async move {
-                send.await
-                    .map(|_| ())
-                    .map_err(|(source, _)| RelayError::Publish { position, source })
-            }
-        });
+        let deliveries = batch
+            .iter()
+            .zip(&payloads)
+            .map(|(event, (topic, payload))| {
+                let record = FutureRecord::to(topic)
+                    .key(event.aggregate_id.as_str())
+                    .payload(payload.as_slice())
+                    .headers(event_headers(event).insert(Header {
+                        key: headers::RELAY_TERM,
+                        value: Some(term.as_bytes()),
+                    }));
+                let position = event.position;
+                let send = self.producer.send(record, timeout);
+                async move {
+                    send.await
+                        .map(|_| ())
+                        .map_err(|(source, _)| RelayError::Publish { position, source })
+                }
+            });
         // Sent together, so the broker's round trip is paid once per batch;
         // the idempotent producer keeps each partition in send order.
         for result in join_all(deliveries).await {

@@ -152,10 +152,15 @@ impl RelayStatus {
         };
 
         let holder_age = oldest_transaction.as_ref().map_or(0.0, |t| t.age_seconds);
-        let stalled = held_back_events > 0 && holder_age >= settings.stall_degraded_after_seconds as f64;
+        let stalled =
+            held_back_events > 0 && holder_age >= settings.stall_degraded_after_seconds as f64;
         metrics::gauge!("relay_lag_events").set(lag_events as f64);
         metrics::gauge!("relay_lag_seconds").set(lag_seconds);
-        metrics::gauge!("relay_stall_seconds").set(if held_back_events > 0 { holder_age } else { 0.0 });
+        metrics::gauge!("relay_stall_seconds").set(if held_back_events > 0 {
+            holder_age
+        } else {
+            0.0
+        });
         Ok(Self {
             checkpoint,
             lag_events,
