@@ -82,43 +82,36 @@ impl CatalogTables {
                 .fetch_one(&mut **tx)
                 .await?;
             if behind_parked {
-                park(tx, &event, &format!("aggregate:{}", event.aggregate_id)).await?;
-                continue;
+                let key = format!("aggregate:{}", event.aggregate_id);
+                // Under the key's lock, the head may turn out released already
+                // by another worker's committed transaction.
+                lock_key(tx, &key).await?;
+                if still_behind_parked(tx, &event).await? {
+                    park(tx, &event, &key).await?;
+                    continue;
+                }
             }
 
-            let mut savepoint = tx.begin().await?;
-            let outcome = match self.apply_one(&mut savepoint, &event).await {
-                Ok(outcome) => outcome,
-                Err(sqlx::Error::Database(error))
-                    if error
-                        .code()
-                        .is_some_and(|c| c.starts_with("22") || c.starts_with("23")) =>
-                {
-                    let reason = error.message().to_owned();
-                    let unique = error.code().as_deref() == Some("23505");
-                    savepoint.rollback().await?;
-                    savepoint = tx.begin().await?;
-                    match unique.then(|| self.slug_key(&event)).flatten() {
-                        Some(key) => Outcome::Waiting(key),
-                        None => Outcome::Rejected(reason),
-                    }
-                }
-                Err(other) => return Err(other),
-            };
+            let mut outcome = self.try_apply(tx, &event).await?;
+            if let Outcome::Waiting(key) = &outcome {
+                // Parking and releasing a key take its lock: a release that
+                // committed before we got it is seen by this second try, and
+                // one still to come waits for our commit and sees our row.
+                let key = key.clone();
+                lock_key(tx, &key).await?;
+                outcome = self.try_apply(tx, &event).await?;
+            }
             match outcome {
                 Outcome::Waiting(key) => {
-                    savepoint.rollback().await?;
                     tracing::debug!(aggregate_id = %event.aggregate_id, version = event.version, waiting_for = %key, "event parked");
                     park(tx, &event, &key).await?;
                     *any_parked = true;
                 }
                 Outcome::Rejected(reason) => {
-                    savepoint.rollback().await?;
                     letters.push(DeadLetter::for_event(&event, reason));
                     record_version(tx, &event).await?;
                 }
                 Outcome::Applied(releases) => {
-                    savepoint.commit().await?;
                     record_version(tx, &event).await?;
                     for key in releases {
                         queue.extend(release(tx, &key).await?);
@@ -127,6 +120,39 @@ impl CatalogTables {
             }
         }
         Ok(())
+    }
+
+    /// One try at applying `event` in a savepoint of `tx`, kept only when
+    /// the event applied.
+    async fn try_apply(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        event: &RecordedEvent,
+    ) -> Result<Outcome, sqlx::Error> {
+        let mut savepoint = tx.begin().await?;
+        let outcome = match self.apply_one(&mut savepoint, event).await {
+            Ok(outcome) => outcome,
+            Err(sqlx::Error::Database(error))
+                if error
+                    .code()
+                    .is_some_and(|c| c.starts_with("22") || c.starts_with("23")) =>
+            {
+                let reason = error.message().to_owned();
+                let unique = error.code().as_deref() == Some("23505");
+                savepoint.rollback().await?;
+                savepoint = tx.begin().await?;
+                match unique.then(|| self.slug_key(event)).flatten() {
+                    Some(key) => Outcome::Waiting(key),
+                    None => Outcome::Rejected(reason),
+                }
+            }
+            Err(other) => return Err(other),
+        };
+        match outcome {
+            Outcome::Applied(_) => savepoint.commit().await?,
+            _ => savepoint.rollback().await?,
+        }
+        Ok(outcome)
     }
 
     /// The key a slug conflict waits on: the slug being freed by its holder.
@@ -241,6 +267,31 @@ impl Projection for CatalogTables {
     }
 }
 
+/// Serializes parking on `key` with releasing it, across workers, until the
+/// transaction ends.
+async fn lock_key(tx: &mut Transaction<'_, Postgres>, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("{NAME}/{key}"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn still_behind_parked(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &RecordedEvent,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM read_model.parked_events \
+         WHERE projection = $1 AND aggregate_id = $2 AND version < $3)",
+    )
+    .bind(NAME)
+    .bind(&event.aggregate_id)
+    .bind(event.version)
+    .fetch_one(&mut **tx)
+    .await
+}
+
 async fn park(
     tx: &mut Transaction<'_, Postgres>,
     event: &RecordedEvent,
@@ -266,6 +317,7 @@ async fn release(
     tx: &mut Transaction<'_, Postgres>,
     key: &str,
 ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    lock_key(tx, key).await?;
     let heads: Vec<(String, serde_json::Value)> = sqlx::query_as(
         "DELETE FROM read_model.parked_events WHERE projection = $1 AND waiting_for = $2 \
          RETURNING aggregate_id, envelope",
@@ -277,6 +329,7 @@ async fn release(
     let mut released = Vec::new();
     for (aggregate_id, envelope) in heads {
         released.push(envelope);
+        lock_key(tx, &format!("aggregate:{aggregate_id}")).await?;
         let mut followers: Vec<(i64, serde_json::Value)> = sqlx::query_as(
             "DELETE FROM read_model.parked_events WHERE projection = $1 AND waiting_for = $2 \
              RETURNING version, envelope",
