@@ -12,6 +12,8 @@ use tracing::instrument;
 use crate::command::AppState;
 use crate::error::ApiError;
 
+const RELAY_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[instrument(skip_all)]
 pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if let Err(error) = sqlx::query_scalar::<_, i32>("SELECT 1")
@@ -23,13 +25,24 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "the database does not answer",
         ));
     }
-    let relay = match RelayStatus::read(state.store.pool(), &state.relay).await {
-        Ok(relay) => relay,
-        Err(error) => {
+    // Bounded: the event store's tables may be locked (a migration, an
+    // operator), and health must still answer, saying what it could not see.
+    let read = RelayStatus::read(state.store.pool(), &state.relay);
+    let relay = match tokio::time::timeout(RELAY_STATUS_TIMEOUT, read).await {
+        Ok(Ok(relay)) => relay,
+        Ok(Err(error)) => {
             tracing::warn!(%error, "health check failed: relay status unreadable");
             return Err(ApiError::service_unavailable(
                 "the relay's status cannot be read",
             ));
+        }
+        Err(_) => {
+            tracing::warn!("relay status did not answer in time");
+            return Ok(Json(json!({
+                "status": "degraded",
+                "relay": null,
+                "relay_error": "the relay's status did not answer in time",
+            })));
         }
     };
     if relay.stalled {
