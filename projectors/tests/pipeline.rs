@@ -1,5 +1,5 @@
 //! The whole read path on real servers: the outbox relay publishing to Kafka
-//! (tansu), projector workers consuming it into PostgreSQL, Elasticsearch
+//! (nisshi), projector workers consuming it into PostgreSQL, Elasticsearch
 //! (osmem) and Redis, and what happens when a relay or a projector dies, a
 //! store loses its data, a store is down, or a message cannot be decoded.
 

@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::event_store::postgres::{
     advance_checkpoint, read_after, read_checkpoint, APPENDED_CHANNEL,
 };
-use crate::event_store::{EventStoreError, GlobalCheckpoint, PgEventStore, RecordedEvent};
+use crate::event_store::{EventStoreError, PgEventStore, RecordedEvent};
 use crate::kafka::{ensure_topics, event_headers, headers, producer_config};
 use crate::settings::{KafkaSettings, RelaySettings};
 
@@ -395,12 +395,4 @@ pub async fn ensure_all_topics(kafka: &KafkaSettings) -> Result<(), KafkaError> 
         ensure_topics(kafka, crate::kafka::AGGREGATE_TYPES).await?;
     }
     Ok(())
-}
-
-/// The checkpoint a relay resumes from, exposed for operators' tools.
-pub async fn stored_checkpoint(
-    store: &PgEventStore,
-    settings: &RelaySettings,
-) -> Result<GlobalCheckpoint, EventStoreError> {
-    store.checkpoint(&settings.name).await
 }
