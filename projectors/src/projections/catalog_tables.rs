@@ -71,22 +71,12 @@ impl CatalogTables {
             }
             // Only an aggregate with a parked earlier event must queue behind
             // it; with nothing parked at all, the lookup is skipped.
-            let behind_parked = *any_parked
-                && sqlx::query_scalar::<_, bool>(
-                    "SELECT EXISTS (SELECT 1 FROM read_model.parked_events \
-                     WHERE projection = $1 AND aggregate_id = $2 AND version < $3)",
-                )
-                .bind(NAME)
-                .bind(&event.aggregate_id)
-                .bind(event.version)
-                .fetch_one(&mut **tx)
-                .await?;
-            if behind_parked {
+            if *any_parked && behind_parked(tx, &event).await? {
                 let key = format!("aggregate:{}", event.aggregate_id);
                 // Under the key's lock, the head may turn out released already
                 // by another worker's committed transaction.
                 lock_key(tx, &key).await?;
-                if still_behind_parked(tx, &event).await? {
+                if behind_parked(tx, &event).await? {
                     park(tx, &event, &key).await?;
                     continue;
                 }
@@ -277,7 +267,9 @@ async fn lock_key(tx: &mut Transaction<'_, Postgres>, key: &str) -> Result<(), s
     Ok(())
 }
 
-async fn still_behind_parked(
+/// Whether an earlier event of `event`'s aggregate is parked: it then queues
+/// behind that one.
+async fn behind_parked(
     tx: &mut Transaction<'_, Postgres>,
     event: &RecordedEvent,
 ) -> Result<bool, sqlx::Error> {
