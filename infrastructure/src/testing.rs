@@ -374,3 +374,44 @@ pub fn run(program: &str, args: &[&str], directory: Option<&std::path::Path>) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Appends `count` streams of type `aggregate_type`, one `event_type` event
+/// each, one append at a time; returns the event ids in append order.
+pub async fn append_new_streams(
+    store: &crate::event_store::PgEventStore,
+    aggregate_type: &str,
+    event_type: &str,
+    count: usize,
+) -> Vec<Uuid> {
+    use crate::event_store::{AppendOutcome, EventMetadata, NewEvent, StreamAppend};
+    let mut ids = Vec::with_capacity(count);
+    for n in 0..count {
+        let event_id = Uuid::now_v7();
+        let outcome = store
+            .append(
+                vec![StreamAppend {
+                    stream_id: Uuid::now_v7().to_string(),
+                    aggregate_type: aggregate_type.to_owned(),
+                    expected_version: 0,
+                    events: vec![NewEvent {
+                        event_id,
+                        event_type: event_type.to_owned(),
+                        schema_version: 1,
+                        payload: serde_json::json!({ "n": n }),
+                    }],
+                }],
+                &EventMetadata {
+                    correlation_id: Uuid::now_v7(),
+                    causation_id: Uuid::now_v7(),
+                    ..Default::default()
+                },
+                None,
+                |_| serde_json::Value::Null,
+            )
+            .await
+            .expect("append");
+        assert!(matches!(outcome, AppendOutcome::Appended { .. }));
+        ids.push(event_id);
+    }
+    ids
+}

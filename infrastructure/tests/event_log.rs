@@ -8,39 +8,16 @@ use std::sync::Arc;
 
 use infrastructure::event_store::postgres::{advance_checkpoint, SkipOutcome};
 use infrastructure::event_store::{
-    AppendOutcome, ConsistencyToken, EventMetadata, EventStoreError, GlobalCheckpoint,
-    IdempotencyKey, NewEvent, PgEventStore, StreamAppend,
+    AppendOutcome, ConsistencyToken, EventStoreError, GlobalCheckpoint, IdempotencyKey,
+    PgEventStore, StreamAppend,
 };
 use infrastructure::testing::{wait_for, TestDatabase};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-fn event(n: i64) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::now_v7(),
-        event_type: "ThingHappened".into(),
-        schema_version: 1,
-        payload: json!({ "n": n }),
-    }
-}
-
-fn append(stream: &str, expected: i64, count: i64) -> StreamAppend {
-    StreamAppend {
-        stream_id: stream.into(),
-        aggregate_type: "thing".into(),
-        expected_version: expected,
-        events: (0..count).map(|i| event(expected + i + 1)).collect(),
-    }
-}
-
-fn metadata() -> EventMetadata {
-    EventMetadata {
-        correlation_id: Uuid::now_v7(),
-        causation_id: Uuid::now_v7(),
-        ..Default::default()
-    }
-}
+mod support;
+use support::{append, metadata};
 
 /// The first `count` events of the log, once all are final: transactions of
 /// other tests on the same cluster may hold the tail back for a moment.

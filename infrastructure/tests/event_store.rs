@@ -4,40 +4,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use infrastructure::event_store::{
-    AppendOutcome, EventMetadata, EventStoreError, GlobalCheckpoint, IdempotencyKey, NewEvent,
-    PgEventStore, StreamAppend,
+    AppendOutcome, EventStoreError, GlobalCheckpoint, IdempotencyKey, PgEventStore,
 };
 use infrastructure::testing::TestDatabase;
 use serde_json::json;
 use uuid::Uuid;
 
-fn event(n: i64) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::now_v7(),
-        event_type: "ThingHappened".into(),
-        schema_version: 1,
-        payload: json!({ "n": n }),
-    }
-}
-
-fn append(stream: &str, expected: i64, count: i64) -> StreamAppend {
-    StreamAppend {
-        stream_id: stream.into(),
-        aggregate_type: "thing".into(),
-        expected_version: expected,
-        events: (0..count).map(|i| event(expected + i + 1)).collect(),
-    }
-}
-
-fn metadata() -> EventMetadata {
-    EventMetadata {
-        correlation_id: Uuid::now_v7(),
-        causation_id: Uuid::now_v7(),
-        user_id: Some("user-1".into()),
-        client_ip: Some("127.0.0.1".into()),
-        user_agent: Some("contract-test".into()),
-    }
-}
+mod support;
+use support::{append, metadata};
 
 async fn event_count(store: &PgEventStore) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM event_store.events")

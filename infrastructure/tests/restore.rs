@@ -6,49 +6,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use infrastructure::event_store::{
-    AppendOutcome, EventMetadata, NewEvent, PgEventStore, StreamAppend,
-};
+use infrastructure::event_store::PgEventStore;
 use infrastructure::relay::{OutboxRelay, RelayError};
 use infrastructure::testing::{
-    isolated_settings, read_topics, run, unique_suffix, wait_for, SecondCluster, TestDatabase,
+    append_new_streams, isolated_settings, read_topics, run, unique_suffix, wait_for,
+    SecondCluster, TestDatabase,
 };
-use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
-
-async fn create_categories(store: &PgEventStore, from: usize, count: usize) -> Vec<Uuid> {
-    let mut ids = Vec::new();
-    for i in from..from + count {
-        let event_id = Uuid::now_v7();
-        let appended = store
-            .append(
-                vec![StreamAppend {
-                    stream_id: format!("category-{i}"),
-                    aggregate_type: "category".into(),
-                    expected_version: 0,
-                    events: vec![NewEvent {
-                        event_id,
-                        event_type: "CategoryCreated".into(),
-                        schema_version: 1,
-                        payload: json!({ "name": format!("Category {i}") }),
-                    }],
-                }],
-                &EventMetadata {
-                    correlation_id: Uuid::now_v7(),
-                    causation_id: Uuid::now_v7(),
-                    ..Default::default()
-                },
-                None,
-                |_| json!(null),
-            )
-            .await
-            .expect("append");
-        assert!(matches!(appended, AppendOutcome::Appended { .. }));
-        ids.push(event_id);
-    }
-    ids
-}
 
 async fn current_xid(pool: &sqlx::PgPool) -> i64 {
     sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
@@ -101,7 +66,7 @@ async fn events_appended_after_a_restore_into_another_cluster_are_read_and_publi
         .await
         .unwrap();
     drop(burner);
-    let before = create_categories(&store, 0, 20).await;
+    let before = append_new_streams(&store, "category", "CategoryCreated", 20).await;
 
     // A tailer and the relay read everything, and keep their checkpoints.
     let mut tail = store
@@ -168,7 +133,7 @@ async fn events_appended_after_a_restore_into_another_cluster_are_read_and_publi
         "the restored cluster must number transactions below the old ids ({restored_xid} vs {}; fresh cluster began at {fresh_cluster_xid})",
         tailer_at.transaction_id
     );
-    let after = create_categories(&restored, 20, 10).await;
+    let after = append_new_streams(&restored, "category", "CategoryCreated", 10).await;
 
     // The tailer resumes from its old checkpoint: every new event, once.
     let resumed = restored
@@ -220,7 +185,7 @@ async fn a_running_relay_follows_a_reset_of_its_checkpoint() {
     let db = TestDatabase::create().await;
     let settings = isolated_settings(&db.url, &unique_suffix());
     let store = PgEventStore::new(db.pool.clone());
-    let ids = create_categories(&store, 0, 10).await;
+    let ids = append_new_streams(&store, "category", "CategoryCreated", 10).await;
     let relay = OutboxRelay::new(
         store.clone(),
         settings.kafka.clone(),

@@ -1,12 +1,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use infrastructure::event_store::{
-    ConsistencyToken, EventMetadata, NewEvent, PgEventStore, StreamAppend,
-};
+use infrastructure::event_store::{ConsistencyToken, PgEventStore};
 use infrastructure::relay::status::RelayStatus;
 use infrastructure::testing::{
-    isolated_settings, read_topics, unique_suffix, wait_for, TestDatabase,
+    append_new_streams, isolated_settings, read_topics, unique_suffix, wait_for, TestDatabase,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -161,7 +159,7 @@ async fn two_processes_publish_each_event_once_per_term_and_a_killed_leader_is_r
             })
             .collect(),
     );
-    let first = append_brands(&store, 0, 30).await;
+    let first = append_new_streams(&store, "brand", "BrandCreated", 30).await;
     let head = store.head().await.unwrap();
     wait_for(
         "the leader to publish the first events",
@@ -185,7 +183,7 @@ async fn two_processes_publish_each_event_once_per_term_and_a_killed_leader_is_r
     processes.0[index].kill().unwrap();
     processes.0[index].wait().unwrap();
 
-    let second = append_brands(&store, 30, 30).await;
+    let second = append_new_streams(&store, "brand", "BrandCreated", 30).await;
     let head = store.head().await.unwrap();
     wait_for(
         "the other process to take over and publish",
@@ -246,36 +244,4 @@ impl Drop for Processes {
             let _ = child.wait();
         }
     }
-}
-
-async fn append_brands(store: &PgEventStore, from: usize, count: usize) -> Vec<Uuid> {
-    let mut ids = Vec::new();
-    for i in from..from + count {
-        let event_id = Uuid::now_v7();
-        store
-            .append(
-                vec![StreamAppend {
-                    stream_id: Uuid::now_v7().to_string(),
-                    aggregate_type: "brand".into(),
-                    expected_version: 0,
-                    events: vec![NewEvent {
-                        event_id,
-                        event_type: "BrandCreated".into(),
-                        schema_version: 1,
-                        payload: json!({ "n": i }),
-                    }],
-                }],
-                &EventMetadata {
-                    correlation_id: Uuid::now_v7(),
-                    causation_id: Uuid::now_v7(),
-                    ..Default::default()
-                },
-                None,
-                |_| json!(null),
-            )
-            .await
-            .unwrap();
-        ids.push(event_id);
-    }
-    ids
 }
