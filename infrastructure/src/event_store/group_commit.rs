@@ -2,10 +2,11 @@
 //! and then share one transaction, so that they share one disk flush, as
 //! single-writer event stores do. Each append keeps its own expected-version
 //! checks, its own idempotency key and its own outcome: a conflict in one
-//! leaves the others of its group untouched. The whole group is written with a
-//! fixed number of set-based statements, whatever its size.
+//! leaves the others of its group untouched. The whole group is written by
+//! one call of `event_store.append_group`, whatever its size.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use sqlx::{Connection, Row};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::postgres::{log_head, APPENDED_CHANNEL};
+use super::postgres::APPENDED_CHANNEL;
 use super::{
     AppendReceipt, ConsistencyToken, EventMetadata, EventStoreError, GlobalCheckpoint,
     IdempotencyKey, StreamAppend,
@@ -121,6 +122,10 @@ pub(crate) struct GroupCommitter {
     pool: PgPool,
     settings: GroupCommitSettings,
     queue: Mutex<Queue>,
+    /// A commit appended events that tailers have not been told of yet.
+    wake_pending: AtomicBool,
+    /// A task is sending the wake-up; commits meanwhile fold into its next.
+    waking: AtomicBool,
 }
 
 impl GroupCommitter {
@@ -135,6 +140,8 @@ impl GroupCommitter {
                 waiting: VecDeque::new(),
                 running: 0,
             }),
+            wake_pending: AtomicBool::new(false),
+            waking: AtomicBool::new(false),
         })
     }
 
@@ -202,7 +209,7 @@ impl GroupCommitter {
         }
     }
 
-    async fn commit(&self, group: Vec<Waiting>) {
+    async fn commit(self: &Arc<Self>, group: Vec<Waiting>) {
         let started = Instant::now();
         let (entries, waiters): (Vec<Entry>, Vec<_>) = group
             .into_iter()
@@ -224,8 +231,7 @@ impl GroupCommitter {
         }
         if appended > 0 {
             metrics::counter!("event_store_events_appended_total").increment(appended as u64);
-            // Not awaited: the next group need not wait for tailers' wake-up.
-            tokio::spawn(notify(self.pool.clone()));
+            self.wake_tailers();
         }
         tracing::debug!(
             appends = entries.len(),
@@ -271,6 +277,13 @@ impl GroupCommitter {
         loop {
             let result = async {
                 let mut connection = self.pool.acquire().await?;
+                if entries.iter().all(|e| e.idempotency.is_none()) {
+                    // A single statement, in its own implicit transaction:
+                    // the group is one round trip.
+                    return write_group(&mut connection, entries)
+                        .await
+                        .map_err(into_sqlx);
+                }
                 let mut tx = connection.begin().await?;
                 let results = write_group(&mut tx, entries).await.map_err(into_sqlx)?;
                 tx.commit().await?;
@@ -289,16 +302,40 @@ impl GroupCommitter {
     }
 }
 
-/// Wakes tailers. Sent after the commit, in its own statement: a NOTIFY
-/// inside the transaction holds a cluster-wide lock across the commit's flush
-/// and serializes every writer behind it.
-async fn notify(pool: PgPool) {
-    if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
-        .bind(APPENDED_CHANNEL)
-        .execute(&pool)
-        .await
-    {
-        tracing::debug!(%error, "append notification not sent; tailers poll");
+impl GroupCommitter {
+    /// Wakes tailers, after the commit and in its own statement: a NOTIFY
+    /// inside the transaction holds a cluster-wide lock across the commit's
+    /// flush and serializes every writer behind it. At most one wake-up is in
+    /// flight; the commits made meanwhile share the next, so that a busy log
+    /// sends a few per round trip instead of one per group. Not awaited: the
+    /// next group need not wait for it.
+    fn wake_tailers(self: &Arc<Self>) {
+        self.wake_pending.store(true, Ordering::SeqCst);
+        if self.waking.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let committer = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                while committer.wake_pending.swap(false, Ordering::SeqCst) {
+                    if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(APPENDED_CHANNEL)
+                        .execute(&committer.pool)
+                        .await
+                    {
+                        tracing::debug!(%error, "append notification not sent; tailers poll");
+                    }
+                }
+                committer.waking.store(false, Ordering::SeqCst);
+                // A commit that came between the last swap and the store above
+                // found `waking` still set: take its wake-up here.
+                if !committer.wake_pending.load(Ordering::SeqCst)
+                    || committer.waking.swap(true, Ordering::SeqCst)
+                {
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -348,308 +385,115 @@ fn copy_error(error: &sqlx::Error) -> EventStoreError {
     })
 }
 
-/// Writes every entry of a group inside the caller's transaction.
+/// Writes a group with one call of `event_store.append_group` (see its
+/// migration), then stores the responses of the keyed appends. Without
+/// idempotency keys the call may run on its own, in autocommit: the group is
+/// then one round trip.
 pub(crate) async fn write_group(
     conn: &mut PgConnection,
     entries: &[Entry],
 ) -> Result<Vec<EntryResult>, EventStoreError> {
-    let mut results: Vec<Option<EntryResult>> = vec![None; entries.len()];
-
-    // 1. Idempotency keys, taken first: a concurrent twin waits on our row,
-    //    then finds our answer instead of racing our appends.
+    // Twins within the group (a key carried twice) are decided here and not
+    // written: the first carrier of a key writes it.
     let mut owners: HashMap<&str, usize> = HashMap::new();
+    let mut twins: Vec<Option<EntryResult>> = vec![None; entries.len()];
     for (index, entry) in entries.iter().enumerate() {
         let Some(key) = &entry.idempotency else {
             continue;
         };
-        if let Some(&first) = owners.get(key.key.as_str()) {
-            let same = entries[first].idempotency.as_ref().map(|k| &k.fingerprint)
-                == Some(&key.fingerprint);
-            // Resolved once the first is; marked so it is not written.
-            results[index] = Some(if same {
-                EntryResult::KeyAlreadyUsed
-            } else {
-                EntryResult::KeyReused
-            });
-        } else {
-            owners.insert(key.key.as_str(), index);
-        }
-    }
-    if !owners.is_empty() {
-        let mut keyed: Vec<(&str, &str)> = owners
-            .keys()
-            .map(|k| {
-                let entry = &entries[owners[k]];
-                (
-                    *k,
-                    entry
-                        .idempotency
-                        .as_ref()
-                        .expect("keyed")
-                        .fingerprint
-                        .as_str(),
-                )
-            })
-            .collect();
-        keyed.sort_unstable();
-        let (keys, fingerprints): (Vec<&str>, Vec<&str>) = keyed.into_iter().unzip();
-        let taken: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO event_store.idempotency_keys (idempotency_key, request_fingerprint, response) \
-             SELECT k, f, 'null'::jsonb FROM UNNEST($1::text[], $2::text[]) AS t(k, f) ORDER BY k \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
-        )
-        .bind(&keys)
-        .bind(&fingerprints)
-        .fetch_all(&mut *conn)
-        .await?;
-        let taken: HashSet<String> = taken.into_iter().collect();
-        for (key, &index) in &owners {
-            if !taken.contains(*key) {
-                results[index] = Some(EntryResult::KeyAlreadyUsed);
-            }
-        }
-    }
-
-    // 2. Stream rows: placeholders for streams this group starts, then every
-    //    stream of the group locked in one order.
-    let mut kinds_of: HashMap<&str, &str> = HashMap::new();
-    let mut starting: HashSet<&str> = HashSet::new();
-    for (index, entry) in entries.iter().enumerate() {
-        if results[index].is_some() {
-            continue;
-        }
-        for append in &entry.appends {
-            kinds_of.insert(&append.stream_id, &append.aggregate_type);
-            if append.expected_version == 0 && !append.events.is_empty() {
-                starting.insert(&append.stream_id);
-            }
-        }
-    }
-    let mut starting: Vec<(&str, &str)> =
-        starting.into_iter().map(|id| (id, kinds_of[id])).collect();
-    starting.sort_unstable();
-    let mut placeholders: HashSet<String> = HashSet::new();
-    if !starting.is_empty() {
-        let (ids, kinds): (Vec<&str>, Vec<&str>) = starting.into_iter().unzip();
-        let created: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO event_store.streams (stream_id, aggregate_type, version) \
-             SELECT s, t, 0 FROM UNNEST($1::text[], $2::text[]) AS u(s, t) ORDER BY s \
-             ON CONFLICT (stream_id) DO NOTHING RETURNING stream_id",
-        )
-        .bind(&ids)
-        .bind(&kinds)
-        .fetch_all(&mut *conn)
-        .await?;
-        placeholders.extend(created);
-    }
-    let mut stream_ids: Vec<&str> = kinds_of.keys().copied().collect();
-    stream_ids.sort_unstable();
-    let mut versions: HashMap<String, i64> = HashMap::with_capacity(stream_ids.len());
-    if !stream_ids.is_empty() {
-        let rows = sqlx::query(
-            "SELECT stream_id, version FROM event_store.streams WHERE stream_id = ANY($1) \
-             ORDER BY stream_id FOR UPDATE",
-        )
-        .bind(&stream_ids)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in rows {
-            versions.insert(row.try_get("stream_id")?, row.try_get("version")?);
-        }
-    }
-    let started_with: HashMap<String, i64> = versions.clone();
-
-    // 3. Decide each entry in order against the versions the group has
-    //    reached so far: a later append may extend an earlier one's stream.
-    struct Planned<'a> {
-        entry: usize,
-        append: &'a StreamAppend,
-    }
-    let mut planned: Vec<Planned> = Vec::new();
-    for (index, entry) in entries.iter().enumerate() {
-        if results[index].is_some() {
-            continue;
-        }
-        let conflict = entry.appends.iter().find_map(|append| {
-            let actual = versions.get(&append.stream_id).copied().unwrap_or(0);
-            (actual != append.expected_version).then(|| Conflict {
-                stream_id: append.stream_id.clone(),
-                expected: append.expected_version,
-                actual,
-            })
-        });
-        if let Some(conflict) = conflict {
-            results[index] = Some(EntryResult::Conflict(conflict));
-            continue;
-        }
-        for append in &entry.appends {
-            if !append.events.is_empty() {
-                versions.insert(
-                    append.stream_id.clone(),
-                    append.expected_version + append.events.len() as i64,
-                );
-                planned.push(Planned {
-                    entry: index,
-                    append,
+        match owners.get(key.key.as_str()) {
+            Some(&first) => {
+                let same = entries[first].idempotency.as_ref().map(|k| &k.fingerprint)
+                    == Some(&key.fingerprint);
+                twins[index] = Some(if same {
+                    EntryResult::KeyAlreadyUsed
+                } else {
+                    EntryResult::KeyReused
                 });
             }
-        }
-    }
-
-    // 4. Streams to their new versions; placeholders nobody wrote go again.
-    let mut moved: Vec<(&str, i64)> = versions
-        .iter()
-        .filter(|(id, v)| started_with.get(*id) != Some(v) && **v > 0)
-        .map(|(id, v)| (id.as_str(), *v))
-        .collect();
-    moved.sort_unstable();
-    if !moved.is_empty() {
-        let (ids, new_versions): (Vec<&str>, Vec<i64>) = moved.into_iter().unzip();
-        sqlx::query(
-            "UPDATE event_store.streams s SET version = u.v, updated_at = now() \
-             FROM UNNEST($1::text[], $2::bigint[]) AS u(id, v) WHERE s.stream_id = u.id",
-        )
-        .bind(&ids)
-        .bind(&new_versions)
-        .execute(&mut *conn)
-        .await?;
-    }
-    let unused: Vec<&str> = placeholders
-        .iter()
-        .filter(|id| versions.get(id.as_str()).copied().unwrap_or(0) == 0)
-        .map(String::as_str)
-        .collect();
-    if !unused.is_empty() {
-        sqlx::query("DELETE FROM event_store.streams WHERE stream_id = ANY($1) AND version = 0")
-            .bind(&unused)
-            .execute(&mut *conn)
-            .await?;
-    }
-
-    // 5. Every event of the group in one insert, in entry order, so that each
-    //    entry's events are contiguous and each stream's are in version order.
-    let mut receipts: Vec<AppendReceipt> = entries
-        .iter()
-        .map(|_| AppendReceipt {
-            versions: Vec::new(),
-            last_position: 0,
-            token: ConsistencyToken::default(),
-        })
-        .collect();
-    let mut place: Option<(i64, i64)> = None;
-    if !planned.is_empty() {
-        let count: usize = planned.iter().map(|p| p.append.events.len()).sum();
-        let mut event_ids: Vec<Uuid> = Vec::with_capacity(count);
-        let mut kinds: Vec<&str> = Vec::with_capacity(count);
-        let mut streams: Vec<&str> = Vec::with_capacity(count);
-        let mut event_versions: Vec<i64> = Vec::with_capacity(count);
-        let mut types: Vec<&str> = Vec::with_capacity(count);
-        let mut schema_versions: Vec<i32> = Vec::with_capacity(count);
-        let mut payloads: Vec<&serde_json::Value> = Vec::with_capacity(count);
-        let mut metadata: Vec<&serde_json::Value> = Vec::with_capacity(count);
-        for p in &planned {
-            for (offset, event) in p.append.events.iter().enumerate() {
-                event_ids.push(event.event_id);
-                kinds.push(&p.append.aggregate_type);
-                streams.push(&p.append.stream_id);
-                event_versions.push(p.append.expected_version + offset as i64 + 1);
-                types.push(&event.event_type);
-                schema_versions.push(event.schema_version);
-                payloads.push(&event.payload);
-                metadata.push(&entries[p.entry].metadata);
+            None => {
+                owners.insert(key.key.as_str(), index);
             }
         }
-        let rows = sqlx::query(
-            "INSERT INTO event_store.events \
-               (epoch, event_id, aggregate_type, aggregate_id, version, event_type, schema_version, payload, metadata) \
-             SELECT (SELECT event_store.writing_epoch()), e.event_id, e.aggregate_type, e.aggregate_id, e.version, \
-                    e.event_type, e.schema_version, e.payload, e.metadata \
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[]) \
-               WITH ORDINALITY AS e(event_id, aggregate_type, aggregate_id, version, event_type, schema_version, payload, metadata, n) \
-             ORDER BY e.n \
-             RETURNING position, aggregate_id, version, epoch, transaction_id::text::bigint AS transaction_id",
-        )
-        .bind(&event_ids)
-        .bind(&kinds)
-        .bind(&streams)
-        .bind(&event_versions)
-        .bind(&types)
-        .bind(&schema_versions)
-        .bind(&payloads)
-        .bind(&metadata)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut positions: HashMap<(String, i64), i64> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            positions.insert(
-                (row.try_get("aggregate_id")?, row.try_get("version")?),
-                row.try_get("position")?,
-            );
-            place = Some((row.try_get("epoch")?, row.try_get("transaction_id")?));
-        }
-        let (epoch, transaction_id) = place.expect("rows were inserted");
-        for p in &planned {
-            let last = positions[&(
-                p.append.stream_id.clone(),
-                p.append.expected_version + p.append.events.len() as i64,
-            )];
-            let receipt = &mut receipts[p.entry];
-            receipt.last_position = receipt.last_position.max(last);
-            receipt.token = ConsistencyToken::new(GlobalCheckpoint {
-                epoch,
-                transaction_id,
-                position: receipt.last_position,
-            });
-        }
     }
+    let written: Vec<usize> = (0..entries.len()).filter(|&i| twins[i].is_none()).collect();
+    let group = GroupArrays::new(written.iter().map(|&i| &entries[i]));
 
-    // 6. Receipts, responses, and the answers stored with the keys.
-    let mut head: Option<ConsistencyToken> = None;
+    let rows = sqlx::query(
+        "SELECT entry, outcome, conflict_append, actual_version, last_position, \
+                token_epoch, token_transaction_id, token_position \
+         FROM event_store.append_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(&group.entry_keys)
+    .bind(&group.entry_fingerprints)
+    .bind(&group.entry_metadata)
+    .bind(&group.entry_appends)
+    .bind(&group.append_stream)
+    .bind(&group.append_expected)
+    .bind(&group.append_events)
+    .bind(&group.stream_ids)
+    .bind(&group.stream_types)
+    .bind(&group.stream_starts)
+    .bind(&group.event_append)
+    .bind(&group.event_ids)
+    .bind(&group.event_types)
+    .bind(&group.event_schema_versions)
+    .bind(&group.event_payloads)
+    .bind(&group.event_versions)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let mut results: Vec<Option<EntryResult>> = twins;
     let mut answered_keys: Vec<&str> = Vec::new();
     let mut answers: Vec<serde_json::Value> = Vec::new();
-    let mut released_keys: Vec<&str> = Vec::new();
-    for (index, entry) in entries.iter().enumerate() {
-        match &results[index] {
-            None => {
-                let receipt = &mut receipts[index];
-                receipt.versions = entry
-                    .appends
-                    .iter()
-                    .map(|a| {
-                        (
-                            a.stream_id.clone(),
-                            a.expected_version + a.events.len() as i64,
-                        )
-                    })
-                    .collect();
-                if receipt.last_position == 0 {
-                    // Nothing appended: a reader is consistent with this
-                    // command once it has read what the command could see.
-                    if head.is_none() {
-                        head = Some(log_head(&mut *conn).await?);
-                    }
-                    receipt.token = head.expect("just read");
-                }
-                let response = (entry.respond)(receipt);
+    for row in rows {
+        let position: i32 = row.try_get("entry")?;
+        let index = written[position as usize - 1];
+        let entry = &entries[index];
+        let outcome: String = row.try_get("outcome")?;
+        results[index] = Some(match outcome.as_str() {
+            "appended" => {
+                let receipt = AppendReceipt {
+                    versions: entry
+                        .appends
+                        .iter()
+                        .map(|a| {
+                            (
+                                a.stream_id.clone(),
+                                a.expected_version + a.events.len() as i64,
+                            )
+                        })
+                        .collect(),
+                    last_position: row.try_get("last_position")?,
+                    token: ConsistencyToken::new(GlobalCheckpoint {
+                        epoch: row.try_get("token_epoch")?,
+                        transaction_id: row.try_get("token_transaction_id")?,
+                        position: row.try_get("token_position")?,
+                    }),
+                };
+                let response = (entry.respond)(&receipt);
                 if let Some(key) = &entry.idempotency {
                     answered_keys.push(&key.key);
                     answers.push(response.clone());
                 }
-                results[index] = Some(EntryResult::Appended {
-                    receipt: receipt.clone(),
-                    response,
-                });
+                EntryResult::Appended { receipt, response }
             }
-            Some(EntryResult::Conflict(_)) => {
-                // The key goes back, so that the client's retry can use it.
-                if let Some(key) = &entry.idempotency {
-                    if owners.get(key.key.as_str()) == Some(&index) {
-                        released_keys.push(&key.key);
-                    }
-                }
+            "conflict" => {
+                let failed: i32 = row.try_get("conflict_append")?;
+                let append = group.appends[failed as usize - 1];
+                EntryResult::Conflict(Conflict {
+                    stream_id: append.stream_id.clone(),
+                    expected: append.expected_version,
+                    actual: row.try_get("actual_version")?,
+                })
             }
-            Some(_) => {}
-        }
+            "key_taken" => EntryResult::KeyAlreadyUsed,
+            other => {
+                return Err(EventStoreError::Database(sqlx::Error::Protocol(format!(
+                    "append_group answered an unknown outcome {other:?}"
+                ))))
+            }
+        });
     }
     if !answered_keys.is_empty() {
         sqlx::query(
@@ -661,17 +505,15 @@ pub(crate) async fn write_group(
         .execute(&mut *conn)
         .await?;
     }
-    if !released_keys.is_empty() {
-        sqlx::query("DELETE FROM event_store.idempotency_keys WHERE idempotency_key = ANY($1)")
-            .bind(&released_keys)
-            .execute(&mut *conn)
-            .await?;
-    }
 
-    // Twins within the group take the first one's outcome.
+    // Twins take the outcome of their key's first carrier.
     let mut resolved: Vec<EntryResult> = Vec::with_capacity(entries.len());
     for (index, entry) in entries.iter().enumerate() {
-        let result = results[index].take().expect("every entry decided");
+        let result = results[index].take().ok_or_else(|| {
+            EventStoreError::Database(sqlx::Error::Protocol(
+                "append_group left an append undecided".into(),
+            ))
+        })?;
         let twin_of = entry
             .idempotency
             .as_ref()
@@ -685,4 +527,93 @@ pub(crate) async fn write_group(
         });
     }
     Ok(resolved)
+}
+
+/// A group flattened into the arrays `event_store.append_group` takes: one
+/// element per entry, per stream append, per distinct stream and per event.
+struct GroupArrays<'a> {
+    entry_keys: Vec<Option<&'a str>>,
+    entry_fingerprints: Vec<Option<&'a str>>,
+    entry_metadata: Vec<&'a serde_json::Value>,
+    entry_appends: Vec<i32>,
+    appends: Vec<&'a StreamAppend>,
+    append_stream: Vec<i32>,
+    append_expected: Vec<i64>,
+    append_events: Vec<i32>,
+    stream_ids: Vec<&'a str>,
+    stream_types: Vec<&'a str>,
+    stream_starts: Vec<bool>,
+    event_append: Vec<i32>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<&'a str>,
+    event_schema_versions: Vec<i32>,
+    event_payloads: Vec<&'a serde_json::Value>,
+    event_versions: Vec<i64>,
+}
+
+impl<'a> GroupArrays<'a> {
+    fn new(entries: impl Iterator<Item = &'a Entry> + Clone) -> Self {
+        // Streams sorted, so that the placeholders and locks of every group
+        // are taken in one order.
+        let mut streams: Vec<(&str, &str)> = entries
+            .clone()
+            .flat_map(|e| &e.appends)
+            .map(|a| (a.stream_id.as_str(), a.aggregate_type.as_str()))
+            .collect();
+        streams.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        streams.dedup_by(|a, b| a.0 == b.0);
+        let index_of: HashMap<&str, usize> =
+            streams.iter().enumerate().map(|(i, s)| (s.0, i)).collect();
+        let mut group = Self {
+            entry_keys: Vec::new(),
+            entry_fingerprints: Vec::new(),
+            entry_metadata: Vec::new(),
+            entry_appends: Vec::new(),
+            appends: Vec::new(),
+            append_stream: Vec::new(),
+            append_expected: Vec::new(),
+            append_events: Vec::new(),
+            stream_ids: streams.iter().map(|s| s.0).collect(),
+            stream_types: streams.iter().map(|s| s.1).collect(),
+            stream_starts: vec![false; streams.len()],
+            event_append: Vec::new(),
+            event_ids: Vec::new(),
+            event_types: Vec::new(),
+            event_schema_versions: Vec::new(),
+            event_payloads: Vec::new(),
+            event_versions: Vec::new(),
+        };
+        for entry in entries {
+            group
+                .entry_keys
+                .push(entry.idempotency.as_ref().map(|k| k.key.as_str()));
+            group
+                .entry_fingerprints
+                .push(entry.idempotency.as_ref().map(|k| k.fingerprint.as_str()));
+            group.entry_metadata.push(&entry.metadata);
+            group.entry_appends.push(entry.appends.len() as i32);
+            for append in &entry.appends {
+                let stream = index_of[append.stream_id.as_str()];
+                if append.expected_version == 0 && !append.events.is_empty() {
+                    group.stream_starts[stream] = true;
+                }
+                group.appends.push(append);
+                group.append_stream.push(stream as i32 + 1);
+                group.append_expected.push(append.expected_version);
+                group.append_events.push(append.events.len() as i32);
+                let append_number = group.appends.len() as i32;
+                for (offset, event) in append.events.iter().enumerate() {
+                    group.event_append.push(append_number);
+                    group.event_ids.push(event.event_id);
+                    group.event_types.push(&event.event_type);
+                    group.event_schema_versions.push(event.schema_version);
+                    group.event_payloads.push(&event.payload);
+                    group
+                        .event_versions
+                        .push(append.expected_version + offset as i64 + 1);
+                }
+            }
+        }
+        group
+    }
 }
