@@ -251,3 +251,76 @@ fn price_change_id(events: &[infrastructure::event_store::RecordedEvent]) -> Uui
         .unwrap()
         .event_id
 }
+
+async fn dead_letters_of(pool: &sqlx::PgPool, event_id: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM read_model.dead_letters WHERE projection = 'catalog-tables' AND event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_dead_letter_commits_with_the_batch_and_is_recorded_once() {
+    let h = harness().await;
+    let (_, _, products) = h.seed_catalog(1).await;
+    h.append(
+        "product",
+        &products[0].to_string(),
+        1,
+        &[price_changed(products[0], 1000, 1100)],
+    )
+    .await;
+    let mut events = h.recorded().await;
+    let bad = events
+        .iter_mut()
+        .find(|e| e.event_type == "ProductPriceChanged")
+        .unwrap();
+    bad.payload["ProductPriceChanged"]["regular_price"] = serde_json::json!("-5");
+    let bad_id = bad.event_id;
+    let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
+
+    projection.apply(&events).await.unwrap();
+    // Stored by the projection's own transaction, not left to the caller
+    // after the commit, where a crash would lose it.
+    assert_eq!(dead_letters_of(&h.db.pool, bad_id).await, 1);
+
+    // A rebuild dead-letters it again, and the worker records what apply
+    // returned once more: still one record.
+    projection.reset().await.unwrap();
+    let letters = projection.apply(&events).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    projectors::runtime::DeadLetters::new(h.db.pool.clone())
+        .record("catalog-tables", &[letters[0].clone(), letters[0].clone()])
+        .await
+        .unwrap();
+    assert_eq!(dead_letters_of(&h.db.pool, bad_id).await, 1);
+}
+
+#[tokio::test]
+async fn an_sku_conflict_is_dead_lettered_rather_than_parked() {
+    let h = harness().await;
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    for (id, slug) in [(first, "first-phone"), (second, "second-phone")] {
+        h.append(
+            "product",
+            &id.to_string(),
+            0,
+            &[product_created(id, "SAME-SKU", slug, None, None, 1000, 1)],
+        )
+        .await;
+    }
+    let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
+    let letters = projection.apply(&h.recorded().await).await.unwrap();
+
+    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM read_model.parked_events")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(parked, 0, "a taken SKU is never freed by waiting");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].aggregate_id, Some(second.to_string()));
+    assert!(letters[0].reason.contains("sku"), "{}", letters[0].reason);
+}

@@ -24,7 +24,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::product_state::stock_fact;
-use crate::runtime::{DeadLetter, Projection, ProjectionError};
+use crate::runtime::{dead_letters, DeadLetter, Projection, ProjectionError};
 
 pub const NAME: &str = "catalog-tables";
 const TYPES: &[&str] = &["category", "brand", "product", "inventory"];
@@ -98,13 +98,20 @@ impl CatalogTables {
                     *any_parked = true;
                 }
                 Outcome::Rejected(reason) => {
-                    letters.push(DeadLetter::for_event(&event, reason));
+                    // In the transaction that marks the event handled: a crash
+                    // cannot keep one without the other.
+                    let letter = DeadLetter::for_event(&event, reason);
+                    dead_letters::write(&mut **tx, NAME, std::slice::from_ref(&letter)).await?;
+                    letters.push(letter);
                     record_version(tx, &event).await?;
                 }
                 Outcome::Applied(releases) => {
                     record_version(tx, &event).await?;
                     for key in releases {
-                        queue.extend(release(tx, &key).await?);
+                        let (released, undecodable) = release(tx, &key).await?;
+                        dead_letters::write(&mut **tx, NAME, &undecodable).await?;
+                        letters.extend(undecodable);
+                        queue.extend(released);
                     }
                 }
             }
@@ -128,10 +135,13 @@ impl CatalogTables {
                     .is_some_and(|c| c.starts_with("22") || c.starts_with("23")) =>
             {
                 let reason = error.message().to_owned();
-                let unique = error.code().as_deref() == Some("23505");
+                // Only the slug's own constraint means "wait for its holder
+                // to free it"; any other conflict (an SKU taken) never heals.
+                let waits_for_slug = error.code().as_deref() == Some("23505")
+                    && error.constraint() == slug_constraint(&event.aggregate_type);
                 savepoint.rollback().await?;
                 savepoint = tx.begin().await?;
-                match unique.then(|| self.slug_key(event)).flatten() {
+                match waits_for_slug.then(|| self.slug_key(event)).flatten() {
                     Some(key) => Outcome::Waiting(key),
                     None => Outcome::Rejected(reason),
                 }
@@ -303,12 +313,23 @@ async fn park(
     Ok(())
 }
 
+/// The unique constraint on the slug of an aggregate type's table.
+fn slug_constraint(aggregate_type: &str) -> Option<&'static str> {
+    match aggregate_type {
+        "product" => Some("products_slug_key"),
+        "category" => Some("categories_slug_key"),
+        "brand" => Some("brands_slug_key"),
+        _ => None,
+    }
+}
+
 /// Takes the events waiting for `key`, each followed by the events queued
-/// behind it, in version order.
+/// behind it, in version order; a parked envelope that no longer decodes
+/// comes back as a dead letter rather than vanishing.
 async fn release(
     tx: &mut Transaction<'_, Postgres>,
     key: &str,
-) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+) -> Result<(Vec<RecordedEvent>, Vec<DeadLetter>), sqlx::Error> {
     lock_key(tx, key).await?;
     let heads: Vec<(String, serde_json::Value)> = sqlx::query_as(
         "DELETE FROM read_model.parked_events WHERE projection = $1 AND waiting_for = $2 \
@@ -333,10 +354,23 @@ async fn release(
         followers.sort_by_key(|(version, _)| *version);
         released.extend(followers.into_iter().map(|(_, envelope)| envelope));
     }
-    Ok(released
-        .into_iter()
-        .filter_map(|envelope| serde_json::from_value(envelope).ok())
-        .collect())
+    let mut events = Vec::with_capacity(released.len());
+    let mut undecodable = Vec::new();
+    for envelope in released {
+        match serde_json::from_value::<RecordedEvent>(envelope.clone()) {
+            Ok(event) => events.push(event),
+            Err(error) => undecodable.push(DeadLetter {
+                event_id: envelope["event_id"].as_str().and_then(|id| id.parse().ok()),
+                aggregate_type: envelope["aggregate_type"].as_str().map(str::to_owned),
+                aggregate_id: envelope["aggregate_id"].as_str().map(str::to_owned),
+                version: envelope["version"].as_i64(),
+                source: format!("parked:{key}"),
+                reason: format!("parked envelope no longer decodes: {error}"),
+                raw_message: envelope.to_string(),
+            }),
+        }
+    }
+    Ok((events, undecodable))
 }
 
 async fn record_version(

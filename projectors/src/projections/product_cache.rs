@@ -25,6 +25,17 @@ use super::product_state::{fold_product, stock_fact, StockFact};
 use crate::runtime::{DeadLetter, Projection, ProjectionError};
 
 pub const NAME: &str = "product-cache";
+
+/// The cache entry stored under `key`, or why it cannot be folded onto: an
+/// entry that does not decode is reported, never treated as absent (which
+/// would drop the event, or rebuild the entry from this one event alone).
+fn stored_entry(key: &str, json: Option<&str>) -> Result<Option<CachedProduct>, String> {
+    json.map(|json| {
+        serde_json::from_str::<CachedProduct>(json)
+            .map_err(|error| format!("stored cache entry {key} cannot be decoded: {error}"))
+    })
+    .transpose()
+}
 /// The longest one event's writes may take before the store counts as down.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 const TYPES: &[&str] = &["product", "inventory"];
@@ -88,20 +99,23 @@ impl ProductCache {
             "product" => match self.upcasters.decode::<ProductEvent>(event) {
                 Ok(decoded) => {
                     let product_id = product_id_of(&decoded);
-                    self.write_product(event, product_id, |view, stock| {
-                        fold_product(view, &decoded, stock)
-                    })
-                    .await?;
-                    Ok(None)
+                    let refused = self
+                        .write_product(event, product_id, |view, stock| {
+                            fold_product(view, &decoded, stock)
+                        })
+                        .await?;
+                    Ok(refused.map(|reason| DeadLetter::for_event(event, reason)))
                 }
                 Err(error) => Ok(Some(DeadLetter::for_event(event, error.to_string()))),
             },
             "inventory" => match self.upcasters.decode::<InventoryEvent>(event) {
                 Ok(decoded) => {
-                    if let Some(fact) = stock_fact(&decoded).filter(StockFact::is_product_level) {
-                        self.write_stock(event, fact).await?;
-                    }
-                    Ok(None)
+                    let Some(fact) = stock_fact(&decoded).filter(StockFact::is_product_level)
+                    else {
+                        return Ok(None);
+                    };
+                    let refused = self.write_stock(event, fact).await?;
+                    Ok(refused.map(|reason| DeadLetter::for_event(event, reason)))
                 }
                 Err(error) => Ok(Some(DeadLetter::for_event(event, error.to_string()))),
             },
@@ -117,17 +131,17 @@ impl ProductCache {
         event: &RecordedEvent,
         product_id: Uuid,
         fold: impl Fn(Option<ProductView>, Option<i32>) -> Option<ProductView>,
-    ) -> Result<(), redis::RedisError> {
+    ) -> Result<Option<String>, redis::RedisError> {
         let mut redis = self.redis.connection().await?;
         let product_key = product_cache_key(&self.prefix, product_id);
         let stock_key = self.own_key(&format!("stock:{product_id}"));
         loop {
             let current: Option<String> = redis.get(&product_key).await?;
             let stock: Option<i32> = redis.get(&stock_key).await?;
-            let view = current
-                .as_deref()
-                .and_then(|json| serde_json::from_str::<CachedProduct>(json).ok())
-                .map(|cached| cached.product);
+            let view = match stored_entry(&product_key, current.as_deref()) {
+                Ok(cached) => cached.map(|cached| cached.product),
+                Err(reason) => return Ok(Some(reason)),
+            };
             let next = fold(view, stock)
                 .map(|view| {
                     serde_json::to_string(&CachedProduct::new(view, Utc::now()))
@@ -145,7 +159,7 @@ impl ProductCache {
                 )
                 .await?;
             if outcome != -1 {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
@@ -154,15 +168,17 @@ impl ProductCache {
         &self,
         event: &RecordedEvent,
         fact: StockFact,
-    ) -> Result<(), redis::RedisError> {
+    ) -> Result<Option<String>, redis::RedisError> {
         let mut redis = self.redis.connection().await?;
         let product_key = product_cache_key(&self.prefix, fact.product_id);
         let stock_key = self.own_key(&format!("stock:{}", fact.product_id));
         loop {
             let current: Option<String> = redis.get(&product_key).await?;
-            let next = current
-                .as_deref()
-                .and_then(|json| serde_json::from_str::<CachedProduct>(json).ok())
+            let cached = match stored_entry(&product_key, current.as_deref()) {
+                Ok(cached) => cached,
+                Err(reason) => return Ok(Some(reason)),
+            };
+            let next = cached
                 .map(|cached| {
                     let mut view = cached.product;
                     fact.apply_to(&mut view);
@@ -182,7 +198,7 @@ impl ProductCache {
                 )
                 .await?;
             if outcome != -1 {
-                return Ok(());
+                return Ok(None);
             }
         }
     }

@@ -57,6 +57,21 @@ enum SearchError {
     Status { status: StatusCode, body: String },
     #[error("the products index is gone")]
     Lost,
+    /// A stored document the event would fold onto does not decode: the
+    /// event is dead-lettered with this reason, never applied as if the
+    /// document were absent.
+    #[error("{0}")]
+    Undecodable(String),
+}
+
+fn decode_stored<T: serde::de::DeserializeOwned>(
+    what: &str,
+    id: &str,
+    value: Value,
+) -> Result<T, SearchError> {
+    serde_json::from_value(value).map_err(|error| {
+        SearchError::Undecodable(format!("stored {what} {id} cannot be decoded: {error}"))
+    })
 }
 
 impl From<SearchError> for ProjectionError {
@@ -278,7 +293,11 @@ impl ProductSearch {
             }
             let (view, mut attributes) = match &stored {
                 Some(s) => (
-                    serde_json::from_value::<ProductView>(s.source["view"].clone()).ok(),
+                    Some(decode_stored::<ProductView>(
+                        "search document",
+                        &id,
+                        s.source["view"].clone(),
+                    )?),
                     s.source["attributes"]
                         .as_object()
                         .cloned()
@@ -330,9 +349,10 @@ impl ProductSearch {
         {
             None => Ok((None, 0)),
             Some(stored) => Ok((
-                serde_json::from_value::<StoredStock>(stored.source)
-                    .ok()
-                    .map(StoredStock::into_fact),
+                Some(
+                    decode_stored::<StoredStock>("stock lookup", product_id, stored.source)?
+                        .into_fact(),
+                ),
                 stored.version,
             )),
         }
@@ -348,10 +368,10 @@ impl ProductSearch {
         // The lookup keeps the latest stock even while the product is absent.
         let lookup_id = format!("stock:{id}");
         let previous = self.get(&self.lookups(), &lookup_id).await?;
-        let mut stored_stock = previous
-            .as_ref()
-            .and_then(|s| serde_json::from_value::<StoredStock>(s.source.clone()).ok())
-            .unwrap_or_default();
+        let mut stored_stock = match &previous {
+            Some(s) => decode_stored::<StoredStock>("stock lookup", &id, s.source.clone())?,
+            None => StoredStock::default(),
+        };
         stored_stock.merge(fact);
         self.put(
             &self.lookups(),
@@ -462,6 +482,16 @@ impl ProductSearch {
     }
 
     async fn apply_event(&self, event: &RecordedEvent) -> Result<Option<DeadLetter>, SearchError> {
+        match self.apply_decoded(event).await {
+            Err(SearchError::Undecodable(reason)) => Ok(Some(DeadLetter::for_event(event, reason))),
+            other => other,
+        }
+    }
+
+    async fn apply_decoded(
+        &self,
+        event: &RecordedEvent,
+    ) -> Result<Option<DeadLetter>, SearchError> {
         let undecodable = |error: infrastructure::event_store::EventStoreError| {
             Some(DeadLetter::for_event(event, error.to_string()))
         };

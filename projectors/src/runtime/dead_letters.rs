@@ -1,9 +1,10 @@
 //! Where events that can never be applied go: `read_model.dead_letters` in
 //! PostgreSQL, with the reason and the raw message, and an error log line.
-//! Nothing is dropped silently.
+//! Nothing is dropped silently, and nothing is recorded twice: one letter per
+//! event and projection.
 
 use infrastructure::event_store::RecordedEvent;
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,31 +49,46 @@ impl DeadLetters {
         projection: &str,
         letters: &[DeadLetter],
     ) -> Result<(), sqlx::Error> {
-        for letter in letters {
-            tracing::error!(
-                projection,
-                event_id = ?letter.event_id,
-                aggregate_id = ?letter.aggregate_id,
-                source = %letter.source,
-                reason = %letter.reason,
-                "event dead-lettered"
-            );
-            sqlx::query(
-                "INSERT INTO read_model.dead_letters \
-                 (projection, event_id, aggregate_type, aggregate_id, version, source, reason, raw_message) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(projection)
-            .bind(letter.event_id)
-            .bind(&letter.aggregate_type)
-            .bind(&letter.aggregate_id)
-            .bind(letter.version)
-            .bind(&letter.source)
-            .bind(&letter.reason)
-            .bind(&letter.raw_message)
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(())
+        write(&self.pool, projection, letters).await
     }
+}
+
+/// Records `letters` through `executor`: inside a projection's own
+/// transaction, a dead letter commits atomically with the version that marks
+/// its event as handled. Recording one again changes nothing.
+pub async fn write<'e>(
+    executor: impl PgExecutor<'e>,
+    projection: &str,
+    letters: &[DeadLetter],
+) -> Result<(), sqlx::Error> {
+    if letters.is_empty() {
+        return Ok(());
+    }
+    for letter in letters {
+        tracing::error!(
+            projection,
+            event_id = ?letter.event_id,
+            aggregate_id = ?letter.aggregate_id,
+            source = %letter.source,
+            reason = %letter.reason,
+            "event dead-lettered"
+        );
+    }
+    sqlx::query(
+        "INSERT INTO read_model.dead_letters \
+         (projection, event_id, aggregate_type, aggregate_id, version, source, reason, raw_message) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[]) \
+         ON CONFLICT (projection, (coalesce(event_id::text, source))) DO NOTHING",
+    )
+    .bind(projection)
+    .bind(letters.iter().map(|l| l.event_id).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.aggregate_type.clone()).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.aggregate_id.clone()).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.version).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.source.as_str()).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.reason.as_str()).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.raw_message.as_str()).collect::<Vec<_>>())
+    .execute(executor)
+    .await?;
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! store accepted the batch, and rebuilds the read model from the event store
 //! when the store lost its data.
 
+pub mod batch;
 pub mod dead_letters;
 pub mod worker;
 

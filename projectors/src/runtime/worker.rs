@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use infrastructure::event_store::{GlobalCheckpoint, PgEventStore, RecordedEvent};
 use infrastructure::kafka::{base_config, ensure_topics};
 use infrastructure::relay::error_chain;
@@ -15,6 +16,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::batch::{gather, Gathered};
 use super::{DeadLetter, DeadLetters, Projection, ProjectionError};
 
 const REPLAY_BATCH: i64 = 500;
@@ -118,11 +120,24 @@ impl Worker {
     /// dead letters and commits its offsets. Returns the number of messages.
     pub async fn run_once(&mut self) -> anyhow::Result<usize> {
         self.rebuild_if_lost().await?;
-        let messages = self.next_batch().await?;
+        let Gathered { messages, error } = self.next_batch().await;
         if let Ok(assignment) = self.consumer.assignment() {
             self.stats
                 .assigned_partitions
                 .store(assignment.count() as u64, Ordering::Relaxed);
+        }
+        if let Some(error) = error {
+            if messages.is_empty() {
+                return Err(error.into());
+            }
+            // What was received is applied and committed below; the error
+            // comes back with the next receive if it lasts.
+            tracing::warn!(
+                projection = self.projection.name(),
+                %error,
+                received = messages.len(),
+                "kafka error ended the batch early"
+            );
         }
         if messages.is_empty() {
             return Ok(0);
@@ -173,19 +188,18 @@ impl Worker {
         }
     }
 
-    async fn next_batch(&self) -> anyhow::Result<Vec<OwnedMessage>> {
-        let mut messages = Vec::new();
-        match tokio::time::timeout(self.options.poll_wait, self.consumer.recv()).await {
-            Err(_) => return Ok(messages),
-            Ok(message) => messages.push(message?.detach()),
-        }
-        while messages.len() < self.options.batch_size {
-            match tokio::time::timeout(self.options.batch_wait, self.consumer.recv()).await {
-                Ok(message) => messages.push(message?.detach()),
-                Err(_) => break,
-            }
-        }
-        Ok(messages)
+    async fn next_batch(&self) -> Gathered<OwnedMessage> {
+        let mut stream = self
+            .consumer
+            .stream()
+            .map(|received| received.map(|message| message.detach()));
+        gather(
+            &mut stream,
+            self.options.poll_wait,
+            self.options.batch_wait,
+            self.options.batch_size,
+        )
+        .await
     }
 
     /// Applies until the store accepts: a store that is down delays the batch,
