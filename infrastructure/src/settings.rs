@@ -111,6 +111,13 @@ pub struct ProjectorSettings {
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
     pub health_port: u16,
+    /// `/health` says degraded when a worker has finished no step for this
+    /// long (a store that keeps refusing, a consumer that cannot poll).
+    pub stall_degraded_after_seconds: u64,
+    /// ... when an event has been parked for longer than this.
+    pub parked_degraded_after_seconds: u64,
+    /// ... when an event was dead-lettered within this window.
+    pub dead_letters_degraded_within_seconds: u64,
 }
 
 const DEFAULTS: &str = r#"
@@ -165,6 +172,9 @@ batch_wait_ms = 100
 retry_initial_ms = 100
 retry_max_ms = 5000
 health_port = 8082
+stall_degraded_after_seconds = 60
+parked_degraded_after_seconds = 300
+dead_letters_degraded_within_seconds = 900
 
 "#;
 

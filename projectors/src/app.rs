@@ -3,23 +3,19 @@
 //! counters, and offers the rebuild that analysts run to replay history.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::routing::get;
-use axum::{middleware, Json, Router};
 use infrastructure::database::connect_and_migrate;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::PgEventStore;
-use infrastructure::metrics::{self, PoolMetrics};
+use infrastructure::metrics;
 use infrastructure::settings::Settings;
-use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::health::{health_router, HealthBounds};
 use crate::projections::{activity_log, catalog_tables, product_cache, product_search};
-use crate::runtime::worker::{rebuild, WorkerStats};
+use crate::runtime::worker::rebuild;
 use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions};
 
 /// Every projection this binary knows, by name.
@@ -115,7 +111,11 @@ impl Application {
         let address = SocketAddr::new(settings.http.host.parse()?, settings.projectors.health_port);
         let listener = tokio::net::TcpListener::bind(address).await?;
         let port = listener.local_addr()?.port();
-        let router = health_router(stats, store.pool().clone());
+        let router = health_router(
+            stats,
+            store.pool().clone(),
+            HealthBounds::from_settings(&settings.projectors),
+        );
         let mut stopped_http = stopped.clone();
         tasks.spawn(async move {
             let _ = axum::serve(listener, router)
@@ -141,37 +141,6 @@ impl Application {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
-}
-
-type Stats = Arc<Vec<(&'static str, Arc<WorkerStats>)>>;
-
-/// `/health` with the workers' counters, and `/metrics` with the pool's
-/// gauges and whatever the workers record.
-pub fn health_router(stats: Vec<(&'static str, Arc<WorkerStats>)>, pool: sqlx::PgPool) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .with_state(Arc::new(stats))
-        .merge(metrics::routes(vec![PoolMetrics::new("postgres", pool)]))
-        .layer(middleware::from_fn(metrics::record_http))
-}
-
-async fn health(State(stats): State<Stats>) -> Json<serde_json::Value> {
-    let projections: serde_json::Map<String, serde_json::Value> = stats
-        .iter()
-        .map(|(name, s)| {
-            (
-                name.to_string(),
-                json!({
-                    "batches": s.batches.load(Ordering::Relaxed),
-                    "events": s.events.load(Ordering::Relaxed),
-                    "dead_letters": s.dead_letters.load(Ordering::Relaxed),
-                    "retries": s.retries.load(Ordering::Relaxed),
-                    "rebuilds": s.rebuilds.load(Ordering::Relaxed),
-                }),
-            )
-        })
-        .collect();
-    Json(json!({ "status": "ok", "projections": projections }))
 }
 
 /// Empties the named read models and replays the whole event history into

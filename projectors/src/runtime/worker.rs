@@ -57,6 +57,41 @@ pub struct WorkerStats {
     pub rebuilds: AtomicU64,
     /// Partitions this worker held after its last step.
     pub assigned_partitions: AtomicU64,
+    /// When the worker last finished a step (ms since the Unix epoch); 0
+    /// until its first.
+    pub last_step_unix_ms: AtomicU64,
+    /// When the worker started, for the time before its first step.
+    pub started_unix_ms: AtomicU64,
+}
+
+fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl WorkerStats {
+    fn new() -> Self {
+        let stats = Self::default();
+        stats
+            .started_unix_ms
+            .store(now_unix_ms(), Ordering::Relaxed);
+        stats
+    }
+
+    fn step_finished(&self) {
+        self.last_step_unix_ms
+            .store(now_unix_ms(), Ordering::Relaxed);
+    }
+
+    /// Since the last finished step, or since the start before the first.
+    pub fn since_last_step(&self) -> Duration {
+        let last = match self.last_step_unix_ms.load(Ordering::Relaxed) {
+            0 => self.started_unix_ms.load(Ordering::Relaxed),
+            at => at,
+        };
+        Duration::from_millis(now_unix_ms().saturating_sub(last))
+    }
 }
 
 pub struct Worker {
@@ -103,7 +138,7 @@ impl Worker {
             dead_letters,
             options,
             last_intact_check: None,
-            stats: Arc::default(),
+            stats: Arc::new(WorkerStats::new()),
         })
     }
 
@@ -140,6 +175,7 @@ impl Worker {
             );
         }
         if messages.is_empty() {
+            self.stats.step_finished();
             return Ok(0);
         }
         let mut events = Vec::with_capacity(messages.len());
@@ -153,6 +189,7 @@ impl Worker {
         letters.extend(self.apply_until_accepted(&events).await);
         self.record_dead_letters(&letters).await;
         self.commit(&messages)?;
+        self.stats.step_finished();
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats
             .events
