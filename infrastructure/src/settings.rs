@@ -116,6 +116,8 @@ pub struct ProjectorSettings {
     pub stall_degraded_after_seconds: u64,
     /// ... when an event has been parked for longer than this.
     pub parked_degraded_after_seconds: u64,
+    /// A parked event older than this is dead-lettered, with what waits on it.
+    pub parked_max_age_seconds: u64,
     /// ... when an event was dead-lettered within this window.
     pub dead_letters_degraded_within_seconds: u64,
 }
@@ -174,6 +176,7 @@ retry_max_ms = 5000
 health_port = 8082
 stall_degraded_after_seconds = 60
 parked_degraded_after_seconds = 300
+parked_max_age_seconds = 3600
 dead_letters_degraded_within_seconds = 900
 
 "#;

@@ -324,3 +324,119 @@ async fn an_sku_conflict_is_dead_lettered_rather_than_parked() {
     assert_eq!(letters[0].aggregate_id, Some(second.to_string()));
     assert!(letters[0].reason.contains("sku"), "{}", letters[0].reason);
 }
+
+async fn parked_count(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM read_model.parked_events")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_children_of_a_dead_lettered_parent_are_dead_lettered_with_it() {
+    let h = harness().await;
+    let category = Uuid::now_v7();
+    let product = Uuid::now_v7();
+    h.append(
+        "category",
+        &category.to_string(),
+        0,
+        &[category_created(category, "Phones", "phones")],
+    )
+    .await;
+    h.append(
+        "product",
+        &product.to_string(),
+        0,
+        &[
+            product_created(
+                product,
+                "IPH-15",
+                "iphone-15",
+                Some(category),
+                None,
+                35900,
+                45,
+            ),
+            price_changed(product, 35900, 34900),
+        ],
+    )
+    .await;
+    h.append(
+        "inventory",
+        "inventory:IPH-15",
+        0,
+        &[stock_initialized(product, "IPH-15", 45)],
+    )
+    .await;
+    let (mut category_events, others): (Vec<_>, Vec<_>) = h
+        .recorded()
+        .await
+        .into_iter()
+        .partition(|e| e.aggregate_type == "category");
+    let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
+    projection.apply(&others).await.unwrap();
+    assert_eq!(
+        parked_count(&h.db.pool).await,
+        3,
+        "they wait for the category"
+    );
+
+    // The category's creation can never apply: what waits for it never could.
+    category_events[0].payload["CategoryCreated"]["slug"] = serde_json::json!("");
+    let letters = projection.apply(&category_events).await.unwrap();
+
+    assert_eq!(parked_count(&h.db.pool).await, 0, "nothing waits forever");
+    assert_eq!(letters.len(), 4, "{letters:?}");
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM read_model.dead_letters")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 4);
+    assert!(letters
+        .iter()
+        .filter(|l| l.aggregate_id.as_deref() != Some(category.to_string().as_str()))
+        .all(|l| l.reason.starts_with("waits on an event dead-lettered")));
+    assert!(product_row(&h.db.pool, product).await.is_none());
+}
+
+#[tokio::test]
+async fn an_event_parked_past_its_maximum_age_is_dead_lettered_with_its_queue() {
+    let h = harness().await;
+    let product = Uuid::now_v7();
+    let missing_category = Uuid::now_v7();
+    h.append(
+        "product",
+        &product.to_string(),
+        0,
+        &[
+            product_created(product, "P-1", "p-1", Some(missing_category), None, 1000, 1),
+            price_changed(product, 1000, 900),
+        ],
+    )
+    .await;
+    let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default())
+        .with_parked_max_age(std::time::Duration::from_secs(600));
+    projection.apply(&h.recorded().await).await.unwrap();
+    assert_eq!(parked_count(&h.db.pool).await, 2);
+
+    // Younger than the bound: still waiting.
+    assert!(projection.apply(&[]).await.unwrap().is_empty());
+    assert_eq!(parked_count(&h.db.pool).await, 2);
+
+    sqlx::query("UPDATE read_model.parked_events SET parked_at = now() - interval '11 minutes'")
+        .execute(&h.db.pool)
+        .await
+        .unwrap();
+    let letters = projection.apply(&[]).await.unwrap();
+    assert_eq!(parked_count(&h.db.pool).await, 0);
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert!(
+        letters[0]
+            .reason
+            .contains(&format!("waiting for category:{missing_category}")),
+        "{}",
+        letters[0].reason
+    );
+    assert_eq!(letters[1].version, Some(2));
+}

@@ -10,9 +10,11 @@
 //! before its category, stock before its product) is parked, with the later
 //! events of its aggregate queued behind it in version order, and released the
 //! moment the parent row is written. A slug still held by another row (a
-//! rename not projected yet) parks the same way until it is freed.
+//! rename not projected yet) parks the same way until it is freed. Parking
+//! itself (locks, bounds, cascades) is `runtime::parking`.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::catalog::{BrandEvent, CategoryEvent, ProductEvent};
@@ -24,14 +26,21 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::product_state::stock_fact;
+use crate::runtime::parking::Parking;
 use crate::runtime::{dead_letters, DeadLetter, Projection, ProjectionError};
 
 pub const NAME: &str = "catalog-tables";
 const TYPES: &[&str] = &["category", "brand", "product", "inventory"];
 
+/// How long an event may stay parked before it is dead-lettered, unless
+/// configured otherwise.
+pub const DEFAULT_PARKED_MAX_AGE: Duration = Duration::from_secs(3600);
+
 pub struct CatalogTables {
     pool: PgPool,
     upcasters: Upcasters,
+    parking: Parking,
+    parked_max_age: Duration,
 }
 
 /// What applying one event came to.
@@ -46,7 +55,18 @@ enum Outcome {
 
 impl CatalogTables {
     pub fn new(pool: PgPool, upcasters: Upcasters) -> Self {
-        Self { pool, upcasters }
+        Self {
+            pool,
+            upcasters,
+            parking: Parking::new(NAME),
+            parked_max_age: DEFAULT_PARKED_MAX_AGE,
+        }
+    }
+
+    /// Dead-letters events parked for longer than `max_age`.
+    pub fn with_parked_max_age(mut self, max_age: Duration) -> Self {
+        self.parked_max_age = max_age;
+        self
     }
 
     async fn project(
@@ -71,13 +91,13 @@ impl CatalogTables {
             }
             // Only an aggregate with a parked earlier event must queue behind
             // it; with nothing parked at all, the lookup is skipped.
-            if *any_parked && behind_parked(tx, &event).await? {
+            if *any_parked && self.parking.behind_parked(tx, &event).await? {
                 let key = format!("aggregate:{}", event.aggregate_id);
                 // Under the key's lock, the head may turn out released already
                 // by another worker's committed transaction.
-                lock_key(tx, &key).await?;
-                if behind_parked(tx, &event).await? {
-                    park(tx, &event, &key).await?;
+                self.parking.lock_key(tx, &key).await?;
+                if self.parking.behind_parked(tx, &event).await? {
+                    self.parking.park(tx, &event, &key).await?;
                     continue;
                 }
             }
@@ -88,13 +108,13 @@ impl CatalogTables {
                 // committed before we got it is seen by this second try, and
                 // one still to come waits for our commit and sees our row.
                 let key = key.clone();
-                lock_key(tx, &key).await?;
+                self.parking.lock_key(tx, &key).await?;
                 outcome = self.try_apply(tx, &event).await?;
             }
             match outcome {
                 Outcome::Waiting(key) => {
                     tracing::debug!(aggregate_id = %event.aggregate_id, version = event.version, waiting_for = %key, "event parked");
-                    park(tx, &event, &key).await?;
+                    self.parking.park(tx, &event, &key).await?;
                     *any_parked = true;
                 }
                 Outcome::Rejected(reason) => {
@@ -102,14 +122,25 @@ impl CatalogTables {
                     // cannot keep one without the other.
                     let letter = DeadLetter::for_event(&event, reason);
                     dead_letters::write(&mut **tx, NAME, std::slice::from_ref(&letter)).await?;
+                    // What waits for the row this event would have created
+                    // would wait forever.
+                    if event.version == 1 && *any_parked {
+                        let waiting_for =
+                            format!("{}:{}", event.aggregate_type, event.aggregate_id);
+                        let reason = format!("waits on an event dead-lettered: {}", letter.reason);
+                        letters.extend(
+                            self.parking
+                                .dead_letter_waiters(tx, &waiting_for, &reason)
+                                .await?,
+                        );
+                    }
                     letters.push(letter);
                     record_version(tx, &event).await?;
                 }
                 Outcome::Applied(releases) => {
                     record_version(tx, &event).await?;
                     for key in releases {
-                        let (released, undecodable) = release(tx, &key).await?;
-                        dead_letters::write(&mut **tx, NAME, &undecodable).await?;
+                        let (released, undecodable) = self.parking.release(tx, &key).await?;
                         letters.extend(undecodable);
                         queue.extend(released);
                     }
@@ -223,14 +254,19 @@ impl Projection for CatalogTables {
             .begin()
             .await
             .map_err(ProjectionError::unavailable)?;
+        let mut any_parked = self
+            .parking
+            .any_parked(&mut tx)
+            .await
+            .map_err(ProjectionError::unavailable)?;
         let mut letters = Vec::new();
-        let mut any_parked: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM read_model.parked_events WHERE projection = $1)",
-        )
-        .bind(NAME)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(ProjectionError::unavailable)?;
+        if any_parked {
+            letters = self
+                .parking
+                .expire(&mut tx, self.parked_max_age)
+                .await
+                .map_err(ProjectionError::unavailable)?;
+        }
         for event in events {
             self.project(&mut tx, event, &mut letters, &mut any_parked)
                 .await
@@ -267,52 +303,6 @@ impl Projection for CatalogTables {
     }
 }
 
-/// Serializes parking on `key` with releasing it, across workers, until the
-/// transaction ends.
-async fn lock_key(tx: &mut Transaction<'_, Postgres>, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("{NAME}/{key}"))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Whether an earlier event of `event`'s aggregate is parked: it then queues
-/// behind that one.
-async fn behind_parked(
-    tx: &mut Transaction<'_, Postgres>,
-    event: &RecordedEvent,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM read_model.parked_events \
-         WHERE projection = $1 AND aggregate_id = $2 AND version < $3)",
-    )
-    .bind(NAME)
-    .bind(&event.aggregate_id)
-    .bind(event.version)
-    .fetch_one(&mut **tx)
-    .await
-}
-
-async fn park(
-    tx: &mut Transaction<'_, Postgres>,
-    event: &RecordedEvent,
-    key: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO read_model.parked_events (projection, aggregate_id, version, waiting_for, envelope) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (projection, aggregate_id, version) DO NOTHING",
-    )
-    .bind(NAME)
-    .bind(&event.aggregate_id)
-    .bind(event.version)
-    .bind(key)
-    .bind(serde_json::to_value(event).expect("recorded events serialize"))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// The unique constraint on the slug of an aggregate type's table.
 fn slug_constraint(aggregate_type: &str) -> Option<&'static str> {
     match aggregate_type {
@@ -321,56 +311,6 @@ fn slug_constraint(aggregate_type: &str) -> Option<&'static str> {
         "brand" => Some("brands_slug_key"),
         _ => None,
     }
-}
-
-/// Takes the events waiting for `key`, each followed by the events queued
-/// behind it, in version order; a parked envelope that no longer decodes
-/// comes back as a dead letter rather than vanishing.
-async fn release(
-    tx: &mut Transaction<'_, Postgres>,
-    key: &str,
-) -> Result<(Vec<RecordedEvent>, Vec<DeadLetter>), sqlx::Error> {
-    lock_key(tx, key).await?;
-    let heads: Vec<(String, serde_json::Value)> = sqlx::query_as(
-        "DELETE FROM read_model.parked_events WHERE projection = $1 AND waiting_for = $2 \
-         RETURNING aggregate_id, envelope",
-    )
-    .bind(NAME)
-    .bind(key)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut released = Vec::new();
-    for (aggregate_id, envelope) in heads {
-        released.push(envelope);
-        lock_key(tx, &format!("aggregate:{aggregate_id}")).await?;
-        let mut followers: Vec<(i64, serde_json::Value)> = sqlx::query_as(
-            "DELETE FROM read_model.parked_events WHERE projection = $1 AND waiting_for = $2 \
-             RETURNING version, envelope",
-        )
-        .bind(NAME)
-        .bind(format!("aggregate:{aggregate_id}"))
-        .fetch_all(&mut **tx)
-        .await?;
-        followers.sort_by_key(|(version, _)| *version);
-        released.extend(followers.into_iter().map(|(_, envelope)| envelope));
-    }
-    let mut events = Vec::with_capacity(released.len());
-    let mut undecodable = Vec::new();
-    for envelope in released {
-        match serde_json::from_value::<RecordedEvent>(envelope.clone()) {
-            Ok(event) => events.push(event),
-            Err(error) => undecodable.push(DeadLetter {
-                event_id: envelope["event_id"].as_str().and_then(|id| id.parse().ok()),
-                aggregate_type: envelope["aggregate_type"].as_str().map(str::to_owned),
-                aggregate_id: envelope["aggregate_id"].as_str().map(str::to_owned),
-                version: envelope["version"].as_i64(),
-                source: format!("parked:{key}"),
-                reason: format!("parked envelope no longer decodes: {error}"),
-                raw_message: envelope.to_string(),
-            }),
-        }
-    }
-    Ok((events, undecodable))
 }
 
 async fn record_version(

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod dead_letters;
+pub mod parking;
 pub mod worker;
 
 use async_trait::async_trait;
