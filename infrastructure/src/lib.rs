@@ -3,6 +3,7 @@
 //! relay, database set-up, and (with the `testing` feature) the helpers that
 //! give every integration test its own isolated slice of each real server.
 
+pub mod consistency;
 pub mod database;
 pub mod event_store;
 pub mod kafka;

@@ -19,6 +19,15 @@ pub struct Settings {
     pub event_store: crate::event_store::GroupCommitSettings,
     pub relay: RelaySettings,
     pub projectors: ProjectorSettings,
+    pub consistency: ConsistencySettings,
+}
+
+/// How long a read that carries a consistency token waits for the read
+/// models it reads to apply it, and how often it looks.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsistencySettings {
+    pub wait_ms: u64,
+    pub poll_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +187,10 @@ stall_degraded_after_seconds = 60
 parked_degraded_after_seconds = 300
 parked_max_age_seconds = 3600
 dead_letters_degraded_within_seconds = 900
+
+[consistency]
+wait_ms = 5000
+poll_ms = 20
 
 "#;
 

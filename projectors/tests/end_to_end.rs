@@ -313,3 +313,68 @@ async fn a_product_created_over_http_reaches_every_store_and_both_query_endpoint
     assert_eq!(price, "34900.50");
     cleanup(&h).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_with_the_commands_token_sees_its_write_every_time() {
+    let h = harness().await;
+    let platform = start(&h).await;
+    let client = reqwest::Client::new();
+    let correlation = uuid::Uuid::now_v7().to_string();
+    for n in 0..200 {
+        let created = client
+            .post(format!("{}/v1/products", platform.commands))
+            .header("X-Correlation-Id", &correlation)
+            .json(&json!({
+                "sku": format!("RYW-{n}"),
+                "name": format!("Read your writes {n}"),
+                "slug": format!("read-your-writes-{n}"),
+                "regular_price": "100.00",
+                "stock_quantity": 3
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let token = created.headers()["consistency-token"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = created.json().await.unwrap();
+        assert_eq!(body["consistency_token"], token.as_str());
+        let id = body["id"].as_str().unwrap();
+
+        let read = client
+            .get(format!("{}/v1/products/{id}", platform.queries))
+            .header("Consistency-Token", &token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 200, "read {n}: {:?}", read.text().await);
+        let product: Value = read.json().await.unwrap();
+        assert_eq!(product["sku"], format!("RYW-{n}"), "read {n}");
+
+        if n % 25 == 0 {
+            // The token also travels as a query parameter, and search waits
+            // for its own projection.
+            let found: Value = client
+                .get(format!(
+                    "{}/v1/products?q=RYW-{n}&consistency_token={token}",
+                    platform.queries
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let ids: Vec<&str> = found["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|item| item["id"].as_str())
+                .collect();
+            assert!(ids.contains(&id), "search {n}: {found}");
+        }
+    }
+    cleanup(&h).await;
+}

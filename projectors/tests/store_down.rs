@@ -145,11 +145,22 @@ async fn a_store_that_is_down_delays_the_batch_and_no_offset_moves_past_it() {
             "product {id} cached once the store came back"
         );
     }
-    let moved: usize = committed(&h, &group)
-        .iter()
-        .filter(|o| matches!(o, Offset::Offset(n) if *n > 0))
-        .count();
-    assert!(moved > 0, "offsets committed after the store accepted");
+    // Commits are asynchronous: wait for the broker to hold them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let moved = committed(&h, &group)
+            .iter()
+            .filter(|o| matches!(o, Offset::Offset(n) if *n > 0))
+            .count();
+        if moved > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "offsets committed after the store accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let keys: Vec<String> = redis.keys(format!("{prefix}*")).await.unwrap();
     let _: () = redis.del(keys).await.unwrap();
 }

@@ -21,7 +21,9 @@ async fn a_cache_entry_that_does_not_decode_dead_letters_the_event_folding_onto_
     let cache = ProductCache::connect(&h.settings.redis.url, &prefix, Upcasters::default())
         .await
         .expect("redis answers");
-    assert!(cache.apply(&h.recorded().await).await.unwrap().is_empty());
+    let mut history = h.recorded().await;
+    history.retain(|e| cache.aggregate_types().contains(&e.aggregate_type.as_str()));
+    assert!(cache.apply(&history).await.unwrap().is_empty());
 
     let mut redis = redis::Client::open(h.settings.redis.url.as_str())
         .unwrap()
@@ -77,7 +79,7 @@ async fn a_search_document_that_does_not_decode_dead_letters_the_event_folding_o
             "http://127.0.0.1:9200/{alias}/_update/{}?refresh=true",
             products[0]
         ))
-        .json(&serde_json::json!({ "doc": { "view": { "broken": true } } }))
+        .json(&serde_json::json!({ "doc": { "view": { "id": "not-a-uuid" } } }))
         .send()
         .await
         .unwrap();

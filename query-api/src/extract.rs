@@ -7,6 +7,7 @@ use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use crate::consistency::without_token_param;
 use crate::error::ApiError;
 
 /// `Query<T>` whose rejection is a problem+json 400.
@@ -21,8 +22,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
+        let _ = state;
+        // The consistency token is every read's parameter, not the endpoint's.
+        let query = without_token_param(parts.uri.query().unwrap_or(""));
+        let uri: axum::http::Uri = format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid query string"))?;
+        Query::<T>::try_from_uri(&uri)
             .map(|Query(value)| Self(value))
             .map_err(|rejection: QueryRejection| {
                 ApiError::bad_request(format!("invalid query string: {}", source_text(&rejection)))

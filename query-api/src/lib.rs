@@ -8,8 +8,12 @@
 //! Each store sits behind a port ([`catalog::CatalogReadModel`],
 //! [`products::ProductCache`], [`products::ProductSearch`]) next to the
 //! handlers that use it; [`startup::Application`] wires the real adapters.
+//!
+//! Every read accepts the consistency token of a command and waits until the
+//! read models it reads have applied it ([`consistency`]).
 
 pub mod catalog;
+pub mod consistency;
 pub mod correlation;
 pub mod error;
 pub mod extract;

@@ -12,8 +12,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Router};
+use infrastructure::consistency::ReadModel;
 use infrastructure::metrics::{self, PoolMetrics};
-use infrastructure::settings::{redact_url, HttpSettings, Settings};
+use infrastructure::settings::{redact_url, ConsistencySettings, HttpSettings, Settings};
 use tokio::net::TcpListener;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::error::Overloaded;
@@ -21,6 +22,9 @@ use tower::{BoxError, ServiceBuilder};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::catalog::{self, CatalogReadModel, PgCatalogReadModel};
+use crate::consistency::{
+    wait_until_applied, AppliedTokens, ConsistencyWait, PgAppliedTokens, ReadAfter,
+};
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::products::{
     self, ElasticsearchProductSearch, ProductCache, ProductSearch, RedisProductCache,
@@ -33,6 +37,35 @@ pub struct AppState {
     pub read_model: Arc<dyn CatalogReadModel>,
     pub cache: Arc<dyn ProductCache>,
     pub search: Arc<dyn ProductSearch>,
+    pub applied: Arc<dyn AppliedTokens>,
+    pub consistency: ConsistencyWait,
+}
+
+impl AppState {
+    /// Waits until every projection of `read_models` has applied the token
+    /// the read carries, if it carries one.
+    pub async fn read_after(
+        &self,
+        read_after: ReadAfter,
+        read_models: &[ReadModel],
+    ) -> Result<(), ApiError> {
+        wait_until_applied(
+            self.applied.as_ref(),
+            self.consistency,
+            read_after,
+            read_models,
+        )
+        .await
+    }
+}
+
+impl ConsistencyWait {
+    pub fn from_settings(settings: &ConsistencySettings) -> Self {
+        Self {
+            bound: Duration::from_millis(settings.wait_ms),
+            poll: Duration::from_millis(settings.poll_ms.max(1)),
+        }
+    }
 }
 
 /// The routes of the query API over `state`, outermost layer first:
@@ -41,6 +74,7 @@ pub struct AppState {
 /// stay outside the limit so that an overloaded server still reports
 /// itself. `pools` get gauges on `/metrics`.
 pub fn router(state: AppState, http: &HttpSettings, pools: Vec<PoolMetrics>) -> Router {
+    let consistency_bound = state.consistency.bound;
     let reads = Router::new()
         .route("/v1/products", get(products::search_products))
         .route("/v1/products/{id}", get(products::get_product))
@@ -58,9 +92,12 @@ pub fn router(state: AppState, http: &HttpSettings, pools: Vec<PoolMetrics>) -> 
                 ))
                 // 503, not 408: the client sent its request, the server was
                 // too slow; 408 would blame the client.
+                // The wait for a consistency token is bounded on its own
+                // and answers which projection lags; the timeout bounds the
+                // rest of the work.
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    Duration::from_millis(http.request_timeout_ms),
+                    Duration::from_millis(http.request_timeout_ms) + consistency_bound,
                 )),
         );
     Router::new()
@@ -142,7 +179,13 @@ impl Application {
             .context("postgresql read model is not usable")?;
         let pools = vec![PoolMetrics::new("postgres", pool.clone())];
         let state = AppState {
-            read_model: Arc::new(PgCatalogReadModel::new(pool)),
+            read_model: Arc::new(PgCatalogReadModel::new(pool.clone())),
+            applied: Arc::new(PgAppliedTokens::new(
+                pool,
+                settings.kafka.clone(),
+                settings.relay.name.clone(),
+            )),
+            consistency: ConsistencyWait::from_settings(&settings.consistency),
             cache: Arc::new(
                 RedisProductCache::new(&settings.redis).context("redis settings are invalid")?,
             ),

@@ -29,10 +29,11 @@ use sqlx::ConnectOptions;
 use tracing::instrument;
 use uuid::Uuid;
 
+use crate::consistency::{self, latest_watermark, prune_watermarks, PartitionOffsets};
 use crate::event_store::postgres::{
     advance_checkpoint, read_after, read_checkpoint, APPENDED_CHANNEL,
 };
-use crate::event_store::{EventStoreError, PgEventStore, RecordedEvent};
+use crate::event_store::{EventStoreError, GlobalCheckpoint, PgEventStore, RecordedEvent};
 use crate::kafka::{ensure_topics, event_headers, headers, producer_config};
 use crate::settings::{KafkaSettings, RelaySettings};
 
@@ -56,6 +57,11 @@ pub enum RelayError {
 }
 
 /// The advisory lock of the relay named `name`, as the text PostgreSQL hashes.
+/// Watermarks are pruned every this many batches, down to those younger than
+/// `WATERMARK_KEEP` and the latest.
+const WATERMARK_PRUNE_EVERY: u32 = 200;
+const WATERMARK_KEEP: Duration = Duration::from_secs(900);
+
 pub fn lease_name(name: &str) -> String {
     format!("event_store.relay/{name}")
 }
@@ -77,6 +83,10 @@ pub struct OutboxRelay {
     /// Identifies this process's current leadership term in every message.
     term: Uuid,
     last_status: Option<Instant>,
+    /// The last offset published per partition, as of the term that
+    /// published it; a new term reloads it from the latest watermark.
+    published: Option<(Uuid, PartitionOffsets)>,
+    batches_since_prune: u32,
 }
 
 impl OutboxRelay {
@@ -94,6 +104,8 @@ impl OutboxRelay {
             ensured_topics: HashSet::new(),
             session: None,
             term: Uuid::now_v7(),
+            published: None,
+            batches_since_prune: 0,
             last_status: None,
         })
     }
@@ -189,15 +201,19 @@ impl OutboxRelay {
             return Ok(0);
         };
         self.ensure_topics_for(&batch).await?;
-        if let Err(error) = self.publish(&batch).await {
-            metrics::counter!("relay_publish_errors_total").increment(1);
-            self.rebuild_producer_if_fatal();
-            return Err(error);
-        }
+        let delivered = match self.publish(&batch).await {
+            Ok(delivered) => delivered,
+            Err(error) => {
+                metrics::counter!("relay_publish_errors_total").increment(1);
+                self.rebuild_producer_if_fatal();
+                return Err(error);
+            }
+        };
         let connection = self.lead().await?;
         if !advance_checkpoint(&mut *connection, &name, checkpoint, last).await? {
             tracing::warn!(relay = %name, "checkpoint moved by someone else during the batch, following it");
         }
+        self.record_watermark(last, delivered).await?;
         metrics::counter!("relay_events_published_total").increment(batch.len() as u64);
         tracing::debug!(
             count = batch.len(),
@@ -207,7 +223,46 @@ impl OutboxRelay {
         Ok(batch.len())
     }
 
-    async fn publish(&self, batch: &[RecordedEvent]) -> Result<(), RelayError> {
+    /// Records that everything up to `last` is published, with the last
+    /// offset of every partition written to (see `consistency`).
+    async fn record_watermark(
+        &mut self,
+        last: GlobalCheckpoint,
+        delivered: Vec<(String, i32, i64)>,
+    ) -> Result<(), RelayError> {
+        let name = self.settings.name.clone();
+        self.lead().await?;
+        let term = self.term;
+        let mut offsets = match self.published.take() {
+            Some((published_in, offsets)) if published_in == term => offsets,
+            // Another leader may have published since: carry on from its
+            // watermark, never from an older map, which would understate.
+            _ => latest_watermark(self.lead().await?, &name).await?,
+        };
+        for (topic, partition, offset) in delivered {
+            let last_offset = offsets.entry((topic, partition)).or_insert(offset);
+            *last_offset = (*last_offset).max(offset);
+        }
+        self.batches_since_prune += 1;
+        let prune = self.batches_since_prune >= WATERMARK_PRUNE_EVERY;
+        if prune {
+            self.batches_since_prune = 0;
+        }
+        let connection = self.lead().await?;
+        consistency::record_watermark(&mut *connection, &name, last, &offsets).await?;
+        if prune {
+            prune_watermarks(&mut *connection, &name, WATERMARK_KEEP).await?;
+        }
+        self.published = Some((term, offsets));
+        Ok(())
+    }
+
+    /// Publishes `batch`; answers where each message went (topic, partition,
+    /// offset).
+    async fn publish(
+        &self,
+        batch: &[RecordedEvent],
+    ) -> Result<Vec<(String, i32, i64)>, RelayError> {
         let term = self.term.to_string();
         let payloads: Vec<(String, Vec<u8>)> = batch
             .iter()
@@ -234,16 +289,13 @@ impl OutboxRelay {
                 let send = self.producer.send(record, timeout);
                 async move {
                     send.await
-                        .map(|_| ())
+                        .map(|delivery| (topic.clone(), delivery.partition, delivery.offset))
                         .map_err(|(source, _)| RelayError::Publish { position, source })
                 }
             });
         // Sent together, so the broker's round trip is paid once per batch;
         // the idempotent producer keeps each partition in send order.
-        for result in join_all(deliveries).await {
-            result?;
-        }
-        Ok(())
+        join_all(deliveries).await.into_iter().collect()
     }
 
     /// An idempotent producer that hit a fatal error refuses every send from

@@ -2,12 +2,12 @@
 //! retry while the store is down, the offset commit after the store accepted,
 //! and the rebuild from the event store.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use infrastructure::consistency::{record_applied, PartitionOffsets};
 use infrastructure::event_store::{GlobalCheckpoint, PgEventStore, RecordedEvent};
 use infrastructure::kafka::{base_config, ensure_topics};
 use infrastructure::relay::error_chain;
@@ -188,7 +188,11 @@ impl Worker {
         }
         letters.extend(self.apply_until_accepted(&events).await);
         self.record_dead_letters(&letters).await;
-        self.commit(&messages)?;
+        let next = next_offsets(&messages);
+        // Before Kafka is told, so that a reader waiting on a token is never
+        // told more than the store holds (see `infrastructure::consistency`).
+        record_applied(self.store.pool(), self.projection.name(), &next).await?;
+        self.commit(next)?;
         self.stats.step_finished();
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats
@@ -291,19 +295,15 @@ impl Worker {
             .fetch_add(letters.len() as u64, Ordering::Relaxed);
     }
 
-    fn commit(&self, messages: &[OwnedMessage]) -> anyhow::Result<()> {
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for message in messages {
-            let entry = next
-                .entry((message.topic().to_owned(), message.partition()))
-                .or_default();
-            *entry = (*entry).max(message.offset() + 1);
-        }
+    fn commit(&self, next: PartitionOffsets) -> anyhow::Result<()> {
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in next {
             list.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
         }
-        self.consumer.commit(&list, CommitMode::Sync)?;
+        // Asynchronous: a synchronous commit blocks a runtime thread for the
+        // broker's round trip. A commit lost in a crash only redelivers
+        // events the store has already applied, which change nothing.
+        self.consumer.commit(&list, CommitMode::Async)?;
         Ok(())
     }
 
@@ -395,6 +395,18 @@ pub async fn rebuild(
         "read model rebuilt"
     );
     Ok(count)
+}
+
+/// The offset after the last message of each partition in `messages`.
+fn next_offsets(messages: &[OwnedMessage]) -> PartitionOffsets {
+    let mut next = PartitionOffsets::new();
+    for message in messages {
+        let entry = next
+            .entry((message.topic().to_owned(), message.partition()))
+            .or_default();
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    next
 }
 
 fn decode(message: &OwnedMessage) -> Result<RecordedEvent, Box<DeadLetter>> {

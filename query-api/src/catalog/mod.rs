@@ -1,7 +1,7 @@
 //! The relational read model (`read_model.products`, `categories`, `brands`)
 //! and the listings served straight from it.
 
-mod postgres;
+pub(crate) mod postgres;
 
 use axum::extract::State;
 use axum::Json;
@@ -11,10 +11,12 @@ use uuid::Uuid;
 
 pub use postgres::PgCatalogReadModel;
 
+use crate::consistency::ReadAfter;
 use crate::error::{ApiError, StoreError};
 use crate::extract::ApiQuery;
 use crate::startup::AppState;
 use crate::BoxFuture;
+use infrastructure::consistency::CATALOG_TABLES;
 
 /// Filters of the category listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -59,7 +61,9 @@ pub struct Items<T> {
 pub async fn list_categories(
     State(state): State<AppState>,
     ApiQuery(filter): ApiQuery<CategoryFilter>,
+    read_after: ReadAfter,
 ) -> Result<Json<Items<CategoryView>>, ApiError> {
+    state.read_after(read_after, &[CATALOG_TABLES]).await?;
     let items = state.read_model.categories(filter).await?;
     tracing::debug!(count = items.len(), "categories listed");
     Ok(Json(Items { items }))
@@ -70,7 +74,9 @@ pub async fn list_categories(
 pub async fn list_brands(
     State(state): State<AppState>,
     ApiQuery(filter): ApiQuery<BrandFilter>,
+    read_after: ReadAfter,
 ) -> Result<Json<Items<BrandView>>, ApiError> {
+    state.read_after(read_after, &[CATALOG_TABLES]).await?;
     let items = state.read_model.brands(filter).await?;
     tracing::debug!(count = items.len(), "brands listed");
     Ok(Json(Items { items }))

@@ -200,7 +200,7 @@ fn brand_from(row: &PgRow) -> Result<BrandView, sqlx::Error> {
 
 /// A server that cannot be reached or refuses work for now is unavailable;
 /// anything else (a bad query, an unexpected column type) is a failure.
-fn classify(error: sqlx::Error) -> StoreError {
+pub(crate) fn classify(error: sqlx::Error) -> StoreError {
     let unavailable = match &error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)

@@ -18,11 +18,13 @@ use uuid::Uuid;
 pub use cache::RedisProductCache;
 pub use search::{search_body, ElasticsearchProductSearch};
 
+use crate::consistency::ReadAfter;
 use crate::error::{ApiError, InvalidParam, StoreError};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::money::money_from_f64;
 use crate::startup::AppState;
 use crate::BoxFuture;
+use infrastructure::consistency::{CATALOG_TABLES, PRODUCT_CACHE, PRODUCT_SEARCH};
 
 pub static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
@@ -49,7 +51,11 @@ pub trait ProductSearch: Send + Sync {
 pub async fn get_product(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
+    read_after: ReadAfter,
 ) -> Result<Response, ApiError> {
+    state
+        .read_after(read_after, &[PRODUCT_CACHE, CATALOG_TABLES])
+        .await?;
     match state.cache.get(id).await {
         Ok(Some(cached)) => {
             tracing::debug!("product cache hit");
@@ -311,7 +317,9 @@ pub struct SearchResponse {
 pub async fn search_products(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<SearchParams>,
+    read_after: ReadAfter,
 ) -> Result<Json<SearchResponse>, ApiError> {
+    state.read_after(read_after, &[PRODUCT_SEARCH]).await?;
     let query = SearchQuery::try_from(params).map_err(ApiError::invalid_params)?;
     let (page, per_page) = (query.page, query.per_page);
     tracing::debug!(?query, "searching products");

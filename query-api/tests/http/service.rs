@@ -106,3 +106,31 @@ async fn unknown_routes_and_methods_are_problems() {
         "application/problem+json"
     );
 }
+
+#[tokio::test]
+async fn a_token_not_applied_in_time_is_a_503_naming_the_lagging_projection() {
+    let mut context = TestContext::new().await;
+    context.settings.consistency.wait_ms = 200;
+    let app = context.spawn_app_with(context.state()).await;
+
+    // Nothing was ever published: no projection can have applied it.
+    let token = "1.1.3e8.2a";
+    let response = app
+        .get_with_header("/v1/categories", "Consistency-Token", token)
+        .await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let problem: serde_json::Value = response.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("catalog-tables"), "{detail}");
+
+    let problem = app
+        .get_problem("/v1/categories?consistency_token=not-a-token", 400)
+        .await;
+    assert_eq!(problem["invalid_params"][0]["name"], "consistency_token");
+
+    // Without a token, and with the empty one, nothing waits.
+    app.get_json("/v1/categories", 200).await;
+    app.get_json("/v1/categories?consistency_token=1.0.0.0", 200)
+        .await;
+}

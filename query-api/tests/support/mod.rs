@@ -260,6 +260,14 @@ impl TestContext {
     pub fn state(&self) -> AppState {
         AppState {
             read_model: Arc::new(PgCatalogReadModel::new(self.pool().clone())),
+            applied: Arc::new(query_api::consistency::PgAppliedTokens::new(
+                self.pool().clone(),
+                self.settings.kafka.clone(),
+                self.settings.relay.name.clone(),
+            )),
+            consistency: query_api::consistency::ConsistencyWait::from_settings(
+                &self.settings.consistency,
+            ),
             cache: Arc::new(RedisProductCache::new(&self.settings.redis).expect("redis adapter")),
             search: Arc::new(
                 ElasticsearchProductSearch::new(&self.settings.elasticsearch)
@@ -500,6 +508,20 @@ impl TestApp {
     pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{}", self.base_url, path_and_query))
+            .send()
+            .await
+            .expect("request is answered")
+    }
+
+    pub async fn get_with_header(
+        &self,
+        path_and_query: &str,
+        name: &str,
+        value: &str,
+    ) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.base_url, path_and_query))
+            .header(name, value)
             .send()
             .await
             .expect("request is answered")
