@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Connection, Row};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use super::postgres::APPENDED_CHANNEL;
@@ -126,7 +126,15 @@ pub(crate) struct GroupCommitter {
     wake_pending: AtomicBool,
     /// A task is sending the wake-up; commits meanwhile fold into its next.
     waking: AtomicBool,
+    /// Counts commits that appended, for tailers in this process: they wake
+    /// at once, without a round trip to PostgreSQL.
+    appended: watch::Sender<u64>,
 }
+
+/// The shortest time between two NOTIFYs. Each is a transaction of its own
+/// that PostgreSQL flushes to disk, so one per commit would double the
+/// flushes of a busy log; tailers in this process are woken without it.
+const NOTIFY_MIN_INTERVAL: Duration = Duration::from_millis(20);
 
 impl GroupCommitter {
     pub(crate) fn new(pool: PgPool, settings: GroupCommitSettings) -> Arc<Self> {
@@ -142,7 +150,13 @@ impl GroupCommitter {
             }),
             wake_pending: AtomicBool::new(false),
             waking: AtomicBool::new(false),
+            appended: watch::channel(0).0,
         })
+    }
+
+    /// Changes after every commit that appended events.
+    pub(crate) fn appended(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -303,13 +317,15 @@ impl GroupCommitter {
 }
 
 impl GroupCommitter {
-    /// Wakes tailers, after the commit and in its own statement: a NOTIFY
-    /// inside the transaction holds a cluster-wide lock across the commit's
-    /// flush and serializes every writer behind it. At most one wake-up is in
-    /// flight; the commits made meanwhile share the next, so that a busy log
-    /// sends a few per round trip instead of one per group. Not awaited: the
-    /// next group need not wait for it.
+    /// Wakes tailers: those of this process at once, the others with a
+    /// NOTIFY after the commit, in its own statement (a NOTIFY inside the
+    /// transaction holds a cluster-wide lock across the commit's flush and
+    /// serializes every writer behind it). At most one NOTIFY is in flight,
+    /// at most one per `NOTIFY_MIN_INTERVAL`; the commits made meanwhile
+    /// share the next. Not awaited: the next group need not wait for it.
     fn wake_tailers(self: &Arc<Self>) {
+        self.appended
+            .send_modify(|commits| *commits = commits.wrapping_add(1));
         self.wake_pending.store(true, Ordering::SeqCst);
         if self.waking.swap(true, Ordering::SeqCst) {
             return;
@@ -325,6 +341,7 @@ impl GroupCommitter {
                     {
                         tracing::debug!(%error, "append notification not sent; tailers poll");
                     }
+                    tokio::time::sleep(NOTIFY_MIN_INTERVAL).await;
                 }
                 committer.waking.store(false, Ordering::SeqCst);
                 // A commit that came between the last swap and the store above

@@ -56,6 +56,12 @@ impl PgEventStore {
         &self.pool
     }
 
+    /// Changes after every commit of this store (this process) that appended
+    /// events: a tailer here waits on it instead of a NOTIFY.
+    pub fn appended(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committer.appended()
+    }
+
     /// Appends to every stream in one transaction, each under its expected
     /// version; all or nothing. Concurrent appends share a transaction and its
     /// flush (group commit), each keeping its own checks and its own outcome.

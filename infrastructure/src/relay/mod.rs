@@ -369,6 +369,7 @@ impl OutboxRelay {
         let lease_retry = Duration::from_millis(self.settings.lease_retry_ms);
         let mut backoff = Duration::from_millis(100);
         let mut listener = None;
+        let mut appended_here = self.store.appended();
         loop {
             let wait = match self.relay_once().await {
                 Ok(count) => {
@@ -401,6 +402,7 @@ impl OutboxRelay {
                         listener = None;
                     }
                 }
+                _ = appended_in_process(&mut appended_here) => {}
             }
         }
     }
@@ -419,6 +421,13 @@ async fn listen(store: &PgEventStore) -> Option<PgListener> {
             tracing::warn!(%error, "relay cannot listen for appends, polling");
             None
         }
+    }
+}
+
+/// A commit of this process's store; never, once the store is gone.
+async fn appended_in_process(commits: &mut tokio::sync::watch::Receiver<u64>) {
+    if commits.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
