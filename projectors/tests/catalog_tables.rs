@@ -5,6 +5,7 @@
 mod support;
 
 use infrastructure::event_store::aggregates::Upcasters;
+use infrastructure::event_store::RecordedEvent;
 use projectors::projections::catalog_tables::CatalogTables;
 use projectors::runtime::Projection;
 use support::*;
@@ -20,35 +21,12 @@ async fn product_row(pool: &sqlx::PgPool, id: Uuid) -> Option<(String, String, O
     .unwrap()
 }
 
-#[tokio::test]
-async fn applies_catalog_events_once_even_when_redelivered() {
-    let h = harness().await;
-    let (category, _, products) = h.seed_catalog(2).await;
-    h.append(
-        "product",
-        &products[0].to_string(),
-        1,
-        &[price_changed(products[0], 1000, 1250)],
-    )
-    .await;
-    let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
-    let events = h.recorded().await;
-    assert!(projection.apply(&events).await.unwrap().is_empty());
-    let first = dump_catalog(&h.db.pool).await;
-    // Redelivery of everything, and of an older prefix, changes nothing.
-    projection.apply(&events).await.unwrap();
-    projection.apply(&events[..3]).await.unwrap();
-    assert_eq!(dump_catalog(&h.db.pool).await, first);
-    let row = product_row(&h.db.pool, products[0]).await.unwrap();
-    assert_eq!(
-        row,
-        ("SKU-0".to_owned(), "1250.00".to_owned(), Some(category), 10)
-    );
-}
-
-#[tokio::test]
-async fn a_product_seen_before_its_category_waits_for_it_and_keeps_its_order() {
-    let h = harness().await;
+/// A category, a product in it (created, then repriced) and its stock, with
+/// the category's events apart from the others: the partitions of the
+/// product and the stock may run ahead of the category's.
+async fn a_product_and_its_stock_before_their_category(
+    h: &Harness,
+) -> (Uuid, Uuid, Vec<RecordedEvent>, Vec<RecordedEvent>) {
     let category = Uuid::now_v7();
     let product = Uuid::now_v7();
     h.append(
@@ -83,10 +61,45 @@ async fn a_product_seen_before_its_category_waits_for_it_and_keeps_its_order() {
         &[stock_initialized(product, "IPH-15", 45)],
     )
     .await;
-    let events = h.recorded().await;
-    let (category_events, others): (Vec<_>, Vec<_>) = events
+    let (category_events, others) = h
+        .recorded()
+        .await
         .into_iter()
         .partition(|e| e.aggregate_type == "category");
+    (category, product, category_events, others)
+}
+
+#[tokio::test]
+async fn applies_catalog_events_once_even_when_redelivered() {
+    let h = harness().await;
+    let (category, _, products) = h.seed_catalog(2).await;
+    h.append(
+        "product",
+        &products[0].to_string(),
+        1,
+        &[price_changed(products[0], 1000, 1250)],
+    )
+    .await;
+    let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
+    let events = h.recorded().await;
+    assert!(projection.apply(&events).await.unwrap().is_empty());
+    let first = dump_catalog(&h.db.pool).await;
+    // Redelivery of everything, and of an older prefix, changes nothing.
+    projection.apply(&events).await.unwrap();
+    projection.apply(&events[..3]).await.unwrap();
+    assert_eq!(dump_catalog(&h.db.pool).await, first);
+    let row = product_row(&h.db.pool, products[0]).await.unwrap();
+    assert_eq!(
+        row,
+        ("SKU-0".to_owned(), "1250.00".to_owned(), Some(category), 10)
+    );
+}
+
+#[tokio::test]
+async fn a_product_seen_before_its_category_waits_for_it_and_keeps_its_order() {
+    let h = harness().await;
+    let (category, product, category_events, others) =
+        a_product_and_its_stock_before_their_category(&h).await;
     let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
 
     // The product's partition and the stock's partition run ahead of the category's.
@@ -335,45 +348,8 @@ async fn parked_count(pool: &sqlx::PgPool) -> i64 {
 #[tokio::test]
 async fn the_children_of_a_dead_lettered_parent_are_dead_lettered_with_it() {
     let h = harness().await;
-    let category = Uuid::now_v7();
-    let product = Uuid::now_v7();
-    h.append(
-        "category",
-        &category.to_string(),
-        0,
-        &[category_created(category, "Phones", "phones")],
-    )
-    .await;
-    h.append(
-        "product",
-        &product.to_string(),
-        0,
-        &[
-            product_created(
-                product,
-                "IPH-15",
-                "iphone-15",
-                Some(category),
-                None,
-                35900,
-                45,
-            ),
-            price_changed(product, 35900, 34900),
-        ],
-    )
-    .await;
-    h.append(
-        "inventory",
-        "inventory:IPH-15",
-        0,
-        &[stock_initialized(product, "IPH-15", 45)],
-    )
-    .await;
-    let (mut category_events, others): (Vec<_>, Vec<_>) = h
-        .recorded()
-        .await
-        .into_iter()
-        .partition(|e| e.aggregate_type == "category");
+    let (category, product, mut category_events, others) =
+        a_product_and_its_stock_before_their_category(&h).await;
     let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
     projection.apply(&others).await.unwrap();
     assert_eq!(
