@@ -17,16 +17,15 @@ use axum::{middleware, Router};
 use infrastructure::database::connect_and_migrate;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::PgEventStore;
+use infrastructure::http_limits::request_limits;
 use infrastructure::metrics::{self, PoolMetrics};
 use infrastructure::relay::OutboxRelay;
 use infrastructure::settings::{HttpSettings, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::error::Overloaded;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -184,17 +183,8 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             ServiceBuilder::new()
                 .layer(middleware::map_response(retry_after))
                 .layer(HandleErrorLayer::new(shed))
-                .load_shed()
-                // Global: `Router::layer` wraps each route separately, and
-                // the limit is one for the whole server.
-                .layer(GlobalConcurrencyLimitLayer::new(
+                .layer(request_limits(
                     http.max_concurrent_requests,
-                ))
-                // 503, not 408: the client sent its request, the server was
-                // too slow. 408 also invites clients to resend a command
-                // automatically, and a timed-out command may have committed.
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
                     Duration::from_millis(http.request_timeout_ms),
                 )),
         );

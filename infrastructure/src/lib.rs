@@ -6,6 +6,7 @@
 pub mod consistency;
 pub mod database;
 pub mod event_store;
+pub mod http_limits;
 pub mod kafka;
 pub mod metrics;
 pub mod redis_connection;

@@ -21,8 +21,7 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let _ = state;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         // The consistency token is every read's parameter, not the endpoint's.
         let query = without_token_param(parts.uri.query().unwrap_or(""));
         let uri: axum::http::Uri = format!("/?{query}")

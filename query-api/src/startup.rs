@@ -13,13 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Router};
 use infrastructure::consistency::ReadModel;
+use infrastructure::http_limits::request_limits;
 use infrastructure::metrics::{self, PoolMetrics};
 use infrastructure::settings::{redact_url, ConsistencySettings, HttpSettings, Settings};
 use tokio::net::TcpListener;
-use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::error::Overloaded;
 use tower::{BoxError, ServiceBuilder};
-use tower_http::timeout::TimeoutLayer;
 
 use crate::catalog::{self, CatalogReadModel, PgCatalogReadModel};
 use crate::consistency::{
@@ -84,19 +83,11 @@ pub fn router(state: AppState, http: &HttpSettings, pools: Vec<PoolMetrics>) -> 
             ServiceBuilder::new()
                 .layer(middleware::map_response(unavailable_problem))
                 .layer(HandleErrorLayer::new(shed))
-                .load_shed()
-                // Global: `Router::layer` wraps each route separately, and
-                // the limit is one for the whole server.
-                .layer(GlobalConcurrencyLimitLayer::new(
-                    http.max_concurrent_requests,
-                ))
-                // 503, not 408: the client sent its request, the server was
-                // too slow; 408 would blame the client.
                 // The wait for a consistency token is bounded on its own
                 // and answers which projection lags; the timeout bounds the
                 // rest of the work.
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                .layer(request_limits(
+                    http.max_concurrent_requests,
                     Duration::from_millis(http.request_timeout_ms) + consistency_bound,
                 )),
         );
