@@ -13,6 +13,31 @@ use projectors::runtime::Projection;
 use redis::AsyncCommands;
 use support::*;
 
+/// Reprices `product` and applies only that event: it must come back as a
+/// dead letter saying the stored view cannot be decoded.
+async fn reprice_is_dead_lettered(h: &Harness, product: uuid::Uuid, projection: &dyn Projection) {
+    h.append(
+        "product",
+        &product.to_string(),
+        1,
+        &[price_changed(product, 1000, 990)],
+    )
+    .await;
+    let change = h.recorded().await.pop().unwrap();
+    let letters = projection
+        .apply(std::slice::from_ref(&change))
+        .await
+        .unwrap();
+
+    assert_eq!(letters.len(), 1, "reported, not dropped");
+    assert_eq!(letters[0].event_id, Some(change.event_id));
+    assert!(
+        letters[0].reason.contains("cannot be decoded"),
+        "{}",
+        letters[0].reason
+    );
+}
+
 #[tokio::test]
 async fn a_cache_entry_that_does_not_decode_dead_letters_the_event_folding_onto_it() {
     let h = harness().await;
@@ -36,23 +61,7 @@ async fn a_cache_entry_that_does_not_decode_dead_letters_the_event_folding_onto_
         .await
         .unwrap();
 
-    h.append(
-        "product",
-        &products[0].to_string(),
-        1,
-        &[price_changed(products[0], 1000, 990)],
-    )
-    .await;
-    let change = h.recorded().await.pop().unwrap();
-    let letters = cache.apply(std::slice::from_ref(&change)).await.unwrap();
-
-    assert_eq!(letters.len(), 1, "reported, not dropped");
-    assert_eq!(letters[0].event_id, Some(change.event_id));
-    assert!(
-        letters[0].reason.contains("cannot be decoded"),
-        "{}",
-        letters[0].reason
-    );
+    reprice_is_dead_lettered(&h, products[0], &cache).await;
     let stored: String = redis.get(&key).await.unwrap();
     assert_eq!(
         stored, "{\"not\": \"a cached product\"}",
@@ -85,23 +94,7 @@ async fn a_search_document_that_does_not_decode_dead_letters_the_event_folding_o
         .unwrap();
     assert!(update.status().is_success(), "{:?}", update.text().await);
 
-    h.append(
-        "product",
-        &products[0].to_string(),
-        1,
-        &[price_changed(products[0], 1000, 990)],
-    )
-    .await;
-    let change = h.recorded().await.pop().unwrap();
-    let letters = search.apply(std::slice::from_ref(&change)).await.unwrap();
-
-    assert_eq!(letters.len(), 1, "reported, not dropped");
-    assert_eq!(letters[0].event_id, Some(change.event_id));
-    assert!(
-        letters[0].reason.contains("cannot be decoded"),
-        "{}",
-        letters[0].reason
-    );
+    reprice_is_dead_lettered(&h, products[0], &search).await;
     let _ = client
         .delete(format!("http://127.0.0.1:9200/{alias}*"))
         .send()
