@@ -4,21 +4,34 @@
 //! is needed to start it.
 
 use infrastructure::metrics::sample;
+use infrastructure::settings::Settings;
 use infrastructure::testing::{isolated_settings, unique_suffix, TestDatabase};
 use projectors::projections::catalog_tables;
 
-#[tokio::test]
-async fn the_health_server_serves_metrics_with_request_counters_and_pool_gauges() {
-    let db = TestDatabase::create().await;
+/// Settings for the catalog tables projection alone, without a broker.
+fn catalog_only(db: &TestDatabase) -> Settings {
     let mut settings = isolated_settings(&db.url, &unique_suffix());
     settings.projectors.only = vec![catalog_tables::NAME.to_owned()];
     settings.kafka.create_topics = false;
-    let max_connections = settings.postgres.max_connections;
+    settings
+}
+
+/// The projectors running `settings`; answers their health server's base URL.
+async fn start(settings: Settings) -> String {
     let app = projectors::app::Application::build(settings)
         .await
         .expect("the projectors start");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until(std::future::pending()));
+    base
+}
+
+#[tokio::test]
+async fn the_health_server_serves_metrics_with_request_counters_and_pool_gauges() {
+    let db = TestDatabase::create().await;
+    let settings = catalog_only(&db);
+    let max_connections = settings.postgres.max_connections;
+    let base = start(settings).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
 
     let health = client.get(format!("{base}/health")).send().await.unwrap();
@@ -52,15 +65,9 @@ async fn the_health_server_serves_metrics_with_request_counters_and_pool_gauges(
 #[tokio::test]
 async fn health_turns_degraded_on_old_parked_events_and_recent_dead_letters() {
     let db = TestDatabase::create().await;
-    let mut settings = isolated_settings(&db.url, &unique_suffix());
-    settings.projectors.only = vec![catalog_tables::NAME.to_owned()];
-    settings.kafka.create_topics = false;
+    let mut settings = catalog_only(&db);
     settings.projectors.parked_degraded_after_seconds = 600;
-    let app = projectors::app::Application::build(settings)
-        .await
-        .expect("the projectors start");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until(std::future::pending()));
+    let base = start(settings).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let health = || async {
         let response = client.get(format!("{base}/health")).send().await.unwrap();
