@@ -129,6 +129,14 @@ pub struct ProjectorSettings {
     pub parked_max_age_seconds: u64,
     /// ... when an event was dead-lettered within this window.
     pub dead_letters_degraded_within_seconds: u64,
+    /// Attempts a batch gets while its store refuses it, and answers its
+    /// probe, before the refused event is isolated and dead-lettered.
+    pub poison_attempts: u32,
+    /// The Kafka consumers' `session.timeout.ms` and `max.poll.interval.ms`.
+    pub session_timeout_ms: u64,
+    pub max_poll_interval_ms: u64,
+    /// How long a stopping worker may take to finish its batch in hand.
+    pub shutdown_grace_ms: u64,
 }
 
 const DEFAULTS: &str = r#"
@@ -187,6 +195,10 @@ stall_degraded_after_seconds = 60
 parked_degraded_after_seconds = 300
 parked_max_age_seconds = 3600
 dead_letters_degraded_within_seconds = 900
+poison_attempts = 5
+session_timeout_ms = 10000
+max_poll_interval_ms = 300000
+shutdown_grace_ms = 10000
 
 [consistency]
 wait_ms = 5000

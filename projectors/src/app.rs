@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use crate::health::{health_router, HealthBounds};
 use crate::projections::{activity_log, catalog_tables, product_cache, product_search};
 use crate::runtime::worker::rebuild;
-use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions};
+use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions, WorkerStats};
 
 /// Every projection this binary knows, by name.
 pub const PROJECTIONS: &[&str] = &[
@@ -152,10 +152,11 @@ pub async fn replay(settings: &Settings, names: &[String]) -> anyhow::Result<Vec
     let store = PgEventStore::new(pool.clone());
     let dead_letters = DeadLetters::new(pool);
     let options = WorkerOptions::from_settings(&settings.projectors);
+    let stats = WorkerStats::new();
     let mut counts = Vec::new();
     for name in names {
         let projection = build_projection(name, settings, &store).await?;
-        let count = rebuild(projection.as_ref(), &store, &dead_letters, &options).await?;
+        let count = rebuild(projection.as_ref(), &store, &dead_letters, &options, &stats).await?;
         counts.push((name.clone(), count));
     }
     Ok(counts)

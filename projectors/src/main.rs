@@ -1,5 +1,6 @@
 //! `projectors` runs every configured projection; `projectors replay [NAME…]`
-//! rebuilds read models from the event store and exits.
+//! rebuilds read models from the event store and exits; `projectors
+//! dead-letters list|discard …` shows and clears what could not be applied.
 
 use infrastructure::settings::Settings;
 use projectors::app::{replay, Application, PROJECTIONS};
@@ -21,13 +22,22 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some("dead-letters") => {
+            println!(
+                "{}",
+                projectors::operator::dead_letters(&settings, &args[1..]).await?
+            );
+            Ok(())
+        }
         None | Some("run") => {
             let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "projectors running");
             app.run_until(shutdown_signal()).await;
             Ok(())
         }
-        Some(other) => anyhow::bail!("unknown command {other:?}; use `run` or `replay [NAME…]`"),
+        Some(other) => anyhow::bail!(
+            "unknown command {other:?}; use `run`, `replay [NAME…]` or `dead-letters list|discard`"
+        ),
     }
 }
 

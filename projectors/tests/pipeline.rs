@@ -35,6 +35,10 @@ fn options() -> WorkerOptions {
         retry_initial: Duration::from_millis(20),
         retry_max: Duration::from_millis(200),
         intact_check_every: Duration::ZERO,
+        poison_attempts: 5,
+        session_timeout: Duration::from_secs(10),
+        max_poll_interval: Duration::from_secs(300),
+        shutdown_grace: Duration::from_secs(10),
     }
 }
 

@@ -15,7 +15,7 @@ use projectors::projections::catalog_tables::CatalogTables;
 use projectors::projections::product_cache::ProductCache;
 use projectors::projections::product_search::ProductSearch;
 use projectors::runtime::worker::rebuild;
-use projectors::runtime::{DeadLetters, Projection, WorkerOptions};
+use projectors::runtime::{DeadLetters, Projection, WorkerOptions, WorkerStats};
 use redis::AsyncCommands;
 use serde_json::Value;
 use support::*;
@@ -249,9 +249,15 @@ async fn every_projection_is_idempotent_resettable_and_rebuildable() {
             "{name}: redelivery changes nothing"
         );
 
-        rebuild(projection.as_ref(), &h.store, &dead_letters, &options)
-            .await
-            .unwrap();
+        rebuild(
+            projection.as_ref(),
+            &h.store,
+            &dead_letters,
+            &options,
+            &WorkerStats::new(),
+        )
+        .await
+        .unwrap();
         assert!(
             projection.is_intact().await.unwrap(),
             "{name}: intact after a rebuild"

@@ -95,6 +95,10 @@ async fn a_store_that_is_down_delays_the_batch_and_no_offset_moves_past_it() {
         retry_initial: Duration::from_millis(20),
         retry_max: Duration::from_millis(100),
         intact_check_every: Duration::from_secs(3600),
+        poison_attempts: 5,
+        session_timeout: Duration::from_secs(10),
+        max_poll_interval: Duration::from_secs(300),
+        shutdown_grace: Duration::from_secs(10),
     };
     let mut worker = Worker::new(cache, &h.settings.kafka, h.store.clone(), options)
         .await
@@ -161,6 +165,60 @@ async fn a_store_that_is_down_delays_the_batch_and_no_offset_moves_past_it() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let keys: Vec<String> = redis.keys(format!("{prefix}*")).await.unwrap();
+    let _: () = redis.del(keys).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_boot_holds_back_only_the_product_cache() {
+    let h = harness().await;
+    let (port, up) = redis_proxy().await;
+    up.send(false).unwrap();
+    let mut settings = h.settings.clone();
+    settings.redis.url = format!("redis://127.0.0.1:{port}");
+    settings.projectors.only = vec!["catalog-tables".into(), "product-cache".into()];
+    settings.projectors.health_port = 0;
+    settings.projectors.retry_max_ms = 200;
+    let app = projectors::app::Application::build(settings)
+        .await
+        .expect("the projectors start while Redis is down");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+
+    let (_, _, products) = h.seed_catalog(3).await;
+    h.relay_all().await;
+    eventually("the catalog tables to hold every product", || async {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM read_model.products")
+            .fetch_one(&h.db.pool)
+            .await
+            .unwrap();
+        (count == products.len() as i64).then_some(())
+    })
+    .await;
+
+    up.send(true).unwrap();
+    let prefix = h.settings.redis.key_prefix.clone();
+    let mut redis = redis::Client::open(h.settings.redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    eventually("the product cache to catch up once Redis is back", || {
+        let mut redis = redis.clone();
+        let keys: Vec<String> = products
+            .iter()
+            .map(|id| product_cache_key(&prefix, *id))
+            .collect();
+        async move {
+            let cached: Vec<Option<String>> = redis.mget(&keys).await.unwrap();
+            cached.iter().all(Option::is_some).then_some(())
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    running.await.unwrap();
     let keys: Vec<String> = redis.keys(format!("{prefix}*")).await.unwrap();
     let _: () = redis.del(keys).await.unwrap();
 }

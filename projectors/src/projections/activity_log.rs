@@ -145,7 +145,12 @@ impl Projection for ActivityLog {
                 )
                 .upsert(true)
                 .await
-                .map_err(ProjectionError::unavailable)?;
+                .map_err(|error| match *error.kind {
+                    // The server refused this document (too large, invalid):
+                    // the same write fails the same way.
+                    mongodb::error::ErrorKind::Write(_) => ProjectionError::rejected(error),
+                    _ => ProjectionError::unavailable(error),
+                })?;
         }
         Ok(Vec::new())
     }

@@ -281,6 +281,17 @@ impl Projection for CatalogTables {
         Ok(true)
     }
 
+    async fn probe(&self) -> Result<(), ProjectionError> {
+        // Through a table the projection writes: a dropped read-model schema
+        // is a store that is down, which delays batches, rather than a store
+        // refusing every event, which would dead-letter them.
+        sqlx::query("SELECT 1 FROM read_model.products LIMIT 0")
+            .execute(&self.pool)
+            .await
+            .map_err(ProjectionError::unavailable)?;
+        Ok(())
+    }
+
     async fn reset(&self) -> Result<(), ProjectionError> {
         let mut tx = self
             .pool

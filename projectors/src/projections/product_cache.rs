@@ -2,11 +2,19 @@
 //! full product representation, refreshed on product and stock events.
 //!
 //! Every write goes through one Lua script that checks the stream's last
-//! applied version (`{prefix}projection:product-cache:version:{stream}`) and
-//! the document it read, so a redelivered or older event changes nothing and a
-//! concurrent writer forces a re-read instead of a lost update. Redis keeps
-//! nothing on disk here: a missing marker key means the cache was flushed,
-//! and it is rebuilt from the event store.
+//! applied version and both values the fold read (the entry and the stock
+//! that arrived before it), so a redelivered or older event changes nothing
+//! and a concurrent writer forces a re-read instead of a lost update.
+//!
+//! The script's keys share one Redis Cluster slot: the bookkeeping keys of a
+//! product carry the product's own key as their hash tag,
+//! `{prefix}projection:product-cache:{{prefix}product:{id}}:…`, and the
+//! product key keeps the seed's shape (so the prefix must hold no braces).
+//!
+//! The "initialized" marker holds the `run_id` of the Redis server that the
+//! cache was built on. A restarted server (restored from an older snapshot,
+//! or a promoted replica that missed writes) has another, so the cache is
+//! rebuilt from the event store rather than trusted.
 
 use std::time::Duration;
 
@@ -40,14 +48,19 @@ fn stored_entry(key: &str, json: Option<&str>) -> Result<Option<CachedProduct>, 
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 const TYPES: &[&str] = &["product", "inventory"];
 
-/// Applied = 1, stale (already applied) = 0, the document changed under us = -1.
+/// KEYS: the stream's version, the entry, the early stock. ARGV: the event's
+/// version, the entry and the stock as read, the entry and stock to write
+/// ('' = leave). Applied = 1, stale (already applied) = 0, the entry or the
+/// stock changed under us = -1. An event that writes nothing records no
+/// version: a creation replayed later must still apply.
 const GUARDED_WRITE: &str = r"
 local applied = tonumber(redis.call('GET', KEYS[1]) or '0')
 if applied >= tonumber(ARGV[1]) then return 0 end
-local current = redis.call('GET', KEYS[2]) or ''
-if current ~= ARGV[2] then return -1 end
-if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4]) end
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return -1 end
+if (redis.call('GET', KEYS[3]) or '') ~= ARGV[3] then return -1 end
+if ARGV[4] == '' and ARGV[5] == '' then return 1 end
+if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5]) end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 ";
@@ -72,7 +85,8 @@ impl ProductCache {
             upcasters,
             script: Script::new(GUARDED_WRITE),
         };
-        cache.redis.connection().await?;
+        // No connection yet: Redis down at boot holds back this projection
+        // (its worker waits for the store), not the process.
         Ok(cache)
     }
 
@@ -89,6 +103,30 @@ impl ProductCache {
 
     fn own_key(&self, suffix: &str) -> String {
         format!("{}projection:{NAME}:{suffix}", self.prefix)
+    }
+
+    /// A bookkeeping key of one product, in its entry's cluster slot.
+    fn product_own_key(&self, product_id: Uuid, suffix: &str) -> String {
+        let entry = product_cache_key(&self.prefix, product_id);
+        self.own_key(&format!("{{{entry}}}:{suffix}"))
+    }
+
+    /// The server's `run_id`, which changes whenever it restarts.
+    async fn server_run_id(&self) -> Result<String, redis::RedisError> {
+        let mut redis = self.redis.connection().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut redis)
+            .await?;
+        info.lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned())
+            .ok_or_else(|| {
+                redis::RedisError::from((
+                    redis::ErrorKind::ResponseError,
+                    "INFO server has no run_id",
+                ))
+            })
     }
 
     async fn apply_event(
@@ -134,10 +172,14 @@ impl ProductCache {
     ) -> Result<Option<String>, redis::RedisError> {
         let mut redis = self.redis.connection().await?;
         let product_key = product_cache_key(&self.prefix, product_id);
-        let stock_key = self.own_key(&format!("stock:{product_id}"));
+        let stock_key = self.product_own_key(product_id, "stock");
         loop {
-            let current: Option<String> = redis.get(&product_key).await?;
-            let stock: Option<i32> = redis.get(&stock_key).await?;
+            let (current, stock_read): (Option<String>, Option<String>) = redis::pipe()
+                .get(&product_key)
+                .get(&stock_key)
+                .query_async(&mut redis)
+                .await?;
+            let stock = stock_read.as_deref().and_then(|s| s.parse::<i32>().ok());
             let view = match stored_entry(&product_key, current.as_deref()) {
                 Ok(cached) => cached.map(|cached| cached.product),
                 Err(reason) => return Ok(Some(reason)),
@@ -151,9 +193,11 @@ impl ProductCache {
             let outcome = self
                 .guarded_write(
                     event,
-                    &product_key,
-                    &stock_key,
-                    current.as_deref(),
+                    product_id,
+                    Read {
+                        entry: current.as_deref(),
+                        stock: stock_read.as_deref(),
+                    },
                     &next,
                     "",
                 )
@@ -171,9 +215,13 @@ impl ProductCache {
     ) -> Result<Option<String>, redis::RedisError> {
         let mut redis = self.redis.connection().await?;
         let product_key = product_cache_key(&self.prefix, fact.product_id);
-        let stock_key = self.own_key(&format!("stock:{}", fact.product_id));
+        let stock_key = self.product_own_key(fact.product_id, "stock");
         loop {
-            let current: Option<String> = redis.get(&product_key).await?;
+            let (current, stock_read): (Option<String>, Option<String>) = redis::pipe()
+                .get(&product_key)
+                .get(&stock_key)
+                .query_async(&mut redis)
+                .await?;
             let cached = match stored_entry(&product_key, current.as_deref()) {
                 Ok(cached) => cached,
                 Err(reason) => return Ok(Some(reason)),
@@ -190,9 +238,11 @@ impl ProductCache {
             let outcome = self
                 .guarded_write(
                     event,
-                    &product_key,
-                    &stock_key,
-                    current.as_deref(),
+                    fact.product_id,
+                    Read {
+                        entry: current.as_deref(),
+                        stock: stock_read.as_deref(),
+                    },
                     &next,
                     &stock,
                 )
@@ -206,19 +256,19 @@ impl ProductCache {
     async fn guarded_write(
         &self,
         event: &RecordedEvent,
-        product_key: &str,
-        stock_key: &str,
-        expected: Option<&str>,
+        product_id: Uuid,
+        read: Read<'_>,
         product_json: &str,
         stock: &str,
     ) -> Result<i32, redis::RedisError> {
         let mut redis = self.redis.connection().await?;
         self.script
-            .key(self.own_key(&format!("version:{}", event.aggregate_id)))
-            .key(product_key)
-            .key(stock_key)
+            .key(self.product_own_key(product_id, &format!("version:{}", event.aggregate_id)))
+            .key(product_cache_key(&self.prefix, product_id))
+            .key(self.product_own_key(product_id, "stock"))
             .arg(event.version)
-            .arg(expected.unwrap_or(""))
+            .arg(read.entry.unwrap_or(""))
+            .arg(read.stock.unwrap_or(""))
             .arg(product_json)
             .arg(stock)
             .invoke_async(&mut redis)
@@ -241,6 +291,13 @@ impl ProductCache {
         }
         Ok(())
     }
+}
+
+/// What a fold read, which the write checks is still there.
+#[derive(Clone, Copy)]
+struct Read<'a> {
+    entry: Option<&'a str>,
+    stock: Option<&'a str>,
 }
 
 pub fn product_id_of(event: &ProductEvent) -> Uuid {
@@ -284,10 +341,26 @@ impl Projection for ProductCache {
         Ok(letters)
     }
 
+    /// False when the marker is missing (a flushed cache) or was written by
+    /// another run of the server (a restart that may have lost writes).
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
         self.guarded(async {
             let mut redis = self.redis.connection().await?;
-            redis.exists(self.own_key("initialized")).await
+            let marker: Option<String> = redis.get(self.own_key("initialized")).await?;
+            let Some(built_on) = marker else {
+                return Ok(false);
+            };
+            let running = self.server_run_id().await?;
+            if built_on != running {
+                tracing::warn!(
+                    projection = NAME,
+                    built_on = %built_on,
+                    running = %running,
+                    "redis restarted since the cache was built"
+                );
+                return Ok(false);
+            }
+            Ok(true)
         })
         .await
     }
@@ -304,9 +377,10 @@ impl Projection for ProductCache {
 
     async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
         self.guarded(async {
+            let running = self.server_run_id().await?;
             let mut redis = self.redis.connection().await?;
             redis
-                .set::<_, _, ()>(self.own_key("initialized"), Utc::now().to_rfc3339())
+                .set::<_, _, ()>(self.own_key("initialized"), running)
                 .await
         })
         .await

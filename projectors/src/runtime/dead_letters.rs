@@ -3,9 +3,12 @@
 //! Nothing is dropped silently, and nothing is recorded twice: one letter per
 //! event and projection.
 
+use chrono::{DateTime, Utc};
 use infrastructure::event_store::RecordedEvent;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
+
+use super::apply::{Frozen, Head};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
@@ -51,6 +54,91 @@ impl DeadLetters {
     ) -> Result<(), sqlx::Error> {
         write(&self.pool, projection, letters).await
     }
+
+    /// For each aggregate of `events` that has a dead letter in `projection`,
+    /// its first one. A letter of an undecodable message knows its aggregate
+    /// id (the message key) but not its type, and freezes every aggregate of
+    /// that id.
+    pub(crate) async fn heads(
+        &self,
+        projection: &str,
+        events: &[RecordedEvent],
+    ) -> Result<Frozen, sqlx::Error> {
+        let mut frozen = Frozen::new();
+        if events.is_empty() {
+            return Ok(frozen);
+        }
+        let mut ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows: Vec<(Option<String>, String, Option<Uuid>, String)> = sqlx::query_as(
+            "SELECT DISTINCT ON (aggregate_type, aggregate_id) aggregate_type, aggregate_id, event_id, reason \
+             FROM read_model.dead_letters WHERE projection = $1 AND aggregate_id = ANY($2) \
+             ORDER BY aggregate_type, aggregate_id, id",
+        )
+        .bind(projection)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        for (aggregate_type, aggregate_id, event_id, reason) in rows {
+            let head = Head { event_id, reason };
+            match aggregate_type {
+                Some(t) => {
+                    frozen.insert((t, aggregate_id), head);
+                }
+                None => {
+                    for event in events.iter().filter(|e| e.aggregate_id == aggregate_id) {
+                        frozen
+                            .entry((event.aggregate_type.clone(), aggregate_id.clone()))
+                            .or_insert_with(|| head.clone());
+                    }
+                }
+            }
+        }
+        Ok(frozen)
+    }
+
+    /// The letters of `projection` (all when `None`), oldest first.
+    pub async fn list(
+        &self,
+        projection: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredLetter>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, projection, event_id, aggregate_type, aggregate_id, version, source, reason, created_at \
+             FROM read_model.dead_letters WHERE $1::text IS NULL OR projection = $1 ORDER BY id LIMIT $2",
+        )
+        .bind(projection)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Deletes the letters `ids`: the operator has dealt with them, and the
+    /// aggregates they froze take events again. Returns those deleted.
+    pub async fn discard(&self, ids: &[i64]) -> Result<Vec<StoredLetter>, sqlx::Error> {
+        sqlx::query_as(
+            "DELETE FROM read_model.dead_letters WHERE id = ANY($1) \
+             RETURNING id, projection, event_id, aggregate_type, aggregate_id, version, source, reason, created_at",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+    }
+}
+
+/// A dead letter as stored, for the operator's commands.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct StoredLetter {
+    pub id: i64,
+    pub projection: String,
+    pub event_id: Option<Uuid>,
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    pub version: Option<i64>,
+    pub source: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Records `letters` through `executor`: inside a projection's own

@@ -5,24 +5,33 @@
 //! store accepted the batch, and rebuilds the read model from the event store
 //! when the store lost its data.
 
+mod apply;
 pub mod batch;
 pub mod dead_letters;
 pub mod parking;
+pub mod rebuild;
 pub mod worker;
 
 use async_trait::async_trait;
 use infrastructure::event_store::RecordedEvent;
 
 pub use dead_letters::{DeadLetter, DeadLetters};
-pub use worker::{Worker, WorkerOptions};
+pub use worker::{Worker, WorkerOptions, WorkerStats};
 
 /// Why a batch did not apply.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     /// The store is unreachable or refused for a passing reason: the same
-    /// batch is retried, with backoff, until it applies.
+    /// batch is retried, with backoff, for as long as the store's probe fails.
+    /// A batch that keeps failing while the store answers its probe is
+    /// treated as rejected.
     #[error("store unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// The store refused what the batch holds (an Elasticsearch 400, a
+    /// document MongoDB will not take): the worker retries a bounded number
+    /// of times, then isolates the refused event and dead-letters it.
+    #[error("store rejected the batch")]
+    Rejected(#[source] anyhow::Error),
     /// The store no longer holds the read model (an in-memory server
     /// restarted mid-run): the worker rebuilds it, then retries the batch.
     #[error("read model lost")]
@@ -32,6 +41,10 @@ pub enum ProjectionError {
 impl ProjectionError {
     pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
         ProjectionError::Unavailable(error.into())
+    }
+
+    pub fn rejected(error: impl Into<anyhow::Error>) -> Self {
+        ProjectionError::Rejected(error.into())
     }
 }
 
@@ -49,6 +62,16 @@ pub trait Projection: Send + Sync {
     /// Events that can never apply come back as dead letters; everything else
     /// is applied when this returns `Ok`.
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError>;
+
+    /// Succeeds when the store answers. A batch that keeps failing while the
+    /// probe succeeds holds a poison event, which the worker isolates; while
+    /// the probe fails, the store is down and the batch waits for it.
+    async fn probe(&self) -> Result<(), ProjectionError> {
+        match self.is_intact().await? {
+            true => Ok(()),
+            false => Err(ProjectionError::Lost),
+        }
+    }
 
     /// False when the store lost the read model (a restarted in-memory server,
     /// a flushed cache), which calls for a rebuild from the event store.

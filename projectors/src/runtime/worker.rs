@@ -1,6 +1,6 @@
 //! One projection's worker: its Kafka consumer group, the batch loop, the
-//! retry while the store is down, the offset commit after the store accepted,
-//! and the rebuild from the event store.
+//! offset commit after the store accepted, and the rebuild from the event
+//! store. How a batch is retried and a poison event isolated is `apply`'s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,18 +8,22 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use infrastructure::consistency::{record_applied, PartitionOffsets};
-use infrastructure::event_store::{GlobalCheckpoint, PgEventStore, RecordedEvent};
+use infrastructure::event_store::{PgEventStore, RecordedEvent};
 use infrastructure::kafka::{base_config, ensure_topics};
 use infrastructure::relay::error_chain;
 use infrastructure::settings::{KafkaSettings, ProjectorSettings};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::apply::{Applier, Frozen, Lost, Wait};
 use super::batch::{gather, Gathered};
-use super::{DeadLetter, DeadLetters, Projection, ProjectionError};
-
-const REPLAY_BATCH: i64 = 500;
+pub use super::rebuild::rebuild;
+use super::rebuild::{rebuild_unfinished, RebuildInProgress};
+use super::{DeadLetter, DeadLetters, Projection};
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -32,6 +36,17 @@ pub struct WorkerOptions {
     pub retry_max: Duration,
     /// How often the store is checked for lost data.
     pub intact_check_every: Duration,
+    /// Attempts a batch gets while the store refuses it (and answers its
+    /// probe) before the refused event is isolated and dead-lettered.
+    pub poison_attempts: u32,
+    /// The consumer's `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// The consumer's `max.poll.interval.ms`: a worker that polls less often
+    /// leaves its group.
+    pub max_poll_interval: Duration,
+    /// How long a shutdown waits for the batch in hand to be applied and
+    /// committed before it drops it (to be redelivered).
+    pub shutdown_grace: Duration,
 }
 
 impl WorkerOptions {
@@ -43,6 +58,10 @@ impl WorkerOptions {
             retry_initial: Duration::from_millis(settings.retry_initial_ms),
             retry_max: Duration::from_millis(settings.retry_max_ms),
             intact_check_every: Duration::from_secs(5),
+            poison_attempts: settings.poison_attempts,
+            session_timeout: Duration::from_millis(settings.session_timeout_ms),
+            max_poll_interval: Duration::from_millis(settings.max_poll_interval_ms),
+            shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
         }
     }
 }
@@ -62,6 +81,9 @@ pub struct WorkerStats {
     pub last_step_unix_ms: AtomicU64,
     /// When the worker started, for the time before its first step.
     pub started_unix_ms: AtomicU64,
+    /// Partitions assigned to, and revoked from, this worker's consumer.
+    pub partitions_assigned: AtomicU64,
+    pub partitions_revoked: AtomicU64,
 }
 
 fn now_unix_ms() -> u64 {
@@ -71,7 +93,7 @@ fn now_unix_ms() -> u64 {
 }
 
 impl WorkerStats {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let stats = Self::default();
         stats
             .started_unix_ms
@@ -94,14 +116,55 @@ impl WorkerStats {
     }
 }
 
+/// Counts the consumer's rebalances, for `/health`, `/metrics` and the tests
+/// that check a worker keeps its partitions while it retries.
+pub struct WorkerContext {
+    projection: &'static str,
+    stats: Arc<WorkerStats>,
+}
+
+impl ClientContext for WorkerContext {}
+
+impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                let count = partitions.count() as u64;
+                self.stats
+                    .partitions_revoked
+                    .fetch_add(count, Ordering::Relaxed);
+                metrics::counter!("projector_partitions_revoked_total", "projection" => self.projection)
+                    .increment(count);
+                tracing::info!(projection = self.projection, count, "partitions revoked");
+            }
+            Rebalance::Assign(partitions) => {
+                let count = partitions.count() as u64;
+                self.stats
+                    .partitions_assigned
+                    .fetch_add(count, Ordering::Relaxed);
+                metrics::counter!("projector_partitions_assigned_total", "projection" => self.projection)
+                    .increment(count);
+                tracing::info!(projection = self.projection, count, "partitions assigned");
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(projection = self.projection, %error, "rebalance failed")
+            }
+        }
+    }
+}
+
+pub type KafkaConsumer = StreamConsumer<WorkerContext>;
+
 pub struct Worker {
     projection: Arc<dyn Projection>,
-    consumer: StreamConsumer,
+    consumer: KafkaConsumer,
     store: PgEventStore,
     dead_letters: DeadLetters,
     options: WorkerOptions,
     last_intact_check: Option<Instant>,
     stats: Arc<WorkerStats>,
+    /// Messages received while a batch was retried, for the next batch.
+    carried: Vec<OwnedMessage>,
 }
 
 impl Worker {
@@ -116,13 +179,25 @@ impl Worker {
         if kafka.create_topics {
             ensure_topics(kafka, projection.aggregate_types()).await?;
         }
-        let consumer: StreamConsumer = base_config(kafka)
+        let stats = Arc::new(WorkerStats::new());
+        let context = WorkerContext {
+            projection: projection.name(),
+            stats: stats.clone(),
+        };
+        let consumer: KafkaConsumer = base_config(kafka)
             .set("group.id", kafka.group_for(projection.name()))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set("session.timeout.ms", "10000")
-            .create()?;
+            .set(
+                "session.timeout.ms",
+                options.session_timeout.as_millis().to_string(),
+            )
+            .set(
+                "max.poll.interval.ms",
+                options.max_poll_interval.as_millis().to_string(),
+            )
+            .create_with_context(context)?;
         let topics: Vec<String> = projection
             .aggregate_types()
             .iter()
@@ -138,7 +213,8 @@ impl Worker {
             dead_letters,
             options,
             last_intact_check: None,
-            stats: Arc::new(WorkerStats::new()),
+            stats,
+            carried: Vec::new(),
         })
     }
 
@@ -151,15 +227,19 @@ impl Worker {
     }
 
     /// One step: checks the store for lost data when due, then takes one batch
-    /// from Kafka, applies it (retrying while the store is down), records its
-    /// dead letters and commits its offsets. Returns the number of messages.
+    /// from Kafka, applies it (waiting while the store is down, isolating an
+    /// event it keeps refusing), records its dead letters and commits its
+    /// offsets. Returns the number of messages.
     pub async fn run_once(&mut self) -> anyhow::Result<usize> {
         self.rebuild_if_lost().await?;
         let Gathered { messages, error } = self.next_batch().await;
         if let Ok(assignment) = self.consumer.assignment() {
+            let count = assignment.count();
             self.stats
                 .assigned_partitions
-                .store(assignment.count() as u64, Ordering::Relaxed);
+                .store(count as u64, Ordering::Relaxed);
+            metrics::gauge!("projector_assigned_partitions", "projection" => self.projection.name())
+                .set(count as f64);
         }
         if let Some(error) = error {
             if messages.is_empty() {
@@ -178,6 +258,7 @@ impl Worker {
             self.stats.step_finished();
             return Ok(0);
         }
+        let started = Instant::now();
         let mut events = Vec::with_capacity(messages.len());
         let mut letters = Vec::new();
         for message in &messages {
@@ -186,7 +267,8 @@ impl Worker {
                 Err(letter) => letters.push(*letter),
             }
         }
-        letters.extend(self.apply_until_accepted(&events).await);
+        let mut frozen = self.frozen_aggregates(&events).await;
+        letters.extend(self.apply_until_done(&events, &mut frozen).await);
         self.record_dead_letters(&letters).await;
         let next = next_offsets(&messages);
         // Before Kafka is told, so that a reader waiting on a token is never
@@ -198,59 +280,133 @@ impl Worker {
         self.stats
             .events
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
-        tracing::debug!(
-            projection = self.projection.name(),
-            count = messages.len(),
-            "batch projected"
-        );
+        let name = self.projection.name();
+        metrics::counter!("projector_batches_total", "projection" => name).increment(1);
+        metrics::counter!("projector_events_total", "projection" => name)
+            .increment(messages.len() as u64);
+        metrics::histogram!("projector_batch_size", "projection" => name)
+            .record(messages.len() as f64);
+        metrics::histogram!("projector_batch_duration_seconds", "projection" => name)
+            .record(started.elapsed().as_secs_f64());
+        tracing::debug!(projection = name, count = messages.len(), "batch projected");
         Ok(messages.len())
     }
 
-    /// Runs batches until `shutdown` resolves. A step that fails outright
-    /// (Kafka unreachable) is retried after a pause; nothing is skipped.
+    /// Runs batches until `shutdown` resolves, then finishes the batch in
+    /// hand (within `shutdown_grace`) so that what it applied is committed.
+    /// A step that fails outright (Kafka unreachable) is retried after a
+    /// pause; nothing is skipped.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut backoff = self.options.retry_initial;
+        let name = self.projection.name();
         loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                result = self.run_once() => match result {
-                    Ok(_) => backoff = self.options.retry_initial,
-                    Err(error) => {
-                        tracing::warn!(projection = self.projection.name(), error = %error_chain(error.as_ref()), "projector step failed");
-                        tokio::select! {
-                            _ = &mut shutdown => return,
-                            _ = tokio::time::sleep(backoff) => {}
+            let grace = self.options.shutdown_grace;
+            let result = {
+                let step = self.run_once();
+                tokio::pin!(step);
+                tokio::select! {
+                    result = &mut step => result,
+                    _ = &mut shutdown => {
+                        match tokio::time::timeout(grace, step).await {
+                            Ok(Ok(_)) => tracing::info!(projection = name, "batch finished, worker stopped"),
+                            Ok(Err(error)) => tracing::warn!(projection = name, error = %error_chain(error.as_ref()), "last step failed, worker stopped"),
+                            Err(_) => tracing::warn!(projection = name, grace_ms = grace.as_millis() as u64, "batch unfinished after the shutdown grace; it will be redelivered"),
                         }
-                        backoff = (backoff * 2).min(self.options.retry_max);
+                        return;
                     }
+                }
+            };
+            match result {
+                Ok(_) => backoff = self.options.retry_initial,
+                Err(error) => {
+                    tracing::warn!(projection = name, error = %error_chain(error.as_ref()), "projector step failed");
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(self.options.retry_max);
                 }
             }
         }
     }
 
-    async fn next_batch(&self) -> Gathered<OwnedMessage> {
+    /// The messages carried over from a retried batch, then what arrives.
+    async fn next_batch(&mut self) -> Gathered<OwnedMessage> {
+        let mut messages = std::mem::take(&mut self.carried);
+        let room = self
+            .options
+            .batch_size
+            .max(1)
+            .saturating_sub(messages.len());
+        if room == 0 {
+            return Gathered {
+                messages,
+                error: None,
+            };
+        }
+        let first_wait = if messages.is_empty() {
+            self.options.poll_wait
+        } else {
+            Duration::ZERO
+        };
         let mut stream = self
             .consumer
             .stream()
             .map(|received| received.map(|message| message.detach()));
-        gather(
-            &mut stream,
-            self.options.poll_wait,
-            self.options.batch_wait,
-            self.options.batch_size,
-        )
-        .await
+        let gathered = gather(&mut stream, first_wait, self.options.batch_wait, room).await;
+        messages.extend(gathered.messages);
+        Gathered {
+            messages,
+            error: gathered.error,
+        }
     }
 
-    /// Applies until the store accepts: a store that is down delays the batch,
-    /// never skips it.
-    async fn apply_until_accepted(&self, events: &[RecordedEvent]) -> Vec<DeadLetter> {
+    /// The aggregates of `events` that already have a dead letter here. A
+    /// batch is never dropped for want of this answer: it is asked again.
+    async fn frozen_aggregates(&self, events: &[RecordedEvent]) -> Frozen {
         let mut backoff = self.options.retry_initial;
         loop {
-            match self.projection.apply(events).await {
+            match self
+                .dead_letters
+                .heads(self.projection.name(), events)
+                .await
+            {
+                Ok(frozen) => return frozen,
+                Err(error) => {
+                    tracing::warn!(projection = self.projection.name(), %error, "cannot read dead letters yet, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.options.retry_max);
+                }
+            }
+        }
+    }
+
+    /// Applies until every event is in the store or dead-lettered: a store
+    /// that is down delays the batch, never skips it, and a lost read model
+    /// is rebuilt first.
+    async fn apply_until_done(
+        &mut self,
+        events: &[RecordedEvent],
+        frozen: &mut Frozen,
+    ) -> Vec<DeadLetter> {
+        let mut backoff = self.options.retry_initial;
+        loop {
+            let mut wait = Wait::Poll {
+                consumer: &self.consumer,
+                carried: &mut self.carried,
+                paused: false,
+            };
+            let applier = Applier {
+                projection: self.projection.as_ref(),
+                options: &self.options,
+                stats: &self.stats,
+            };
+            let applied = applier.apply(events, frozen, &mut wait).await;
+            wait.resume();
+            match applied {
                 Ok(letters) => return letters,
-                Err(ProjectionError::Lost) => {
+                Err(Lost) => {
                     tracing::warn!(
                         projection = self.projection.name(),
                         "read model lost mid-batch, rebuilding"
@@ -260,17 +416,6 @@ impl Worker {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(self.options.retry_max);
                     }
-                }
-                Err(ProjectionError::Unavailable(error)) => {
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        projection = self.projection.name(),
-                        error = %error_chain(error.as_ref()),
-                        retry_in_ms = backoff.as_millis() as u64,
-                        "store unavailable, retrying batch"
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.options.retry_max);
                 }
             }
         }
@@ -293,12 +438,32 @@ impl Worker {
         self.stats
             .dead_letters
             .fetch_add(letters.len() as u64, Ordering::Relaxed);
+        metrics::counter!("projector_dead_letters_total", "projection" => self.projection.name())
+            .increment(letters.len() as u64);
     }
 
+    /// Commits the offsets of the partitions this worker still holds. A
+    /// partition revoked during the batch belongs to another member now,
+    /// which starts from the last committed offset and applies again what
+    /// this batch applied: a no-op for an idempotent projection. Committing
+    /// it here could move that member's position under it.
     fn commit(&self, next: PartitionOffsets) -> anyhow::Result<()> {
+        let held = self.consumer.assignment()?;
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in next {
+            if held.find_partition(&topic, partition).is_none() {
+                tracing::info!(
+                    projection = self.projection.name(),
+                    topic,
+                    partition,
+                    "partition revoked mid-batch, its offset is left to its new owner"
+                );
+                continue;
+            }
             list.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
+        }
+        if list.count() == 0 {
+            return Ok(());
         }
         // Asynchronous: a synchronous commit blocks a runtime thread for the
         // broker's round trip. A commit lost in a crash only redelivers
@@ -314,19 +479,31 @@ impl Worker {
         if !due {
             return Ok(());
         }
-        match self.projection.is_intact().await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(
-                    projection = self.projection.name(),
-                    "read model lost its data, rebuilding"
-                );
-                self.rebuild().await?;
-            }
+        let name = self.projection.name();
+        let intact = match self.projection.is_intact().await {
+            Ok(intact) => intact,
             Err(error) => {
                 // The store is down; the batch's own retry will wait for it.
-                tracing::warn!(projection = self.projection.name(), %error, "cannot check read model");
+                tracing::warn!(projection = name, %error, "cannot check read model");
                 return Ok(());
+            }
+        };
+        let unfinished = rebuild_unfinished(self.store.pool(), name).await?;
+        if !intact || unfinished {
+            tracing::warn!(
+                projection = name,
+                lost = !intact,
+                unfinished,
+                "read model incomplete, rebuilding"
+            );
+            match self.rebuild().await {
+                Ok(_) => {}
+                // Another process holds the lease; its rebuild is checked
+                // again at the next due check.
+                Err(error) if error.is::<RebuildInProgress>() => {
+                    tracing::info!(projection = name, "rebuild in progress elsewhere");
+                }
+                Err(error) => return Err(error),
             }
         }
         self.last_intact_check = Some(Instant::now());
@@ -340,61 +517,12 @@ impl Worker {
             &self.store,
             &self.dead_letters,
             &self.options,
+            &self.stats,
         )
         .await?;
         self.stats.rebuilds.fetch_add(1, Ordering::Relaxed);
         Ok(count)
     }
-}
-
-/// Rebuilds `projection` from the event store: reset, then every event of its
-/// aggregate types in log order, then marked complete. Events committed after
-/// the replay's end arrive through Kafka as usual; those replayed and also
-/// delivered by Kafka are no-ops.
-pub async fn rebuild(
-    projection: &dyn Projection,
-    store: &PgEventStore,
-    dead_letters: &DeadLetters,
-    options: &WorkerOptions,
-) -> anyhow::Result<u64> {
-    projection.reset().await?;
-    let types: Vec<String> = projection
-        .aggregate_types()
-        .iter()
-        .map(|t| t.to_string())
-        .collect();
-    let mut checkpoint = GlobalCheckpoint::default();
-    let mut count = 0u64;
-    loop {
-        let batch = store
-            .read_after(checkpoint, REPLAY_BATCH, Some(&types))
-            .await?;
-        let Some(last) = batch.last() else { break };
-        checkpoint = last.checkpoint();
-        let mut backoff = options.retry_initial;
-        let letters = loop {
-            match projection.apply(&batch).await {
-                Ok(letters) => break letters,
-                Err(ProjectionError::Lost) => {
-                    anyhow::bail!("read model lost again during its rebuild")
-                }
-                Err(ProjectionError::Unavailable(error)) => {
-                    tracing::warn!(projection = projection.name(), error = %error_chain(error.as_ref()), "store unavailable during rebuild, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(options.retry_max);
-                }
-            }
-        };
-        dead_letters.record(projection.name(), &letters).await?;
-        count += batch.len() as u64;
-    }
-    projection.mark_rebuilt().await?;
-    tracing::info!(
-        projection = projection.name(),
-        events = count,
-        "read model rebuilt"
-    );
-    Ok(count)
 }
 
 /// The offset after the last message of each partition in `messages`.

@@ -1,0 +1,83 @@
+//! `projectors dead-letters …`: what an operator runs to see the events a
+//! projection could not apply, and to let go of those dealt with.
+//!
+//! - `list [PROJECTION] [--json]`: the letters, oldest first.
+//! - `discard ID…`: deletes them; the aggregates they froze take events again.
+
+use infrastructure::database::connect_and_migrate;
+use infrastructure::settings::Settings;
+
+use crate::runtime::dead_letters::StoredLetter;
+use crate::runtime::DeadLetters;
+
+const LIST_LIMIT: i64 = 10_000;
+
+/// Runs one `dead-letters` subcommand and returns what it prints.
+pub async fn dead_letters(settings: &Settings, args: &[String]) -> anyhow::Result<String> {
+    let pool = connect_and_migrate(&settings.postgres).await?;
+    let letters = DeadLetters::new(pool);
+    match args.first().map(String::as_str) {
+        Some("list") => {
+            let json = args.iter().any(|a| a == "--json");
+            let projection = args[1..].iter().find(|a| !a.starts_with("--"));
+            let listed = letters.list(projection.map(String::as_str), LIST_LIMIT).await?;
+            Ok(if json {
+                serde_json::to_string_pretty(&listed)?
+            } else {
+                table(&listed)
+            })
+        }
+        Some("discard") => {
+            let ids = args[1..]
+                .iter()
+                .map(|id| {
+                    id.parse::<i64>()
+                        .map_err(|_| anyhow::anyhow!("{id:?} is not a dead-letter id"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            anyhow::ensure!(!ids.is_empty(), "name the dead letters to discard by id");
+            let discarded = letters.discard(&ids).await?;
+            for letter in &discarded {
+                tracing::info!(
+                    id = letter.id,
+                    projection = %letter.projection,
+                    event_id = ?letter.event_id,
+                    "dead letter discarded"
+                );
+            }
+            let missing: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|id| !discarded.iter().any(|l| l.id == *id))
+                .collect();
+            let mut out = format!("discarded {} dead letter(s)", discarded.len());
+            if !missing.is_empty() {
+                out.push_str(&format!("; no dead letter with id {missing:?}"));
+            }
+            Ok(out)
+        }
+        other => anyhow::bail!(
+            "unknown dead-letters command {other:?}; use `list [PROJECTION] [--json]` or `discard ID…`"
+        ),
+    }
+}
+
+fn table(letters: &[StoredLetter]) -> String {
+    if letters.is_empty() {
+        return "no dead letters".to_owned();
+    }
+    let mut out = String::from("id\tprojection\taggregate\tversion\trecorded at\treason\n");
+    for l in letters {
+        out.push_str(&format!(
+            "{}\t{}\t{}/{}\t{}\t{}\t{}\n",
+            l.id,
+            l.projection,
+            l.aggregate_type.as_deref().unwrap_or("?"),
+            l.aggregate_id.as_deref().unwrap_or("?"),
+            l.version.map_or("?".to_owned(), |v| v.to_string()),
+            l.created_at.to_rfc3339(),
+            l.reason.replace(['\n', '\t'], " "),
+        ));
+    }
+    out
+}

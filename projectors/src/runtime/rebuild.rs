@@ -1,0 +1,166 @@
+//! Rebuilding a read model from the event store, one process at a time.
+//!
+//! A rebuild holds a lease: a PostgreSQL session advisory lock on a connection
+//! of its own, which the server releases when that connection ends, so a
+//! crashed rebuilder frees it. `read_model.rebuilds` records when each
+//! projection's last rebuild started and whether it finished: a rebuild that
+//! was interrupted (a crash, a shutdown, a store error) leaves it unfinished,
+//! and a worker that finds it so, with the lease free, starts over. A
+//! half-replayed read model therefore never passes for a complete one.
+
+use infrastructure::event_store::{GlobalCheckpoint, PgEventStore};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use super::apply::{Applier, Frozen, Lost, Wait};
+use super::worker::{WorkerOptions, WorkerStats};
+use super::{DeadLetters, Projection};
+
+const REPLAY_BATCH: i64 = 500;
+
+/// Another process is rebuilding this projection.
+#[derive(Debug, thiserror::Error)]
+#[error("another process is rebuilding {0}")]
+pub struct RebuildInProgress(pub String);
+
+/// The right to rebuild one projection, for as long as it is held.
+pub struct RebuildLease {
+    connection: PgConnection,
+    projection: String,
+}
+
+fn lease_key(projection: &str) -> String {
+    format!("projector-rebuild:{projection}")
+}
+
+impl RebuildLease {
+    /// The lease, or `None` while another process holds it.
+    pub async fn try_take(pool: &PgPool, projection: &str) -> anyhow::Result<Option<Self>> {
+        // Detached: dropping it closes the connection, and with it the lock,
+        // instead of handing a locked session back to the pool.
+        let mut connection = pool.acquire().await?.detach();
+        let taken: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(lease_key(projection))
+                .fetch_one(&mut connection)
+                .await?;
+        Ok(taken.then(|| Self {
+            connection,
+            projection: projection.to_owned(),
+        }))
+    }
+
+    async fn started(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO read_model.rebuilds (projection, started_at, finished_at, events) \
+             VALUES ($1, now(), NULL, 0) \
+             ON CONFLICT (projection) DO UPDATE SET started_at = now(), finished_at = NULL, events = 0",
+        )
+        .bind(&self.projection)
+        .execute(&mut self.connection)
+        .await?;
+        Ok(())
+    }
+
+    async fn finished(mut self, events: u64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE read_model.rebuilds SET finished_at = now(), events = $2 WHERE projection = $1",
+        )
+        .bind(&self.projection)
+        .bind(events as i64)
+        .execute(&mut self.connection)
+        .await?;
+        self.release().await
+    }
+
+    /// Gives the lease back at once. Dropped instead, it is freed when the
+    /// server notices its connection has ended.
+    pub async fn release(mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+            .bind(lease_key(&self.projection))
+            .execute(&mut self.connection)
+            .await?;
+        self.connection.close().await
+    }
+}
+
+/// True when the projection's last rebuild started and never finished.
+pub async fn rebuild_unfinished(pool: &PgPool, projection: &str) -> Result<bool, sqlx::Error> {
+    let unfinished: Option<bool> = sqlx::query_scalar(
+        "SELECT finished_at IS NULL FROM read_model.rebuilds WHERE projection = $1",
+    )
+    .bind(projection)
+    .fetch_optional(pool)
+    .await?;
+    Ok(unfinished.unwrap_or(false))
+}
+
+/// Sets the rebuild gauge while alive, and clears it however the rebuild ends.
+struct RebuildingGauge(&'static str);
+
+impl RebuildingGauge {
+    fn on(projection: &'static str) -> Self {
+        metrics::gauge!("projector_rebuilding", "projection" => projection).set(1.0);
+        Self(projection)
+    }
+}
+
+impl Drop for RebuildingGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("projector_rebuilding", "projection" => self.0).set(0.0);
+    }
+}
+
+/// Rebuilds `projection` from the event store under its lease: reset, then
+/// every event of its aggregate types in log order, then marked complete.
+/// Events committed after the replay's end arrive through Kafka as usual;
+/// those replayed and also delivered by Kafka are no-ops. Fails with
+/// [`RebuildInProgress`] while another process holds the lease.
+pub async fn rebuild(
+    projection: &dyn Projection,
+    store: &PgEventStore,
+    dead_letters: &DeadLetters,
+    options: &WorkerOptions,
+    stats: &WorkerStats,
+) -> anyhow::Result<u64> {
+    let name = projection.name();
+    let Some(mut lease) = RebuildLease::try_take(store.pool(), name).await? else {
+        return Err(RebuildInProgress(name.to_owned()).into());
+    };
+    lease.started().await?;
+    let _gauge = RebuildingGauge::on(name);
+    projection.reset().await?;
+    let types: Vec<String> = projection
+        .aggregate_types()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let mut checkpoint = GlobalCheckpoint::default();
+    let mut count = 0u64;
+    // A rebuild judges every event afresh: the dead letters of the live
+    // history freeze nothing here.
+    let mut frozen = Frozen::new();
+    let applier = Applier {
+        projection,
+        options,
+        stats,
+    };
+    loop {
+        let batch = store
+            .read_after(checkpoint, REPLAY_BATCH, Some(&types))
+            .await?;
+        let Some(last) = batch.last() else { break };
+        checkpoint = last.checkpoint();
+        let letters = applier
+            .apply(&batch, &mut frozen, &mut Wait::Sleep)
+            .await
+            .map_err(|Lost| anyhow::anyhow!("read model lost again during its rebuild"))?;
+        dead_letters.record(name, &letters).await?;
+        count += batch.len() as u64;
+        metrics::counter!("projector_rebuild_events_total", "projection" => name)
+            .increment(batch.len() as u64);
+    }
+    projection.mark_rebuilt().await?;
+    lease.finished(count).await?;
+    tracing::info!(projection = name, events = count, "read model rebuilt");
+    Ok(count)
+}

@@ -1,0 +1,130 @@
+//! The Redis product cache on a real Redis: the keys one write touches share a
+//! cluster slot, and a cache built on an earlier run of the server (which a
+//! restart from an older snapshot may have rolled back) is not trusted.
+
+mod support;
+
+use infrastructure::event_store::aggregates::Upcasters;
+use infrastructure::views::product_cache_key;
+use projectors::projections::product_cache::ProductCache;
+use projectors::runtime::Projection;
+use redis::AsyncCommands;
+use support::*;
+
+/// Redis Cluster's slot of `key`: CRC16 (XMODEM) of its hash tag, the part
+/// between the first `{` and the next `}` when that is not empty, or else of
+/// the whole key.
+fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let hashed = match key.find('{') {
+        Some(open) => match key[open + 1..].find('}') {
+            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
+            _ => bytes,
+        },
+        None => bytes,
+    };
+    let mut crc: u16 = 0;
+    for byte in hashed {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+#[test]
+fn the_slot_function_agrees_with_redis() {
+    // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+    assert_eq!(slot("123456789"), 12739);
+    assert_eq!(slot("foo"), 12182);
+    assert_eq!(slot("{user1000}.following"), slot("user1000"));
+}
+
+async fn connection(h: &Harness) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(h.settings.redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn built_cache(h: &Harness) -> ProductCache {
+    let cache = ProductCache::connect(
+        &h.settings.redis.url,
+        &h.settings.redis.key_prefix,
+        Upcasters::default(),
+    )
+    .await
+    .expect("redis answers");
+    cache.reset().await.unwrap();
+    let mut history = h.recorded().await;
+    history.retain(|e| cache.aggregate_types().contains(&e.aggregate_type.as_str()));
+    assert!(cache.apply(&history).await.unwrap().is_empty());
+    cache.mark_rebuilt().await.unwrap();
+    cache
+}
+
+async fn clean(h: &Harness) {
+    let mut redis = connection(h).await;
+    let keys: Vec<String> = redis
+        .keys(format!("{}*", h.settings.redis.key_prefix))
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis.del(keys).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_key_written_for_a_product_shares_the_slot_of_its_entry() {
+    let h = harness().await;
+    let (_, _, products) = h.seed_catalog(3).await;
+    let _cache = built_cache(&h).await;
+    let prefix = &h.settings.redis.key_prefix;
+    let mut redis = connection(&h).await;
+    for id in &products {
+        let entry = product_cache_key(prefix, *id);
+        assert_eq!(entry, format!("{prefix}product:{id}"), "the seed's key");
+        let keys: Vec<String> = redis.keys(format!("{prefix}*{id}*")).await.unwrap();
+        // The entry, its stream's version, the stock stream's version and
+        // the early stock.
+        assert!(keys.len() >= 3, "{keys:?}");
+        for key in keys {
+            assert_eq!(slot(&key), slot(&entry), "{key} beside {entry}");
+        }
+    }
+    clean(&h).await;
+}
+
+#[tokio::test]
+async fn a_cache_built_on_an_earlier_run_of_the_server_is_rebuilt() {
+    let h = harness().await;
+    h.seed_catalog(1).await;
+    let cache = built_cache(&h).await;
+    assert!(cache.is_intact().await.unwrap(), "built on this run");
+
+    // What a server restarted from a snapshot holds: the marker of the run
+    // that took the snapshot.
+    let marker = format!(
+        "{}projection:product-cache:initialized",
+        h.settings.redis.key_prefix
+    );
+    let mut redis = connection(&h).await;
+    let _: () = redis
+        .set(&marker, "0123456789abcdef0123456789abcdef01234567")
+        .await
+        .unwrap();
+    assert!(
+        !cache.is_intact().await.unwrap(),
+        "a marker of another run calls for a rebuild"
+    );
+
+    cache.mark_rebuilt().await.unwrap();
+    assert!(cache.is_intact().await.unwrap());
+    clean(&h).await;
+}
