@@ -111,7 +111,15 @@ pub struct SearchProduct {
     pub stock: i32,
     pub rating: Option<f32>,
     pub tags: Vec<String>,
+    /// The seed's `attributes` object, kept as given in `_source` but not
+    /// indexed: its names are user input, and mapping them dynamically lets
+    /// one product break the index for every other (`a` beside `a.b`, or
+    /// more names than the field limit).
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// The same attributes as name/value pairs, which is what filters on an
+    /// attribute query (`nested`), whatever the names are.
+    #[serde(default)]
+    pub attribute_filters: Vec<AttributeFilter>,
     pub status: String,
     pub featured: bool,
     #[serde(rename = "createdAt")]
@@ -120,10 +128,41 @@ pub struct SearchProduct {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The index body: the seed's mapping and the extra filter fields.
+/// One attribute of a search document, as a filterable pair. A value that is
+/// not a string is kept as its JSON text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeFilter {
+    pub name: String,
+    pub value: String,
+}
+
+impl AttributeFilter {
+    pub fn all_of(attributes: &serde_json::Map<String, serde_json::Value>) -> Vec<Self> {
+        attributes
+            .iter()
+            .map(|(name, value)| Self {
+                name: name.clone(),
+                value: match value {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                },
+            })
+            .collect()
+    }
+}
+
+/// Stamped in the products index's `_meta`: an index built with an older
+/// mapping is rebuilt.
+pub const PRODUCTS_MAPPING_VERSION: u64 = 2;
+
+/// The index body: the seed's mapping and the extra filter fields. Every
+/// field a document holds is declared, and `dynamic: strict` refuses any
+/// other, so no input can add to the mapping.
 pub fn products_index_body() -> serde_json::Value {
     serde_json::json!({
         "mappings": {
+            "dynamic": "strict",
+            "_meta": { "mapping_version": PRODUCTS_MAPPING_VERSION },
             "properties": {
                 "id": { "type": "keyword" },
                 "name": {
@@ -148,7 +187,14 @@ pub fn products_index_body() -> serde_json::Value {
                 "stock": { "type": "integer" },
                 "rating": { "type": "float" },
                 "tags": { "type": "keyword" },
-                "attributes": { "type": "object" },
+                "attributes": { "type": "object", "enabled": false },
+                "attribute_filters": {
+                    "type": "nested",
+                    "properties": {
+                        "name": { "type": "keyword" },
+                        "value": { "type": "keyword" }
+                    }
+                },
                 "createdAt": { "type": "date" },
                 "updatedAt": { "type": "date" },
                 "sku": { "type": "keyword" },
@@ -158,7 +204,10 @@ pub fn products_index_body() -> serde_json::Value {
                 "sale_price": { "type": "double" },
                 "currency": { "type": "keyword" },
                 "status": { "type": "keyword" },
-                "featured": { "type": "boolean" }
+                "featured": { "type": "boolean" },
+                // The representation a document was folded from, for the
+                // next event's fold: stored, never searched.
+                "view": { "type": "object", "enabled": false }
             }
         }
     })

@@ -17,18 +17,20 @@ use async_trait::async_trait;
 use chrono::Utc;
 use domain::catalog::{BrandEvent, CategoryEvent, ProductEvent};
 use domain::inventory::InventoryEvent;
+use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::StatusCode;
 use elasticsearch::indices::{
     IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetAliasParts,
-    IndicesRefreshParts,
+    IndicesGetMappingParts, IndicesRefreshParts,
 };
 use elasticsearch::params::VersionType;
-use elasticsearch::{Elasticsearch, GetParts, IndexParts, MgetParts, SearchParts};
+use elasticsearch::{BulkParts, Elasticsearch, GetParts, IndexParts, MgetParts, SearchParts};
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::RecordedEvent;
 use infrastructure::views::{
-    decimal_to_json_number, products_index_body, NamedRef, ProductView, SearchProduct,
+    decimal_to_json_number, products_index_body, AttributeFilter, NamedRef, ProductView,
+    SearchProduct, PRODUCTS_MAPPING_VERSION,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -40,6 +42,8 @@ use crate::runtime::{DeadLetter, Projection, ProjectionError};
 pub const NAME: &str = "product-search";
 const TYPES: &[&str] = &["category", "brand", "product", "inventory"];
 const LOW_BITS: i64 = 0xFFFF_FFFF;
+/// Products renamed per page when a category or brand is renamed.
+const RENAME_PAGE: usize = 1_000;
 
 pub struct ProductSearch {
     client: Elasticsearch,
@@ -78,6 +82,16 @@ impl From<SearchError> for ProjectionError {
     fn from(error: SearchError) -> Self {
         match error {
             SearchError::Lost => ProjectionError::Lost,
+            // A 4xx other than "too many requests" or a timeout refuses what
+            // was sent (a mapping conflict, a field limit): sending it again
+            // fails the same way.
+            SearchError::Status { status, .. }
+                if status.is_client_error()
+                    && status != StatusCode::TOO_MANY_REQUESTS
+                    && status != StatusCode::REQUEST_TIMEOUT =>
+            {
+                ProjectionError::rejected(error)
+            }
             other => ProjectionError::unavailable(other),
         }
     }
@@ -265,6 +279,7 @@ impl ProductSearch {
             stock: view.stock_quantity,
             rating: None,
             tags: view.meta_keywords.clone(),
+            attribute_filters: AttributeFilter::all_of(&attributes),
             attributes,
             status: view.status.clone(),
             featured: view.featured,
@@ -417,12 +432,15 @@ impl ProductSearch {
         id: Uuid,
         name: &str,
     ) -> Result<(), SearchError> {
+        // `gte`: a batch retried after this write must still rename the
+        // products; only a newer name (a later event, which renames them
+        // itself) stops it.
         let written = self
             .put(
                 &self.lookups(),
                 &format!("{field}:{id}"),
                 event.version,
-                false,
+                true,
                 &json!({ "name": name }),
             )
             .await?;
@@ -438,45 +456,123 @@ impl ProductSearch {
             .refresh(IndicesRefreshParts::Index(&[&index]))
             .send()
             .await?;
-        let response = self
-            .client
-            .search(SearchParts::Index(&[&index]))
-            .body(json!({
-                "size": 10000,
+        // Every product that shows the name, a page at a time in `id`
+        // order: a search stops at 10,000 hits, a catalog does not.
+        let mut after: Option<Value> = None;
+        loop {
+            let mut query = json!({
+                "size": RENAME_PAGE,
                 "_source": false,
+                "sort": [{ "id": "asc" }],
                 "query": { "term": { format!("{field}.id"): id.to_string() } }
-            }))
-            .send()
-            .await?;
-        if response.status_code() == StatusCode::NOT_FOUND {
-            return Err(SearchError::Lost);
+            });
+            if let Some(after) = after.take() {
+                query["search_after"] = after;
+            }
+            let response = self
+                .client
+                .search(SearchParts::Index(&[&index]))
+                .body(query)
+                .send()
+                .await?;
+            if response.status_code() == StatusCode::NOT_FOUND {
+                return Err(SearchError::Lost);
+            }
+            if !response.status_code().is_success() {
+                return Err(SearchError::Status {
+                    status: response.status_code(),
+                    body: response.text().await.unwrap_or_default(),
+                });
+            }
+            let page: Value = response.json().await?;
+            let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
+            let ids: Vec<String> = hits
+                .iter()
+                .filter_map(|d| d["_id"].as_str().map(str::to_owned))
+                .collect();
+            self.rename_in(&index, field, name, ids).await?;
+            match hits.last() {
+                Some(last) if hits.len() == RENAME_PAGE => after = Some(last["sort"].clone()),
+                _ => return Ok(()),
+            }
         }
-        let hits: Value = response.json().await?;
-        let ids: Vec<String> = hits["hits"]["hits"]
-            .as_array()
-            .map(|h| {
-                h.iter()
-                    .filter_map(|d| d["_id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for product_id in ids {
-            loop {
-                let Some(stored) = self.get(&index, &product_id).await? else {
-                    break;
+    }
+
+    /// Sets `field`'s name in each of `ids`: one `_mget` and one `_bulk` per
+    /// round, each document under the external version it was read at
+    /// (`external_gte`), so a document that changed in between answers 409
+    /// and is read again in the next round.
+    async fn rename_in(
+        &self,
+        index: &str,
+        field: &str,
+        name: &str,
+        mut ids: Vec<String>,
+    ) -> Result<(), SearchError> {
+        while !ids.is_empty() {
+            let response = self
+                .client
+                .mget(MgetParts::Index(index))
+                .body(json!({ "ids": ids }))
+                .send()
+                .await?;
+            if response.status_code() == StatusCode::NOT_FOUND {
+                self.forget_index();
+                return Err(SearchError::Lost);
+            }
+            let found: Value = response.json().await?;
+            let mut lines: Vec<JsonBody<Value>> = Vec::new();
+            for doc in found["docs"].as_array().into_iter().flatten() {
+                let (Some(id), Some(version)) = (doc["_id"].as_str(), doc["_version"].as_i64())
+                else {
+                    continue;
                 };
-                let mut body = stored.source.clone();
+                let mut body = doc["_source"].clone();
                 if body[field]["name"].as_str() == Some(name) {
-                    break;
+                    continue;
                 }
                 body[field]["name"] = Value::String(name.to_owned());
-                if self
-                    .put(&index, &product_id, stored.version, true, &body)
-                    .await?
-                {
-                    break;
+                lines.push(
+                    json!({ "index": {
+                        "_index": index,
+                        "_id": id,
+                        "version": version,
+                        "version_type": "external_gte"
+                    } })
+                    .into(),
+                );
+                lines.push(body.into());
+            }
+            if lines.is_empty() {
+                return Ok(());
+            }
+            let response = self.client.bulk(BulkParts::None).body(lines).send().await?;
+            let status = response.status_code();
+            if !status.is_success() {
+                return Err(SearchError::Status {
+                    status,
+                    body: response.text().await.unwrap_or_default(),
+                });
+            }
+            let outcome: Value = response.json().await?;
+            let mut changed = Vec::new();
+            for item in outcome["items"].as_array().into_iter().flatten() {
+                let item = &item["index"];
+                match item["status"].as_u64() {
+                    Some(200..=299) => {}
+                    Some(409) => changed.extend(item["_id"].as_str().map(str::to_owned)),
+                    _ => {
+                        return Err(SearchError::Status {
+                            status: StatusCode::from_u16(
+                                item["status"].as_u64().unwrap_or(500) as u16
+                            )
+                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                            body: item["error"].to_string(),
+                        })
+                    }
                 }
             }
+            ids = changed;
         }
         Ok(())
     }
@@ -534,6 +630,26 @@ impl ProductSearch {
                 format!("unexpected aggregate type {other}"),
             ))),
         }
+    }
+
+    async fn mapping_version(&self, index: &str) -> Result<Option<u64>, SearchError> {
+        let response = self
+            .client
+            .indices()
+            .get_mapping(IndicesGetMappingParts::Index(&[index]))
+            .send()
+            .await?;
+        if response.status_code() == StatusCode::NOT_FOUND {
+            return Err(SearchError::Lost);
+        }
+        if !response.status_code().is_success() {
+            return Err(SearchError::Status {
+                status: response.status_code(),
+                body: response.text().await.unwrap_or_default(),
+            });
+        }
+        let body: Value = response.json().await?;
+        Ok(body[index]["mappings"]["_meta"]["mapping_version"].as_u64())
     }
 
     async fn index_exists(&self, index: &str) -> Result<bool, SearchError> {
@@ -610,7 +726,7 @@ impl ProductSearch {
         let fresh = format!("{}-{}", self.alias, Utc::now().format("%Y%m%d%H%M%S%3f"));
         self.create_index(&fresh, products_index_body()).await?;
         self.delete_index(&self.lookups()).await?;
-        self.create_index(&self.lookups(), json!({ "mappings": { "dynamic": true } }))
+        self.create_index(&self.lookups(), lookups_index_body())
             .await?;
         let mut actions = vec![json!({ "add": { "index": fresh, "alias": self.alias } })];
         actions.extend(
@@ -637,6 +753,24 @@ impl ProductSearch {
         *self.index.lock().expect("index lock") = Some(fresh);
         Ok(())
     }
+}
+
+/// The side index: category and brand names (`{"name"}`) and stock that
+/// arrived before its product (`StoredStock`), under their streams' versions.
+/// Only read by id, so nothing in it is indexed.
+fn lookups_index_body() -> Value {
+    json!({
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                "name": { "type": "keyword", "index": false },
+                "product_id": { "type": "keyword", "index": false },
+                "available": { "type": "integer", "index": false },
+                "track_inventory": { "type": "boolean", "index": false },
+                "low_stock_threshold": { "type": "integer", "index": false }
+            }
+        }
+    })
 }
 
 /// The stock facts of a product, as kept in the lookups index.
@@ -687,13 +821,24 @@ impl Projection for ProductSearch {
         Ok(letters)
     }
 
+    /// False when an index is gone, or was built with an older mapping.
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
         self.forget_index();
-        match self.concrete_index().await {
-            Ok(_) => Ok(self.index_exists(&self.lookups()).await?),
-            Err(SearchError::Lost) => Ok(false),
-            Err(other) => Err(other.into()),
+        let index = match self.concrete_index().await {
+            Ok(index) => index,
+            Err(SearchError::Lost) => return Ok(false),
+            Err(other) => return Err(other.into()),
+        };
+        if self.mapping_version(&index).await? != Some(PRODUCTS_MAPPING_VERSION) {
+            tracing::warn!(
+                projection = NAME,
+                %index,
+                wanted = PRODUCTS_MAPPING_VERSION,
+                "products index has an older mapping"
+            );
+            return Ok(false);
         }
+        Ok(self.index_exists(&self.lookups()).await?)
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {

@@ -428,6 +428,7 @@ mod tests {
             rating: None,
             tags: vec![],
             attributes: Default::default(),
+            attribute_filters: vec![],
             status: "active".into(),
             featured: false,
             created_at: Utc::now(),

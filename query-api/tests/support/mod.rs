@@ -464,6 +464,7 @@ pub fn search_doc(name: &str, price: f64) -> SearchProduct {
         rating: Some(4.5),
         tags: vec![],
         attributes: Default::default(),
+        attribute_filters: vec![],
         status: "active".into(),
         featured: false,
         created_at: at(1),
