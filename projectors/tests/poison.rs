@@ -154,10 +154,14 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        worker.run_once().await.expect("worker step");
+        // A step that never returns (a batch retried forever) fails the
+        // test at the deadline too.
+        tokio::time::timeout_at(deadline, worker.run_once())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .expect("worker step");
     }
 }
 
