@@ -229,6 +229,25 @@ async fn assert_poisoned_product_dead_lettered(
     );
 }
 
+/// The creation of `product`, the event a test poisons.
+async fn creation_of(h: &Harness, product: Uuid) -> Uuid {
+    product_events(h)
+        .await
+        .into_iter()
+        .find(|e| e.aggregate_id == product.to_string())
+        .expect("the product's creation")
+        .event_id
+}
+
+/// Steps until every product but the poisoned one holds both its events and
+/// the poisoned one's two events are dead letters.
+async fn step_until_settled(worker: &mut Worker, h: &Harness, fussy: &Fussy, products: usize) {
+    step_until(worker, "every event applied or dead-lettered", || async {
+        fussy.applied_count() == 2 * (products - 1) && letters(h).await.len() == 2
+    })
+    .await;
+}
+
 async fn append_price_changes(h: &Harness, products: &[Uuid]) {
     for id in products {
         h.append(
@@ -246,12 +265,7 @@ async fn a_rejected_event_is_dead_lettered_after_bounded_attempts_with_its_later
     let h = harness().await;
     let (_, _, products) = h.seed_catalog(6).await;
     let poisoned = products[2];
-    let created = product_events(&h)
-        .await
-        .into_iter()
-        .find(|e| e.aggregate_id == poisoned.to_string())
-        .expect("the poisoned product's creation")
-        .event_id;
+    let created = creation_of(&h, poisoned).await;
     h.relay_all().await;
     let fussy = Fussy::new([created], Refusal::Rejected);
     let mut worker = worker(&h, fussy.clone(), options(3)).await;
@@ -266,14 +280,7 @@ async fn a_rejected_event_is_dead_lettered_after_bounded_attempts_with_its_later
     .await;
     append_price_changes(&h, &products).await;
     h.relay_all().await;
-    step_until(
-        &mut worker,
-        "every event applied or dead-lettered",
-        || async {
-            fussy.applied_count() == 2 * (products.len() - 1) && letters(&h).await.len() == 2
-        },
-    )
-    .await;
+    step_until_settled(&mut worker, &h, &fussy, products.len()).await;
 
     assert_applied_except(&fussy, &products, poisoned, 2);
     assert_poisoned_product_dead_lettered(&h, poisoned, created, "mapper_parsing_exception").await;
@@ -285,24 +292,12 @@ async fn a_batch_that_keeps_failing_while_the_store_answers_is_bisected_to_its_p
     let (_, _, products) = h.seed_catalog(8).await;
     append_price_changes(&h, &products).await;
     let poisoned = products[5];
-    let created = product_events(&h)
-        .await
-        .into_iter()
-        .find(|e| e.aggregate_id == poisoned.to_string())
-        .expect("the poisoned product's creation")
-        .event_id;
+    let created = creation_of(&h, poisoned).await;
     h.relay_all().await;
     let fussy = Fussy::new([created], Refusal::Failing);
     let mut worker = worker(&h, fussy.clone(), options(500)).await;
 
-    step_until(
-        &mut worker,
-        "every event applied or dead-lettered",
-        || async {
-            fussy.applied_count() == 2 * (products.len() - 1) && letters(&h).await.len() == 2
-        },
-    )
-    .await;
+    step_until_settled(&mut worker, &h, &fussy, products.len()).await;
 
     assert_applied_except(&fussy, &products, poisoned, 2);
     assert_poisoned_product_dead_lettered(&h, poisoned, created, "internal server error").await;

@@ -97,6 +97,20 @@ impl From<SearchError> for ProjectionError {
     }
 }
 
+/// `response` when it succeeded, or its status and body as the error.
+async fn successful(
+    response: elasticsearch::http::response::Response,
+) -> Result<elasticsearch::http::response::Response, SearchError> {
+    let status = response.status_code();
+    if status.is_success() {
+        return Ok(response);
+    }
+    Err(SearchError::Status {
+        status,
+        body: response.text().await.unwrap_or_default(),
+    })
+}
+
 /// A stored document with its packed version.
 struct Stored {
     version: i64,
@@ -478,13 +492,7 @@ impl ProductSearch {
             if response.status_code() == StatusCode::NOT_FOUND {
                 return Err(SearchError::Lost);
             }
-            if !response.status_code().is_success() {
-                return Err(SearchError::Status {
-                    status: response.status_code(),
-                    body: response.text().await.unwrap_or_default(),
-                });
-            }
-            let page: Value = response.json().await?;
+            let page: Value = successful(response).await?.json().await?;
             let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
             let ids: Vec<String> = hits
                 .iter()
@@ -547,14 +555,7 @@ impl ProductSearch {
                 return Ok(());
             }
             let response = self.client.bulk(BulkParts::None).body(lines).send().await?;
-            let status = response.status_code();
-            if !status.is_success() {
-                return Err(SearchError::Status {
-                    status,
-                    body: response.text().await.unwrap_or_default(),
-                });
-            }
-            let outcome: Value = response.json().await?;
+            let outcome: Value = successful(response).await?.json().await?;
             let mut changed = Vec::new();
             for item in outcome["items"].as_array().into_iter().flatten() {
                 let item = &item["index"];
@@ -642,13 +643,7 @@ impl ProductSearch {
         if response.status_code() == StatusCode::NOT_FOUND {
             return Err(SearchError::Lost);
         }
-        if !response.status_code().is_success() {
-            return Err(SearchError::Status {
-                status: response.status_code(),
-                body: response.text().await.unwrap_or_default(),
-            });
-        }
-        let body: Value = response.json().await?;
+        let body: Value = successful(response).await?.json().await?;
         Ok(body[index]["mappings"]["_meta"]["mapping_version"].as_u64())
     }
 
