@@ -30,15 +30,10 @@ use uuid::Uuid;
 fn options() -> WorkerOptions {
     WorkerOptions {
         batch_size: 50,
-        batch_wait: Duration::from_millis(50),
-        poll_wait: Duration::from_millis(500),
         retry_initial: Duration::from_millis(20),
         retry_max: Duration::from_millis(200),
         intact_check_every: Duration::ZERO,
-        poison_attempts: 5,
-        session_timeout: Duration::from_secs(10),
-        max_poll_interval: Duration::from_secs(300),
-        shutdown_grace: Duration::from_secs(10),
+        ..worker_options()
     }
 }
 

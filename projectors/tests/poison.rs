@@ -22,15 +22,8 @@ const POISON_ATTEMPTS: u32 = 3;
 fn options(batch_size: usize) -> WorkerOptions {
     WorkerOptions {
         batch_size,
-        batch_wait: Duration::from_millis(50),
-        poll_wait: Duration::from_millis(500),
-        retry_initial: Duration::from_millis(10),
-        retry_max: Duration::from_millis(100),
-        intact_check_every: Duration::from_secs(3600),
         poison_attempts: POISON_ATTEMPTS,
-        session_timeout: Duration::from_secs(10),
-        max_poll_interval: Duration::from_secs(300),
-        shutdown_grace: Duration::from_secs(10),
+        ..worker_options()
     }
 }
 

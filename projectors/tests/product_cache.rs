@@ -45,14 +45,6 @@ fn the_slot_function_agrees_with_redis() {
     assert_eq!(slot("{user1000}.following"), slot("user1000"));
 }
 
-async fn connection(h: &Harness) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(h.settings.redis.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
 async fn built_cache(h: &Harness) -> ProductCache {
     let cache = ProductCache::connect(
         &h.settings.redis.url,
@@ -70,7 +62,7 @@ async fn built_cache(h: &Harness) -> ProductCache {
 }
 
 async fn clean(h: &Harness) {
-    let mut redis = connection(h).await;
+    let mut redis = h.redis().await;
     let keys: Vec<String> = redis
         .keys(format!("{}*", h.settings.redis.key_prefix))
         .await
@@ -86,7 +78,7 @@ async fn every_key_written_for_a_product_shares_the_slot_of_its_entry() {
     let (_, _, products) = h.seed_catalog(3).await;
     let _cache = built_cache(&h).await;
     let prefix = &h.settings.redis.key_prefix;
-    let mut redis = connection(&h).await;
+    let mut redis = h.redis().await;
     for id in &products {
         let entry = product_cache_key(prefix, *id);
         assert_eq!(entry, format!("{prefix}product:{id}"), "the seed's key");
@@ -114,7 +106,7 @@ async fn a_cache_built_on_an_earlier_run_of_the_server_is_rebuilt() {
         "{}projection:product-cache:initialized",
         h.settings.redis.key_prefix
     );
-    let mut redis = connection(&h).await;
+    let mut redis = h.redis().await;
     let _: () = redis
         .set(&marker, "0123456789abcdef0123456789abcdef01234567")
         .await

@@ -19,16 +19,9 @@ use support::*;
 
 fn options() -> WorkerOptions {
     WorkerOptions {
-        batch_size: 100,
-        batch_wait: Duration::from_millis(50),
         poll_wait: Duration::from_millis(200),
-        retry_initial: Duration::from_millis(10),
-        retry_max: Duration::from_millis(100),
         intact_check_every: Duration::ZERO,
-        poison_attempts: 5,
-        session_timeout: Duration::from_secs(10),
-        max_poll_interval: Duration::from_secs(300),
-        shutdown_grace: Duration::from_secs(10),
+        ..worker_options()
     }
 }
 

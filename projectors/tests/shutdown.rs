@@ -55,15 +55,8 @@ async fn a_shutdown_mid_batch_finishes_the_batch_and_records_its_offsets() {
     });
     let options = WorkerOptions {
         batch_size: 500,
-        batch_wait: Duration::from_millis(50),
-        poll_wait: Duration::from_millis(500),
-        retry_initial: Duration::from_millis(10),
-        retry_max: Duration::from_millis(100),
-        intact_check_every: Duration::from_secs(3600),
-        poison_attempts: 5,
-        session_timeout: Duration::from_secs(10),
-        max_poll_interval: Duration::from_secs(300),
         shutdown_grace: Duration::from_secs(30),
+        ..worker_options()
     };
     let worker = Worker::new(gated.clone(), &h.settings.kafka, h.store.clone(), options)
         .await

@@ -89,16 +89,9 @@ async fn a_store_that_is_down_delays_the_batch_and_no_offset_moves_past_it() {
         .unwrap(),
     );
     let options = WorkerOptions {
-        batch_size: 100,
-        batch_wait: Duration::from_millis(50),
         poll_wait: Duration::from_secs(5),
         retry_initial: Duration::from_millis(20),
-        retry_max: Duration::from_millis(100),
-        intact_check_every: Duration::from_secs(3600),
-        poison_attempts: 5,
-        session_timeout: Duration::from_secs(10),
-        max_poll_interval: Duration::from_secs(300),
-        shutdown_grace: Duration::from_secs(10),
+        ..worker_options()
     };
     let mut worker = Worker::new(cache, &h.settings.kafka, h.store.clone(), options)
         .await
@@ -137,11 +130,7 @@ async fn a_store_that_is_down_delays_the_batch_and_no_offset_moves_past_it() {
         .unwrap();
     assert!(count > 0);
     while worker.run_once().await.unwrap() > 0 {}
-    let mut redis = redis::Client::open(h.settings.redis.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = h.redis().await;
     for id in &products {
         let cached: Option<String> = redis.get(product_cache_key(&prefix, *id)).await.unwrap();
         assert!(
@@ -200,11 +189,7 @@ async fn redis_down_at_boot_holds_back_only_the_product_cache() {
 
     up.send(true).unwrap();
     let prefix = h.settings.redis.key_prefix.clone();
-    let mut redis = redis::Client::open(h.settings.redis.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = h.redis().await;
     eventually("the product cache to catch up once Redis is back", || {
         let mut redis = redis.clone();
         let keys: Vec<String> = products

@@ -104,10 +104,10 @@ impl DeadLetters {
         projection: Option<&str>,
         limit: i64,
     ) -> Result<Vec<StoredLetter>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, projection, event_id, aggregate_type, aggregate_id, version, source, reason, created_at \
-             FROM read_model.dead_letters WHERE $1::text IS NULL OR projection = $1 ORDER BY id LIMIT $2",
-        )
+        sqlx::query_as(&format!(
+            "SELECT {STORED_COLUMNS} FROM read_model.dead_letters \
+             WHERE $1::text IS NULL OR projection = $1 ORDER BY id LIMIT $2"
+        ))
         .bind(projection)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -117,15 +117,18 @@ impl DeadLetters {
     /// Deletes the letters `ids`: the operator has dealt with them, and the
     /// aggregates they froze take events again. Returns those deleted.
     pub async fn discard(&self, ids: &[i64]) -> Result<Vec<StoredLetter>, sqlx::Error> {
-        sqlx::query_as(
-            "DELETE FROM read_model.dead_letters WHERE id = ANY($1) \
-             RETURNING id, projection, event_id, aggregate_type, aggregate_id, version, source, reason, created_at",
-        )
+        sqlx::query_as(&format!(
+            "DELETE FROM read_model.dead_letters WHERE id = ANY($1) RETURNING {STORED_COLUMNS}"
+        ))
         .bind(ids)
         .fetch_all(&self.pool)
         .await
     }
 }
+
+/// The columns of a [`StoredLetter`].
+const STORED_COLUMNS: &str =
+    "id, projection, event_id, aggregate_type, aggregate_id, version, source, reason, created_at";
 
 /// A dead letter as stored, for the operator's commands.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]

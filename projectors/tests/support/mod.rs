@@ -15,6 +15,7 @@ use infrastructure::event_store::{EventMetadata, PgEventStore, RecordedEvent, St
 use infrastructure::relay::OutboxRelay;
 use infrastructure::settings::Settings;
 use infrastructure::testing::{isolated_settings, unique_suffix, wait_for, TestDatabase};
+use projectors::runtime::WorkerOptions;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -35,6 +36,24 @@ pub async fn harness() -> Harness {
         settings,
         store,
         suffix,
+    }
+}
+
+/// Worker options for tests: small batches, short waits and retries, no
+/// periodic check for a lost store. Tests change what they exercise with
+/// `WorkerOptions { field, ..worker_options() }`.
+pub fn worker_options() -> WorkerOptions {
+    WorkerOptions {
+        batch_size: 100,
+        batch_wait: Duration::from_millis(50),
+        poll_wait: Duration::from_millis(500),
+        retry_initial: Duration::from_millis(10),
+        retry_max: Duration::from_millis(100),
+        intact_check_every: Duration::from_secs(3600),
+        poison_attempts: 5,
+        session_timeout: Duration::from_secs(10),
+        max_poll_interval: Duration::from_secs(300),
+        shutdown_grace: Duration::from_secs(10),
     }
 }
 
@@ -71,6 +90,15 @@ impl Harness {
             )
             .await
             .expect("append");
+    }
+
+    /// A connection to the test's Redis.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.settings.redis.url.as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis answers; start it with `scripts/services up`")
     }
 
     /// Everything recorded so far, in log order. The tailing read holds back
