@@ -137,6 +137,12 @@ pub struct ProjectorSettings {
     pub max_poll_interval_ms: u64,
     /// How long a stopping worker may take to finish its batch in hand.
     pub shutdown_grace_ms: u64,
+    /// Events read from the event store per batch of a rebuild.
+    pub replay_batch_size: usize,
+    /// Whether the PostgreSQL projections write a batch set-based (a
+    /// statement per table) when it allows; off, every event is written on
+    /// its own, which is slower and only worth it to compare the two.
+    pub set_based_writes: bool,
 }
 
 const DEFAULTS: &str = r#"
@@ -199,6 +205,8 @@ poison_attempts = 5
 session_timeout_ms = 10000
 max_poll_interval_ms = 300000
 shutdown_grace_ms = 10000
+replay_batch_size = 1000
+set_based_writes = true
 
 [consistency]
 wait_ms = 5000

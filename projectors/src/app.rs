@@ -34,12 +34,16 @@ pub async fn build_projection(
 ) -> anyhow::Result<Arc<dyn Projection>> {
     let upcasters = Upcasters::default();
     Ok(match name {
-        catalog_tables::NAME => Arc::new(
-            catalog_tables::CatalogTables::new(store.pool().clone(), upcasters)
+        catalog_tables::NAME => {
+            let tables = catalog_tables::CatalogTables::new(store.pool().clone(), upcasters)
                 .with_parked_max_age(std::time::Duration::from_secs(
                     settings.projectors.parked_max_age_seconds,
-                )),
-        ),
+                ));
+            Arc::new(match settings.projectors.set_based_writes {
+                true => tables,
+                false => tables.event_by_event(),
+            })
+        }
         product_search::NAME => Arc::new(product_search::ProductSearch::connect(
             &settings.elasticsearch.url,
             &settings.elasticsearch.products_alias,

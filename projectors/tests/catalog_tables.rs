@@ -416,3 +416,448 @@ async fn an_event_parked_past_its_maximum_age_is_dead_lettered_with_its_queue() 
     );
     assert_eq!(letters[1].version, Some(2));
 }
+
+/// A catalog history that touches every column group and child table: a
+/// category tree renamed and moved, a brand renamed and switched off and on,
+/// a product stored before the batch and one created in it, with details,
+/// prices, status, featuring, images, attributes, variants and stock for
+/// both the product and a variant.
+async fn a_catalog_history_touching_every_column(h: &Harness) -> Vec<RecordedEvent> {
+    use chrono::Utc;
+    use domain::catalog::product::{ProductDetails, ProductImagePosition};
+    use domain::catalog::{BrandEvent, CategoryEvent, ProductEvent, ProductStatus};
+    use domain::inventory::{InventoryEvent, StockAdjustmentReason};
+    use domain::values::{Money, Price, Sku, Slug, Url};
+    use rust_decimal::Decimal;
+
+    let root = Uuid::now_v7();
+    let child = Uuid::now_v7();
+    let brand = Uuid::now_v7();
+    let stored = Uuid::now_v7();
+    let fresh = Uuid::now_v7();
+    let variant = Uuid::now_v7();
+    let (image_a, image_b) = (Uuid::now_v7(), Uuid::now_v7());
+    let (size, colour) = (Uuid::now_v7(), Uuid::now_v7());
+    let price = |baht: i64| Price::new(Decimal::new(baht * 100 + 50, 2)).unwrap();
+    let url = |path: &str| Url::parse(&format!("https://cdn.example.com/{path}")).unwrap();
+    let sku = |raw: &str| Sku::parse(raw).unwrap();
+
+    h.append(
+        "category",
+        &root.to_string(),
+        0,
+        &[category_created(root, "Phones", "phones")],
+    )
+    .await;
+    h.append(
+        "brand",
+        &brand.to_string(),
+        0,
+        &[brand_created(brand, "Apple", "apple")],
+    )
+    .await;
+    h.append(
+        "product",
+        &stored.to_string(),
+        0,
+        &[product_created(
+            stored,
+            "STORED-1",
+            "stored-1",
+            Some(root),
+            Some(brand),
+            900,
+            3,
+        )],
+    )
+    .await;
+    let mut child_created = category_created(child, "Cases", "cases");
+    if let CategoryEvent::CategoryCreated { parent_id, .. } = &mut child_created {
+        *parent_id = Some(root);
+    }
+    h.append(
+        "category",
+        &child.to_string(),
+        0,
+        &[
+            child_created,
+            CategoryEvent::CategoryUpdated {
+                category_id: child,
+                name: "Phone cases".into(),
+                slug: Slug::parse("phone-cases").unwrap(),
+                description: Some("Cases".into()),
+                image_url: Some(url("cases.png")),
+                meta_title: Some("Cases".into()),
+                meta_description: None,
+                meta_keywords: vec!["case".into(), "cover".into()],
+                sort_order: 3,
+                previous_slug: Slug::parse("cases").unwrap(),
+                at: Utc::now(),
+            },
+            CategoryEvent::CategoryMoved {
+                category_id: child,
+                previous_parent_id: Some(root),
+                parent_id: None,
+                at: Utc::now(),
+            },
+        ],
+    )
+    .await;
+    h.append(
+        "category",
+        &root.to_string(),
+        1,
+        &[
+            CategoryEvent::CategoryDeactivated {
+                category_id: root,
+                at: Utc::now(),
+            },
+            CategoryEvent::CategoryUpdated {
+                category_id: root,
+                name: "Mobile phones".into(),
+                slug: Slug::parse("mobile-phones").unwrap(),
+                description: None,
+                image_url: None,
+                meta_title: None,
+                meta_description: Some("All phones".into()),
+                meta_keywords: vec![],
+                sort_order: 1,
+                previous_slug: Slug::parse("phones").unwrap(),
+                at: Utc::now(),
+            },
+        ],
+    )
+    .await;
+    h.append(
+        "brand",
+        &brand.to_string(),
+        1,
+        &[
+            BrandEvent::BrandUpdated {
+                brand_id: brand,
+                name: "Apple Inc.".into(),
+                slug: Slug::parse("apple-inc").unwrap(),
+                description: Some("Cupertino".into()),
+                logo_url: Some(url("apple.svg")),
+                website_url: Some(url("")),
+                previous_slug: Slug::parse("apple").unwrap(),
+                at: Utc::now(),
+            },
+            BrandEvent::BrandDeactivated {
+                brand_id: brand,
+                at: Utc::now(),
+            },
+            BrandEvent::BrandActivated {
+                brand_id: brand,
+                at: Utc::now(),
+            },
+        ],
+    )
+    .await;
+    let details = |name: &str, slug: &str, category: Uuid| ProductDetails {
+        name: name.into(),
+        slug: Slug::parse(slug).unwrap(),
+        description: None,
+        short_description: Some("Short".into()),
+        category_id: Some(category),
+        brand_id: None,
+        weight: None,
+        length: None,
+        width: None,
+        height: None,
+        meta_title: Some(name.into()),
+        meta_description: None,
+        meta_keywords: vec!["new".into()],
+    };
+    h.append(
+        "product",
+        &stored.to_string(),
+        1,
+        &[
+            ProductEvent::ProductDetailsUpdated {
+                product_id: stored,
+                details: details("Stored phone", "stored-phone", child),
+                previous_slug: Slug::parse("stored-1").unwrap(),
+                at: Utc::now(),
+            },
+            ProductEvent::ProductPriceChanged {
+                product_id: stored,
+                previous_regular_price: price(900),
+                previous_sale_price: None,
+                regular_price: price(950),
+                sale_price: Some(price(899)),
+                cost_price: Some(Money::new(Decimal::new(50000, 2)).unwrap()),
+                at: Utc::now(),
+            },
+            ProductEvent::ProductStatusChanged {
+                product_id: stored,
+                previous_status: ProductStatus::Draft,
+                status: ProductStatus::Active,
+                published_at: Some(Utc::now()),
+                featured: true,
+                at: Utc::now(),
+            },
+            ProductEvent::ProductUnfeatured {
+                product_id: stored,
+                at: Utc::now(),
+            },
+        ],
+    )
+    .await;
+    h.append(
+        "product",
+        &fresh.to_string(),
+        0,
+        &[
+            product_created(
+                fresh,
+                "FRESH-1",
+                "fresh-1",
+                Some(child),
+                Some(brand),
+                1200,
+                7,
+            ),
+            ProductEvent::ProductPriceChanged {
+                product_id: fresh,
+                previous_regular_price: price(1200),
+                previous_sale_price: None,
+                regular_price: price(1100),
+                sale_price: None,
+                cost_price: None,
+                at: Utc::now(),
+            },
+            ProductEvent::ProductStatusChanged {
+                product_id: fresh,
+                previous_status: ProductStatus::Draft,
+                status: ProductStatus::Active,
+                published_at: Some(Utc::now()),
+                featured: false,
+                at: Utc::now(),
+            },
+            ProductEvent::ProductFeatured {
+                product_id: fresh,
+                at: Utc::now(),
+            },
+            ProductEvent::ProductImageAdded {
+                product_id: fresh,
+                image_id: image_a,
+                url: url("a.jpg"),
+                alt_text: Some("Front".into()),
+                sort_order: 0,
+                is_primary: true,
+                at: Utc::now(),
+            },
+            ProductEvent::ProductImageAdded {
+                product_id: fresh,
+                image_id: image_b,
+                url: url("b.jpg"),
+                alt_text: None,
+                sort_order: 1,
+                is_primary: false,
+                at: Utc::now(),
+            },
+            ProductEvent::ProductPrimaryImageChanged {
+                product_id: fresh,
+                image_id: image_b,
+                previous_primary_image_id: Some(image_a),
+                at: Utc::now(),
+            },
+            ProductEvent::ProductImagesReordered {
+                product_id: fresh,
+                images: vec![
+                    ProductImagePosition {
+                        image_id: image_b,
+                        sort_order: 0,
+                    },
+                    ProductImagePosition {
+                        image_id: image_a,
+                        sort_order: 1,
+                    },
+                ],
+                at: Utc::now(),
+            },
+            ProductEvent::ProductImageRemoved {
+                product_id: fresh,
+                image_id: image_a,
+                new_primary_image_id: None,
+                at: Utc::now(),
+            },
+            ProductEvent::ProductAttributeSet {
+                product_id: fresh,
+                attribute_id: size,
+                name: "size".into(),
+                value: "6.1".into(),
+                sort_order: 0,
+                at: Utc::now(),
+            },
+            ProductEvent::ProductAttributeSet {
+                product_id: fresh,
+                attribute_id: colour,
+                name: "colour".into(),
+                value: "black".into(),
+                sort_order: 1,
+                at: Utc::now(),
+            },
+            ProductEvent::ProductAttributeRemoved {
+                product_id: fresh,
+                attribute_id: size,
+                name: "size".into(),
+                at: Utc::now(),
+            },
+            ProductEvent::ProductVariantAdded {
+                product_id: fresh,
+                variant_id: variant,
+                sku: sku("FRESH-1-BLK"),
+                name: Some("Black".into()),
+                price: price(1150),
+                stock_quantity: 2,
+                attributes: [("colour".to_owned(), "black".to_owned())].into(),
+                is_active: true,
+                at: Utc::now(),
+            },
+            ProductEvent::ProductVariantUpdated {
+                product_id: fresh,
+                variant_id: variant,
+                sku: sku("FRESH-1-BLK"),
+                name: Some("Jet black".into()),
+                price: price(1160),
+                attributes: [("colour".to_owned(), "jet".to_owned())].into(),
+                at: Utc::now(),
+            },
+            ProductEvent::ProductVariantDeactivated {
+                product_id: fresh,
+                variant_id: variant,
+                sku: sku("FRESH-1-BLK"),
+                at: Utc::now(),
+            },
+        ],
+    )
+    .await;
+    h.append(
+        "inventory",
+        "inventory:FRESH-1",
+        0,
+        &[
+            stock_initialized(fresh, "FRESH-1", 7),
+            InventoryEvent::StockAdjusted {
+                sku: sku("FRESH-1"),
+                product_id: fresh,
+                variant_id: None,
+                delta: 5,
+                reason: StockAdjustmentReason::Restock,
+                note: None,
+                previous_available: 7,
+                available: 12,
+                at: Utc::now(),
+            },
+            InventoryEvent::LowStockThresholdSet {
+                sku: sku("FRESH-1"),
+                product_id: fresh,
+                variant_id: None,
+                previous_threshold: 5,
+                threshold: 2,
+                at: Utc::now(),
+            },
+            InventoryEvent::InventoryTrackingChanged {
+                sku: sku("FRESH-1"),
+                product_id: fresh,
+                variant_id: None,
+                track_inventory: false,
+                at: Utc::now(),
+            },
+        ],
+    )
+    .await;
+    h.append(
+        "inventory",
+        "inventory:FRESH-1-BLK",
+        0,
+        &[
+            InventoryEvent::StockInitialized {
+                sku: sku("FRESH-1-BLK"),
+                product_id: fresh,
+                variant_id: Some(variant),
+                quantity: 2,
+                low_stock_threshold: 1,
+                track_inventory: true,
+                at: Utc::now(),
+            },
+            InventoryEvent::StockAdjusted {
+                sku: sku("FRESH-1-BLK"),
+                product_id: fresh,
+                variant_id: Some(variant),
+                delta: -1,
+                reason: StockAdjustmentReason::Damage,
+                note: Some("dropped".into()),
+                previous_available: 2,
+                available: 1,
+                at: Utc::now(),
+            },
+        ],
+    )
+    .await;
+    h.recorded().await
+}
+
+/// Applies `events` in batches of `size`, as a worker would cut them.
+async fn apply_in_batches(projection: &CatalogTables, events: &[RecordedEvent], size: usize) {
+    for batch in events.chunks(size) {
+        let letters = projection.apply(batch).await.expect("batch applies");
+        assert!(letters.is_empty(), "no dead letters: {letters:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_written_set_based_leaves_the_rows_the_event_by_event_path_leaves() {
+    let h = harness().await;
+    let events = a_catalog_history_touching_every_column(&h).await;
+    let exact = CatalogTables::new(h.db.pool.clone(), Upcasters::default()).event_by_event();
+    apply_in_batches(&exact, &events, 3).await;
+    let reference = dump_catalog(&h.db.pool).await;
+    assert_eq!(exact.set_based_batches(), 0);
+
+    for size in [3, 7, events.len()] {
+        exact.reset().await.unwrap();
+        let set = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
+        apply_in_batches(&set, &events, size).await;
+        assert_eq!(
+            dump_catalog(&h.db.pool).await,
+            reference,
+            "batches of {size} written set-based"
+        );
+        assert_eq!(
+            set.set_based_batches() as usize,
+            events.len().div_ceil(size),
+            "every batch of {size} took the set-based path"
+        );
+        // A redelivery of all of it changes nothing.
+        apply_in_batches(&set, &events, size).await;
+        assert_eq!(dump_catalog(&h.db.pool).await, reference);
+    }
+}
+
+#[tokio::test]
+async fn an_event_parked_by_another_worker_is_released_by_a_set_based_batch() {
+    let h = harness().await;
+    let (category, product, category_events, others) =
+        a_product_and_its_stock_before_their_category(&h).await;
+    let projection = CatalogTables::new(h.db.pool.clone(), Upcasters::default());
+    // The product's partition ran ahead: its events wait for the category.
+    projection.apply(&others).await.unwrap();
+    assert!(parked_count(&h.db.pool).await > 0);
+    // The category's batch touches no parked aggregate, so it goes set-based
+    // and hands the waiting events on.
+    projection.apply(&category_events).await.unwrap();
+    assert_eq!(projection.set_based_batches(), 1);
+    assert_eq!(parked_count(&h.db.pool).await, 0);
+    assert_eq!(
+        product_row(&h.db.pool, product).await.unwrap(),
+        (
+            "IPH-15".to_owned(),
+            "34900.00".to_owned(),
+            Some(category),
+            45
+        )
+    );
+}

@@ -2,9 +2,10 @@
 //! seed's shape (userId, action, resource, resourceId, details with user agent
 //! and IP address, timestamp), with the event's id, correlation and causation.
 //!
-//! Each document is an upsert conditioned on its `eventId` (unique index), so a
-//! redelivered event changes nothing. A missing unique index means the
-//! database lost the collection, which triggers a rebuild.
+//! A batch is one unordered insert. The unique index on `eventId` turns a
+//! redelivered event into a duplicate-key error for that document alone,
+//! which changes nothing. A missing unique index means the database lost the
+//! collection, which triggers a rebuild.
 
 use async_trait::async_trait;
 use infrastructure::event_store::RecordedEvent;
@@ -125,6 +126,33 @@ pub fn activity_document(event: &RecordedEvent) -> Document {
     }
 }
 
+/// MongoDB's code for a duplicate key.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// The dead letters of an unordered insert's write errors: a duplicate key
+/// is an event logged already; any other error is the server refusing that
+/// one document (too large, invalid), which it would refuse again.
+fn refused_documents(
+    events: &[RecordedEvent],
+    write_errors: Option<&[mongodb::error::IndexedWriteError]>,
+) -> Vec<DeadLetter> {
+    write_errors
+        .unwrap_or_default()
+        .iter()
+        .filter(|error| error.code != DUPLICATE_KEY)
+        .filter_map(|error| {
+            let event = events.get(error.index)?;
+            Some(DeadLetter::for_event(
+                event,
+                format!(
+                    "mongodb refused the document ({}): {}",
+                    error.code, error.message
+                ),
+            ))
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Projection for ActivityLog {
     fn name(&self) -> &'static str {
@@ -136,23 +164,29 @@ impl Projection for ActivityLog {
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
-        let collection = self.collection();
-        for event in events {
-            collection
-                .update_one(
-                    doc! { "eventId": event.event_id.to_string() },
-                    doc! { "$setOnInsert": activity_document(event) },
-                )
-                .upsert(true)
-                .await
-                .map_err(|error| match *error.kind {
-                    // The server refused this document (too large, invalid):
-                    // the same write fails the same way.
-                    mongodb::error::ErrorKind::Write(_) => ProjectionError::rejected(error),
-                    _ => ProjectionError::unavailable(error),
-                })?;
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(Vec::new())
+        let documents: Vec<Document> = events.iter().map(activity_document).collect();
+        // One unordered round trip for the batch: a document already there
+        // (a redelivery) fails alone on the unique `eventId` index while the
+        // others go in.
+        let result = self
+            .collection()
+            .insert_many(documents)
+            .ordered(false)
+            .await;
+        let Err(error) = result else {
+            return Ok(Vec::new());
+        };
+        match *error.kind {
+            mongodb::error::ErrorKind::InsertMany(ref failure)
+                if failure.write_concern_error.is_none() =>
+            {
+                Ok(refused_documents(events, failure.write_errors.as_deref()))
+            }
+            _ => Err(ProjectionError::unavailable(error)),
+        }
     }
 
     async fn is_intact(&self) -> Result<bool, ProjectionError> {

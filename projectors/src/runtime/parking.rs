@@ -38,11 +38,64 @@ impl Parking {
         Ok(())
     }
 
+    /// `lock_key` for several keys in one statement, in a fixed order, so
+    /// that two workers locking overlapping sets cannot deadlock.
+    pub async fn lock_keys(
+        &self,
+        conn: &mut PgConnection,
+        keys: &[String],
+    ) -> Result<(), sqlx::Error> {
+        let scoped: Vec<String> = keys
+            .iter()
+            .map(|key| format!("{}/{key}", self.projection))
+            .collect();
+        sqlx::query(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM \
+             (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS sorted",
+        )
+        .bind(&scoped)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Those of `keys` that parked events wait for.
+    pub async fn keys_with_waiters(
+        &self,
+        conn: &mut PgConnection,
+        keys: &[String],
+    ) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT waiting_for FROM read_model.parked_events \
+             WHERE projection = $1 AND waiting_for = ANY($2)",
+        )
+        .bind(self.projection)
+        .bind(keys)
+        .fetch_all(conn)
+        .await
+    }
+
     pub async fn any_parked(&self, conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM read_model.parked_events WHERE projection = $1)",
         )
         .bind(self.projection)
+        .fetch_one(conn)
+        .await
+    }
+
+    /// Whether any of `aggregates` (ids) has a parked event.
+    pub async fn any_of_aggregates(
+        &self,
+        conn: &mut PgConnection,
+        aggregates: &[&str],
+    ) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM read_model.parked_events \
+             WHERE projection = $1 AND aggregate_id = ANY($2))",
+        )
+        .bind(self.projection)
+        .bind(aggregates)
         .fetch_one(conn)
         .await
     }

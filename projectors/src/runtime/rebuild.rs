@@ -15,8 +15,6 @@ use super::apply::{Applier, Frozen, Lost, Wait};
 use super::worker::{WorkerOptions, WorkerStats};
 use super::{DeadLetters, Projection};
 
-const REPLAY_BATCH: i64 = 500;
-
 /// Another process is rebuilding this projection.
 #[derive(Debug, thiserror::Error)]
 #[error("another process is rebuilding {0}")]
@@ -146,7 +144,7 @@ pub async fn rebuild(
     };
     loop {
         let batch = store
-            .read_after(checkpoint, REPLAY_BATCH, Some(&types))
+            .read_after(checkpoint, options.replay_batch_size as i64, Some(&types))
             .await?;
         let Some(last) = batch.last() else { break };
         checkpoint = last.checkpoint();

@@ -47,6 +47,8 @@ pub struct WorkerOptions {
     /// How long a shutdown waits for the batch in hand to be applied and
     /// committed before it drops it (to be redelivered).
     pub shutdown_grace: Duration,
+    /// Events read from the event store per batch of a rebuild.
+    pub replay_batch_size: usize,
 }
 
 impl WorkerOptions {
@@ -62,6 +64,7 @@ impl WorkerOptions {
             session_timeout: Duration::from_millis(settings.session_timeout_ms),
             max_poll_interval: Duration::from_millis(settings.max_poll_interval_ms),
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
+            replay_batch_size: settings.replay_batch_size.max(1),
         }
     }
 }

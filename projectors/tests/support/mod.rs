@@ -54,6 +54,7 @@ pub fn worker_options() -> WorkerOptions {
         session_timeout: Duration::from_secs(10),
         max_poll_interval: Duration::from_secs(300),
         shutdown_grace: Duration::from_secs(10),
+        replay_batch_size: 500,
     }
 }
 
