@@ -205,7 +205,7 @@ poison_attempts = 5
 session_timeout_ms = 10000
 max_poll_interval_ms = 300000
 shutdown_grace_ms = 10000
-replay_batch_size = 1000
+replay_batch_size = 2000
 set_based_writes = true
 
 [consistency]

@@ -1,10 +1,15 @@
 //! The Redis product cache: `{prefix}product:{id}`, the seed's shape around the
 //! full product representation, refreshed on product and stock events.
 //!
-//! Every write goes through one Lua script that checks the stream's last
-//! applied version and both values the fold read (the entry and the stock
-//! that arrived before it), so a redelivered or older event changes nothing
-//! and a concurrent writer forces a re-read instead of a lost update.
+//! A batch takes two round trips: one pipeline reads every entry, early
+//! stock and stream version it folds onto, the events are folded in memory
+//! per product, and one pipeline writes each product through a Lua script
+//! that checks that nothing it read has changed. A product whose check fails
+//! (a concurrent writer) has its events applied one by one, each through a
+//! script that checks the stream's last applied version and both values the
+//! fold read (the entry and the stock that arrived before it). Either way a
+//! redelivered or older event changes nothing and a concurrent writer forces
+//! a re-read instead of a lost update.
 //!
 //! The script's keys share one Redis Cluster slot: the bookkeeping keys of a
 //! product carry the product's own key as their hash tag,
@@ -16,6 +21,7 @@
 //! or a promoted replica that missed writes) has another, so the cache is
 //! rebuilt from the event store rather than trusted.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -70,6 +76,7 @@ pub struct ProductCache {
     prefix: String,
     upcasters: Upcasters,
     script: Script,
+    batch_script: Script,
 }
 
 impl ProductCache {
@@ -84,6 +91,7 @@ impl ProductCache {
             prefix: prefix.to_owned(),
             upcasters,
             script: Script::new(GUARDED_WRITE),
+            batch_script: Script::new(BATCH_WRITE),
         };
         // No connection yet: Redis down at boot holds back this projection
         // (its worker waits for the store), not the process.
@@ -275,6 +283,142 @@ impl ProductCache {
             .await
     }
 
+    /// The whole batch in two round trips: one pipeline reads every entry,
+    /// stock and version it folds onto; the events are folded in memory per
+    /// product; one pipeline writes each product with a script that checks
+    /// nothing it read has changed. Returns the dead letters and the events
+    /// of products whose check failed, to be applied one by one.
+    async fn apply_batch<'e>(
+        &self,
+        events: &'e [RecordedEvent],
+    ) -> Result<(Vec<DeadLetter>, Vec<&'e RecordedEvent>), redis::RedisError> {
+        let mut letters = Vec::new();
+        let mut products: BTreeMap<Uuid, Vec<(&RecordedEvent, Change)>> = BTreeMap::new();
+        for event in events {
+            match self.change_of(event) {
+                Ok(Some((product_id, change))) => products
+                    .entry(product_id)
+                    .or_default()
+                    .push((event, change)),
+                Ok(None) => {}
+                Err(reason) => letters.push(DeadLetter::for_event(event, reason)),
+            }
+        }
+        if products.is_empty() {
+            return Ok((letters, Vec::new()));
+        }
+        let mut redis = self.redis.connection().await?;
+        let mut reads = redis::pipe();
+        let mut folds = Vec::with_capacity(products.len());
+        for (product_id, changes) in products {
+            let mut aggregates: Vec<String> = changes
+                .iter()
+                .map(|(e, _)| e.aggregate_id.clone())
+                .collect();
+            aggregates.sort();
+            aggregates.dedup();
+            let fold = ProductFold {
+                entry_key: product_cache_key(&self.prefix, product_id),
+                stock_key: self.product_own_key(product_id, "stock"),
+                version_keys: aggregates
+                    .iter()
+                    .map(|a| self.product_own_key(product_id, &format!("version:{a}")))
+                    .collect(),
+                aggregates,
+                changes,
+            };
+            reads.get(&fold.entry_key).get(&fold.stock_key);
+            for key in &fold.version_keys {
+                reads.get(key);
+            }
+            folds.push(fold);
+        }
+        let read: Vec<Option<String>> = reads.query_async(&mut redis).await?;
+        let mut read = read.into_iter();
+        let mut writes = redis::pipe();
+        writes.cmd("SCRIPT").arg("LOAD").arg(BATCH_WRITE).ignore();
+        let mut written = Vec::new();
+        for fold in folds {
+            let entry = read.next().flatten();
+            let stock = read.next().flatten();
+            let versions: Vec<Option<String>> = fold
+                .version_keys
+                .iter()
+                .map(|_| read.next().flatten())
+                .collect();
+            match fold.fold(entry.as_deref(), stock.as_deref(), &versions) {
+                Folded::Refused(reason) => letters.extend(
+                    fold.changes
+                        .iter()
+                        .map(|(event, _)| DeadLetter::for_event(event, reason.clone())),
+                ),
+                Folded::Unchanged => {}
+                Folded::Write {
+                    entry: next_entry,
+                    stock: next_stock,
+                    versions: next_versions,
+                } => {
+                    let command = writes.cmd("EVALSHA").arg(self.batch_script.get_hash());
+                    command.arg(2 + fold.version_keys.len());
+                    command.arg(&fold.entry_key).arg(&fold.stock_key);
+                    for key in &fold.version_keys {
+                        command.arg(key);
+                    }
+                    command
+                        .arg(entry.as_deref().unwrap_or(""))
+                        .arg(stock.as_deref().unwrap_or(""))
+                        .arg(fold.version_keys.len());
+                    for version in &versions {
+                        command.arg(version.as_deref().unwrap_or(""));
+                    }
+                    command.arg(next_entry).arg(next_stock);
+                    for version in next_versions {
+                        command.arg(version);
+                    }
+                    written.push(fold.changes);
+                }
+            }
+        }
+        if written.is_empty() {
+            return Ok((letters, Vec::new()));
+        }
+        let outcomes: Vec<i32> = writes.query_async(&mut redis).await?;
+        let contended = written
+            .into_iter()
+            .zip(outcomes)
+            .filter(|(_, outcome)| *outcome == -1)
+            .flat_map(|(changes, _)| changes.into_iter().map(|(event, _)| event))
+            .collect();
+        Ok((letters, contended))
+    }
+
+    /// The product an event folds onto and how, `None` when it changes
+    /// nothing cached, or why it cannot be applied.
+    fn change_of(&self, event: &RecordedEvent) -> Result<Option<(Uuid, Change)>, String> {
+        match event.aggregate_type.as_str() {
+            "product" => {
+                let decoded = self
+                    .upcasters
+                    .decode::<ProductEvent>(event)
+                    .map_err(|e| e.to_string())?;
+                Ok(Some((
+                    product_id_of(&decoded),
+                    Change::Product(Box::new(decoded)),
+                )))
+            }
+            "inventory" => {
+                let decoded = self
+                    .upcasters
+                    .decode::<InventoryEvent>(event)
+                    .map_err(|e| e.to_string())?;
+                Ok(stock_fact(&decoded)
+                    .filter(StockFact::is_product_level)
+                    .map(|fact| (fact.product_id, Change::Stock(fact))))
+            }
+            other => Err(format!("unexpected aggregate type {other}")),
+        }
+    }
+
     async fn delete_matching(&self, pattern: &str) -> Result<(), redis::RedisError> {
         let mut redis = self.redis.connection().await?;
         let keys: Vec<String> = {
@@ -290,6 +434,139 @@ impl ProductCache {
             let _: () = redis.del(chunk).await?;
         }
         Ok(())
+    }
+}
+
+/// KEYS: the entry, the early stock, then the version of each aggregate the
+/// batch folded. ARGV: the entry and the stock as read, the number of
+/// version keys N, the N versions as read, the entry and the stock to write
+/// ('' = leave), the N versions to write ('' = leave). Written = 1; anything
+/// changed since the read = -1, and nothing is written.
+const BATCH_WRITE: &str = r"
+local n = tonumber(ARGV[3])
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return -1 end
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return -1 end
+for i = 1, n do
+  if (redis.call('GET', KEYS[2 + i]) or '') ~= ARGV[3 + i] then return -1 end
+end
+if ARGV[4 + n] ~= '' then redis.call('SET', KEYS[1], ARGV[4 + n]) end
+if ARGV[5 + n] ~= '' then redis.call('SET', KEYS[2], ARGV[5 + n]) end
+for i = 1, n do
+  if ARGV[5 + n + i] ~= '' then redis.call('SET', KEYS[2 + i], ARGV[5 + n + i]) end
+end
+return 1
+";
+
+/// How one event changes a product's cache entry.
+enum Change {
+    Product(Box<ProductEvent>),
+    Stock(StockFact),
+}
+
+/// One product's events in a batch, with the keys they fold onto.
+struct ProductFold<'e> {
+    entry_key: String,
+    stock_key: String,
+    aggregates: Vec<String>,
+    version_keys: Vec<String>,
+    changes: Vec<(&'e RecordedEvent, Change)>,
+}
+
+enum Folded {
+    /// The stored entry does not decode: every event folding onto it is
+    /// dead-lettered and the entry left alone.
+    Refused(String),
+    /// Nothing to write: every event was applied already or wrote nothing.
+    Unchanged,
+    /// What to write, '' where a value stays as it is.
+    Write {
+        entry: String,
+        stock: String,
+        versions: Vec<String>,
+    },
+}
+
+impl ProductFold<'_> {
+    /// Folds the events in order, as the one-by-one path would: an event at
+    /// or below its aggregate's version is skipped, and one that writes
+    /// nothing records no version.
+    fn fold(
+        &self,
+        entry: Option<&str>,
+        stock: Option<&str>,
+        versions: &[Option<String>],
+    ) -> Folded {
+        let mut view = match stored_entry(&self.entry_key, entry) {
+            Ok(cached) => cached.map(|cached| cached.product),
+            Err(reason) => return Folded::Refused(reason),
+        };
+        let mut stock_level = stock.and_then(|s| s.parse::<i32>().ok());
+        let mut applied: Vec<i64> = versions
+            .iter()
+            .map(|v| v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0))
+            .collect();
+        let mut written_versions: Vec<Option<i64>> = vec![None; applied.len()];
+        let (mut entry_changed, mut stock_changed) = (false, false);
+        for (event, change) in &self.changes {
+            let slot = self
+                .aggregates
+                .iter()
+                .position(|a| *a == event.aggregate_id)
+                .expect("every aggregate of the fold has a slot");
+            if applied[slot] >= event.version {
+                continue;
+            }
+            let wrote = match change {
+                Change::Product(decoded) => {
+                    match fold_product(view.clone(), decoded, stock_level) {
+                        Some(next) => {
+                            view = Some(next);
+                            entry_changed = true;
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                Change::Stock(fact) => {
+                    let mut wrote = false;
+                    if let Some(current) = view.as_mut() {
+                        fact.apply_to(current);
+                        entry_changed = true;
+                        wrote = true;
+                    }
+                    if let Some(available) = fact.available {
+                        stock_level = Some(available);
+                        stock_changed = true;
+                        wrote = true;
+                    }
+                    wrote
+                }
+            };
+            if wrote {
+                applied[slot] = event.version;
+                written_versions[slot] = Some(event.version);
+            }
+        }
+        if !entry_changed && !stock_changed {
+            return Folded::Unchanged;
+        }
+        let entry = match (entry_changed, view) {
+            (true, Some(view)) => serde_json::to_string(&CachedProduct::new(view, Utc::now()))
+                .expect("cache entry serializes"),
+            _ => String::new(),
+        };
+        let stock = match (stock_changed, stock_level) {
+            (true, Some(level)) => level.to_string(),
+            _ => String::new(),
+        };
+        Folded::Write {
+            entry,
+            stock,
+            versions: written_versions
+                .into_iter()
+                .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                .collect(),
+        }
     }
 }
 
@@ -332,8 +609,10 @@ impl Projection for ProductCache {
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
-        let mut letters = Vec::new();
-        for event in events {
+        let (mut letters, contended) = self.guarded(self.apply_batch(events)).await?;
+        // Entries another writer changed between the batch's read and its
+        // write: their events go one by one, each re-reading until it wins.
+        for event in contended {
             if let Some(letter) = self.guarded(self.apply_event(event)).await? {
                 letters.push(letter);
             }

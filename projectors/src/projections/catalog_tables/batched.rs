@@ -9,6 +9,11 @@
 //! rarer and depend on their order, so their events are written one by one,
 //! in log order, inside the same path.
 //!
+//! Its statements are planned afresh for every batch (`persistent(false)`):
+//! a plan cached while the tables were small (a seq scan of an empty table,
+//! early in a replay) would otherwise stay for the connection's life and
+//! cost more with every row the replay adds.
+//!
 //! The path only takes a batch that needs none of the exact path's care:
 //! none of its aggregates parked, every event decodable, every row it refers to stored or
 //! created in the batch. Anything else, and any statement the database
@@ -805,6 +810,7 @@ pub(super) async fn apply(
     )
     .bind(NAME)
     .bind(&aggregates)
+    .persistent(false)
     .fetch_all(&mut *conn)
     .await?
     .into_iter()
@@ -862,6 +868,7 @@ async fn any_missing(conn: &mut PgConnection, plan: &Plan) -> Result<bool, sqlx:
     .bind(&brands)
     .bind(&products)
     .bind(&variants)
+    .persistent(false)
     .fetch_one(conn)
     .await
 }
@@ -1023,6 +1030,7 @@ async fn write(conn: &mut PgConnection, plan: &Plan) -> Result<Option<&'static s
     .bind(NAME)
     .bind(&ids)
     .bind(&versions)
+    .persistent(false)
     .execute(conn)
     .await?;
     Ok(None)
