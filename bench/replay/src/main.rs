@@ -256,7 +256,7 @@ fn product_streams(n: u64, categories: &[Uuid], brands: &[Uuid]) -> [StreamAppen
         meta_description: None,
         meta_keywords: vec!["bench".into()],
         status: ProductStatus::Active,
-        featured: n % 10 == 0,
+        featured: n.is_multiple_of(10),
         at: Utc::now(),
     };
     let repriced = ProductEvent::ProductPriceChanged {
