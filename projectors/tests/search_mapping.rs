@@ -266,3 +266,89 @@ async fn a_renamed_category_reaches_every_product_also_when_its_batch_is_retried
     );
     index.drop().await;
 }
+
+/// Every document with its version, in id order.
+async fn documents(index: &Index) -> Value {
+    index.refresh().await;
+    let found = index
+        .search(json!({ "size": 100, "version": true, "sort": [{ "id": "asc" }] }))
+        .await;
+    let docs: Vec<Value> = found["hits"]["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(
+            |hit| json!({ "id": hit["_id"], "version": hit["_version"], "source": hit["_source"] }),
+        )
+        .collect();
+    Value::Array(docs)
+}
+
+#[tokio::test]
+async fn a_batch_folded_in_memory_indexes_what_one_event_at_a_time_indexes() {
+    let h = harness().await;
+    let index = Index::of(&h);
+    let (category, _, products) = h.seed_catalog(3).await;
+    h.append(
+        "product",
+        &products[0].to_string(),
+        1,
+        &[
+            price_changed(products[0], 1000, 1500),
+            attribute_set(products[0], "colour", "black"),
+            attribute_set(products[0], "size", "6.1"),
+        ],
+    )
+    .await;
+    h.append(
+        "inventory",
+        "inventory:SKU-1",
+        1,
+        &[stock_initialized(products[1], "SKU-1", 3)],
+    )
+    .await;
+    // Stock that arrives before its product, then the product.
+    let late = Uuid::now_v7();
+    h.append(
+        "inventory",
+        "inventory:LATE-1",
+        0,
+        &[stock_initialized(late, "LATE-1", 4)],
+    )
+    .await;
+    h.append(
+        "category",
+        &category.to_string(),
+        1,
+        &[category_renamed(category, "Smartphones")],
+    )
+    .await;
+    h.append(
+        "product",
+        &late.to_string(),
+        0,
+        &[
+            product_created(late, "LATE-1", "late-1", Some(category), None, 700, 0),
+            price_changed(late, 700, 650),
+        ],
+    )
+    .await;
+    let history = h.recorded().await;
+
+    let reference = search_projection(&h).await.one_event_at_a_time();
+    assert!(reference.apply(&history).await.unwrap().is_empty());
+    let one_at_a_time = documents(&index).await;
+    assert_eq!(one_at_a_time.as_array().unwrap().len(), 4);
+
+    let search = search_projection(&h).await;
+    assert!(search.apply(&history).await.unwrap().is_empty());
+    assert_eq!(
+        documents(&index).await,
+        one_at_a_time,
+        "the whole history as one batch"
+    );
+    // A redelivery changes nothing.
+    assert!(search.apply(&history).await.unwrap().is_empty());
+    assert_eq!(documents(&index).await, one_at_a_time);
+    index.drop().await;
+}

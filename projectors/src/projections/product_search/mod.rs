@@ -6,11 +6,16 @@
 //! version packs the two streams it is built from, `product << 32 | inventory`,
 //! so Elasticsearch itself refuses a redelivered or older event; each write
 //! reads the document, folds the event in and indexes it under the packed
-//! version, and re-reads when a concurrent write won. Names, and stock that
+//! version, and re-reads when a concurrent write won. Runs of product and
+//! stock events are folded the same way in memory and written with one
+//! `_bulk` (`batched`). Names, and stock that
 //! arrives before its product, live in a side index (`{alias}-lookups`) under
 //! their own streams' versions. osmem-server keeps indexes in memory only: a
 //! missing alias means the store lost the read model, which is then rebuilt.
 
+mod batched;
+
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -51,6 +56,7 @@ pub struct ProductSearch {
     upcasters: Upcasters,
     /// The concrete index behind the alias, once known.
     index: Mutex<Option<String>>,
+    batched: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +142,15 @@ impl ProductSearch {
             alias: alias.to_owned(),
             upcasters,
             index: Mutex::new(None),
+            batched: true,
         })
+    }
+
+    /// Applies every event on its own, reading and writing its document:
+    /// the reference the batched path is compared with.
+    pub fn one_event_at_a_time(mut self) -> Self {
+        self.batched = false;
+        self
     }
 
     fn lookups(&self) -> String {
@@ -261,50 +275,14 @@ impl ProductSearch {
         view: &ProductView,
         attributes: serde_json::Map<String, Value>,
     ) -> Result<Value, SearchError> {
-        let mut refs = Vec::new();
-        if let Some(id) = view.category_id {
-            refs.push(format!("category:{id}"));
-        }
-        if let Some(id) = view.brand_id {
-            refs.push(format!("brand:{id}"));
-        }
-        let mut names = self.lookup_names(&refs).await?.into_iter();
-        let category = view.category_id.map(|id| NamedRef {
-            id,
-            name: names.next().flatten(),
-        });
-        let brand = view.brand_id.map(|id| NamedRef {
-            id,
-            name: names.next().flatten(),
-        });
-        let document = SearchProduct {
-            id: view.id,
-            sku: view.sku.clone(),
-            slug: view.slug.clone(),
-            name: view.name.clone(),
-            description: view.description.clone(),
-            short_description: view.short_description.clone(),
-            category,
-            brand,
-            price: decimal_to_json_number(view.effective_price()),
-            regular_price: decimal_to_json_number(view.regular_price),
-            sale_price: view.sale_price.map(decimal_to_json_number),
-            currency: view.currency.clone(),
-            stock: view.stock_quantity,
-            rating: None,
-            tags: view.meta_keywords.clone(),
-            attribute_filters: AttributeFilter::all_of(&attributes),
-            attributes,
-            status: view.status.clone(),
-            featured: view.featured,
-            created_at: view.created_at,
-            updated_at: view.updated_at,
-        };
-        let mut body = serde_json::to_value(document).expect("search documents serialize");
-        // The representation the document was built from, so the next event
-        // folds onto it; kept out of the index's searchable fields.
-        body["view"] = serde_json::to_value(view).expect("views serialize");
-        Ok(body)
+        let refs = name_refs(view);
+        let names: HashMap<String, String> = refs
+            .iter()
+            .cloned()
+            .zip(self.lookup_names(&refs).await?)
+            .filter_map(|(key, name)| Some((key, name?)))
+            .collect();
+        Ok(document_body(view, attributes, &names))
     }
 
     async fn apply_product(
@@ -578,6 +556,27 @@ impl ProductSearch {
         Ok(())
     }
 
+    /// Applies and empties `run`; the events a concurrent writer got to
+    /// first go one by one.
+    async fn apply_batched(
+        &self,
+        run: &mut Vec<&RecordedEvent>,
+        letters: &mut Vec<DeadLetter>,
+    ) -> Result<(), SearchError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let (batch_letters, contended) = self.apply_run(run).await?;
+        run.clear();
+        letters.extend(batch_letters);
+        for event in contended {
+            if let Some(letter) = self.apply_event(event).await? {
+                letters.push(letter);
+            }
+        }
+        Ok(())
+    }
+
     async fn apply_event(&self, event: &RecordedEvent) -> Result<Option<DeadLetter>, SearchError> {
         match self.apply_decoded(event).await {
             Err(SearchError::Undecodable(reason)) => Ok(Some(DeadLetter::for_event(event, reason))),
@@ -768,8 +767,64 @@ fn lookups_index_body() -> Value {
     })
 }
 
+/// The lookup ids of the category and brand names a document shows.
+fn name_refs(view: &ProductView) -> Vec<String> {
+    let mut refs = Vec::new();
+    if let Some(id) = view.category_id {
+        refs.push(format!("category:{id}"));
+    }
+    if let Some(id) = view.brand_id {
+        refs.push(format!("brand:{id}"));
+    }
+    refs
+}
+
+/// The indexed document of `view`, with the names found in `names` (by
+/// lookup id) and the view itself, which the next event folds onto.
+fn document_body(
+    view: &ProductView,
+    attributes: serde_json::Map<String, Value>,
+    names: &HashMap<String, String>,
+) -> Value {
+    let category = view.category_id.map(|id| NamedRef {
+        id,
+        name: names.get(&format!("category:{id}")).cloned(),
+    });
+    let brand = view.brand_id.map(|id| NamedRef {
+        id,
+        name: names.get(&format!("brand:{id}")).cloned(),
+    });
+    let document = SearchProduct {
+        id: view.id,
+        sku: view.sku.clone(),
+        slug: view.slug.clone(),
+        name: view.name.clone(),
+        description: view.description.clone(),
+        short_description: view.short_description.clone(),
+        category,
+        brand,
+        price: decimal_to_json_number(view.effective_price()),
+        regular_price: decimal_to_json_number(view.regular_price),
+        sale_price: view.sale_price.map(decimal_to_json_number),
+        currency: view.currency.clone(),
+        stock: view.stock_quantity,
+        rating: None,
+        tags: view.meta_keywords.clone(),
+        attribute_filters: AttributeFilter::all_of(&attributes),
+        attributes,
+        status: view.status.clone(),
+        featured: view.featured,
+        created_at: view.created_at,
+        updated_at: view.updated_at,
+    };
+    let mut body = serde_json::to_value(document).expect("search documents serialize");
+    // Kept out of the index's searchable fields.
+    body["view"] = serde_json::to_value(view).expect("views serialize");
+    body
+}
+
 /// The stock facts of a product, as kept in the lookups index.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct StoredStock {
     product_id: Option<Uuid>,
     available: Option<i32>,
@@ -806,13 +861,23 @@ impl Projection for ProductSearch {
         TYPES
     }
 
+    /// Runs of product and stock events go batched (`batched`); a category
+    /// or brand name ends the run before it, and is applied on its own, so
+    /// that everything still applies in log order.
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
         let mut letters = Vec::new();
+        let mut run: Vec<&RecordedEvent> = Vec::new();
         for event in events {
+            if self.batched && matches!(event.aggregate_type.as_str(), "product" | "inventory") {
+                run.push(event);
+                continue;
+            }
+            self.apply_batched(&mut run, &mut letters).await?;
             if let Some(letter) = self.apply_event(event).await? {
                 letters.push(letter);
             }
         }
+        self.apply_batched(&mut run, &mut letters).await?;
         Ok(letters)
     }
 
