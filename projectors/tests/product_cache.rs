@@ -120,3 +120,101 @@ async fn a_cache_built_on_an_earlier_run_of_the_server_is_rebuilt() {
     assert!(cache.is_intact().await.unwrap());
     clean(&h).await;
 }
+
+/// Every product entry, without the time it was cached at, by key.
+async fn entries(h: &Harness) -> serde_json::Map<String, serde_json::Value> {
+    let mut redis = h.redis().await;
+    let mut keys: Vec<String> = redis
+        .keys(format!("{}product:*", h.settings.redis.key_prefix))
+        .await
+        .unwrap();
+    keys.sort();
+    let mut entries = serde_json::Map::new();
+    for key in keys {
+        let json: String = redis.get(&key).await.unwrap();
+        let mut entry: serde_json::Value = serde_json::from_str(&json).unwrap();
+        entry.as_object_mut().unwrap().remove("cachedAt");
+        entries.insert(key, entry);
+    }
+    entries
+}
+
+#[tokio::test]
+async fn a_batch_folded_in_memory_caches_what_one_event_at_a_time_caches() {
+    let h = harness().await;
+    let (_, _, products) = h.seed_catalog(3).await;
+    h.append(
+        "product",
+        &products[0].to_string(),
+        1,
+        &[
+            price_changed(products[0], 1000, 1500),
+            price_changed(products[0], 1500, 1400),
+        ],
+    )
+    .await;
+    h.append(
+        "inventory",
+        "inventory:SKU-1",
+        1,
+        &[stock_initialized(products[1], "SKU-1", 3)],
+    )
+    .await;
+    // Stock that arrives before its product, then the product.
+    let late = uuid::Uuid::now_v7();
+    h.append(
+        "inventory",
+        "inventory:LATE-1",
+        0,
+        &[stock_initialized(late, "LATE-1", 4)],
+    )
+    .await;
+    h.append(
+        "product",
+        &late.to_string(),
+        0,
+        &[product_created(
+            late, "LATE-1", "late-1", None, None, 700, 0,
+        )],
+    )
+    .await;
+    // What the cache's topics carry.
+    let history: Vec<_> = h
+        .recorded()
+        .await
+        .into_iter()
+        .filter(|e| matches!(e.aggregate_type.as_str(), "product" | "inventory"))
+        .collect();
+    let connect = || {
+        ProductCache::connect(
+            &h.settings.redis.url,
+            &h.settings.redis.key_prefix,
+            Upcasters::default(),
+        )
+    };
+
+    let reference = connect().await.unwrap().one_event_at_a_time();
+    reference.reset().await.unwrap();
+    assert!(reference.apply(&history).await.unwrap().is_empty());
+    let one_at_a_time = entries(&h).await;
+    assert_eq!(one_at_a_time.len(), 4);
+    assert_eq!(
+        one_at_a_time[&product_cache_key(&h.settings.redis.key_prefix, late)]["stock"],
+        4,
+        "early stock reaches the product"
+    );
+
+    let cache = connect().await.unwrap();
+    cache.reset().await.unwrap();
+    assert!(cache.apply(&history).await.unwrap().is_empty());
+    assert_eq!(
+        entries(&h).await,
+        one_at_a_time,
+        "the whole history as one batch"
+    );
+    // A redelivery, and an older part of it, change nothing.
+    assert!(cache.apply(&history).await.unwrap().is_empty());
+    assert!(cache.apply(&history[..4]).await.unwrap().is_empty());
+    assert_eq!(entries(&h).await, one_at_a_time);
+    clean(&h).await;
+}

@@ -77,6 +77,7 @@ pub struct ProductCache {
     upcasters: Upcasters,
     script: Script,
     batch_script: Script,
+    batched: bool,
 }
 
 impl ProductCache {
@@ -92,10 +93,18 @@ impl ProductCache {
             upcasters,
             script: Script::new(GUARDED_WRITE),
             batch_script: Script::new(BATCH_WRITE),
+            batched: true,
         };
         // No connection yet: Redis down at boot holds back this projection
         // (its worker waits for the store), not the process.
         Ok(cache)
+    }
+
+    /// Applies every event on its own, one script call each: the reference
+    /// the batched path is compared with.
+    pub fn one_event_at_a_time(mut self) -> Self {
+        self.batched = false;
+        self
     }
 
     /// Runs `operation` bounded; a failure means the store is unavailable.
@@ -609,7 +618,11 @@ impl Projection for ProductCache {
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
-        let (mut letters, contended) = self.guarded(self.apply_batch(events)).await?;
+        let (mut letters, contended) = if self.batched {
+            self.guarded(self.apply_batch(events)).await?
+        } else {
+            (Vec::new(), events.iter().collect())
+        };
         // Entries another writer changed between the batch's read and its
         // write: their events go one by one, each re-reading until it wins.
         for event in contended {
