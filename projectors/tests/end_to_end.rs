@@ -13,6 +13,7 @@ use support::*;
 struct Platform {
     commands: String,
     queries: String,
+    projectors: String,
 }
 
 async fn start(h: &Harness) -> Platform {
@@ -26,6 +27,7 @@ async fn start(h: &Harness) -> Platform {
     let projectors = projectors::app::Application::build(settings.clone())
         .await
         .expect("projectors start; the servers come from `scripts/services up`");
+    let projector_port = projectors.port();
     tokio::spawn(projectors.run_until(std::future::pending()));
     let queries = query_api::Application::build(settings)
         .await
@@ -35,6 +37,7 @@ async fn start(h: &Harness) -> Platform {
     Platform {
         commands: format!("http://127.0.0.1:{command_port}"),
         queries: format!("http://127.0.0.1:{query_port}"),
+        projectors: format!("http://127.0.0.1:{projector_port}"),
     }
 }
 
@@ -311,6 +314,25 @@ async fn a_product_created_over_http_reaches_every_store_and_both_query_endpoint
     })
     .await;
     assert_eq!(price, "34900.50");
+
+    // The projections report how far behind the log they are.
+    let metrics = client
+        .get(format!("{}/metrics", platform.projectors))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lag = infrastructure::metrics::sample(
+        &metrics,
+        "projector_lag_seconds",
+        &[("projection", "catalog-tables")],
+    );
+    assert!(
+        lag.is_some_and(|seconds| (0.0..60.0).contains(&seconds)),
+        "{lag:?}"
+    );
     cleanup(&h).await;
 }
 

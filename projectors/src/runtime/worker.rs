@@ -258,6 +258,9 @@ impl Worker {
             );
         }
         if messages.is_empty() {
+            // A poll that found nothing waiting: the projection is caught up.
+            metrics::gauge!("projector_lag_seconds", "projection" => self.projection.name())
+                .set(0.0);
             self.stats.step_finished();
             return Ok(0);
         }
@@ -284,6 +287,11 @@ impl Worker {
             .events
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
         let name = self.projection.name();
+        if let Some(newest) = events.iter().map(|e| e.recorded_at).max() {
+            let behind = (chrono::Utc::now() - newest).to_std().unwrap_or_default();
+            metrics::gauge!("projector_lag_seconds", "projection" => name)
+                .set(behind.as_secs_f64());
+        }
         metrics::counter!("projector_batches_total", "projection" => name).increment(1);
         metrics::counter!("projector_events_total", "projection" => name)
             .increment(messages.len() as u64);
