@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::RecordedEvent;
 use projectors::projections::catalog_tables::CatalogTables;
-use projectors::runtime::rebuild::{rebuild, rebuild_unfinished, RebuildInProgress, RebuildLease};
+use projectors::runtime::rebuild::{
+    rebuild, rebuild_if_still_needed, rebuild_unfinished, RebuildInProgress, RebuildLease,
+};
 use projectors::runtime::{
     DeadLetter, DeadLetters, Projection, ProjectionError, Worker, WorkerOptions, WorkerStats,
 };
@@ -137,5 +139,60 @@ async fn only_one_process_at_a_time_rebuilds_a_projection() {
     lease.release().await.unwrap();
     let count = rebuild_now(&h, &catalog_tables(&h)).await.unwrap();
     assert!(count > 0);
+    assert_eq!(products_in_table(&h).await, products.len() as i64);
+}
+
+async fn rebuild_started_at(h: &Harness) -> chrono::DateTime<chrono::Utc> {
+    sqlx::query_scalar(
+        "SELECT started_at FROM read_model.rebuilds WHERE projection = 'catalog-tables'",
+    )
+    .fetch_one(&h.db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_gets_the_lease_after_another_rebuilt_does_not_reset_again() {
+    let h = harness().await;
+    let (_, _, products) = h.seed_catalog(5).await;
+    h.recorded().await;
+    // Two workers found the read model incomplete; the first rebuilt it.
+    rebuild_now(&h, &catalog_tables(&h)).await.unwrap();
+    let rebuilt_at = rebuild_started_at(&h).await;
+
+    let projection = catalog_tables(&h);
+    let dead_letters = DeadLetters::new(h.db.pool.clone());
+    let second = rebuild_if_still_needed(
+        &projection,
+        &h.store,
+        &dead_letters,
+        &options(),
+        &WorkerStats::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second, None, "the second finds it complete under the lease");
+    assert_eq!(
+        rebuild_started_at(&h).await,
+        rebuilt_at,
+        "no second rebuild started"
+    );
+    assert_eq!(products_in_table(&h).await, products.len() as i64);
+
+    // An unfinished rebuild is still started over.
+    sqlx::query("UPDATE read_model.rebuilds SET finished_at = NULL")
+        .execute(&h.db.pool)
+        .await
+        .unwrap();
+    let again = rebuild_if_still_needed(
+        &projection,
+        &h.store,
+        &dead_letters,
+        &options(),
+        &WorkerStats::new(),
+    )
+    .await
+    .unwrap();
+    assert!(again.is_some_and(|count| count > 0));
     assert_eq!(products_in_table(&h).await, products.len() as i64);
 }

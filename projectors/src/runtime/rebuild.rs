@@ -108,6 +108,33 @@ impl Drop for RebuildingGauge {
     }
 }
 
+/// What a worker that found its read model incomplete runs: takes the lease,
+/// then checks again, because another process may have rebuilt the read
+/// model between the worker's check and the lease (two instances noticing
+/// the same lost store). `None` when the read model turned out complete and
+/// nothing was reset.
+pub async fn rebuild_if_still_needed(
+    projection: &dyn Projection,
+    store: &PgEventStore,
+    dead_letters: &DeadLetters,
+    options: &WorkerOptions,
+    stats: &WorkerStats,
+) -> anyhow::Result<Option<u64>> {
+    let name = projection.name();
+    let Some(lease) = RebuildLease::try_take(store.pool(), name).await? else {
+        return Err(RebuildInProgress(name.to_owned()).into());
+    };
+    let intact = projection.is_intact().await?;
+    if intact && !rebuild_unfinished(store.pool(), name).await? {
+        lease.release().await?;
+        tracing::info!(projection = name, "read model rebuilt elsewhere meanwhile");
+        return Ok(None);
+    }
+    rebuild_under(lease, projection, store, dead_letters, options, stats)
+        .await
+        .map(Some)
+}
+
 /// Rebuilds `projection` from the event store under its lease: reset, then
 /// every event of its aggregate types in log order, then marked complete.
 /// Events committed after the replay's end arrive through Kafka as usual;
@@ -121,9 +148,21 @@ pub async fn rebuild(
     stats: &WorkerStats,
 ) -> anyhow::Result<u64> {
     let name = projection.name();
-    let Some(mut lease) = RebuildLease::try_take(store.pool(), name).await? else {
+    let Some(lease) = RebuildLease::try_take(store.pool(), name).await? else {
         return Err(RebuildInProgress(name.to_owned()).into());
     };
+    rebuild_under(lease, projection, store, dead_letters, options, stats).await
+}
+
+async fn rebuild_under(
+    mut lease: RebuildLease,
+    projection: &dyn Projection,
+    store: &PgEventStore,
+    dead_letters: &DeadLetters,
+    options: &WorkerOptions,
+    stats: &WorkerStats,
+) -> anyhow::Result<u64> {
+    let name = projection.name();
     lease.started().await?;
     let _gauge = RebuildingGauge::on(name);
     projection.reset().await?;

@@ -21,7 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::apply::{Applier, Frozen, Lost, Wait};
 use super::batch::{gather, Gathered};
-pub use super::rebuild::rebuild;
+pub use super::rebuild::{rebuild, rebuild_if_still_needed};
 use super::rebuild::{rebuild_unfinished, RebuildInProgress};
 use super::{DeadLetter, DeadLetters, Projection};
 
@@ -507,8 +507,19 @@ impl Worker {
                 unfinished,
                 "read model incomplete, rebuilding"
             );
-            match self.rebuild().await {
-                Ok(_) => {}
+            let outcome = rebuild_if_still_needed(
+                self.projection.as_ref(),
+                &self.store,
+                &self.dead_letters,
+                &self.options,
+                &self.stats,
+            )
+            .await;
+            match outcome {
+                Ok(Some(_)) => {
+                    self.stats.rebuilds.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(None) => {}
                 // Another process holds the lease; its rebuild is checked
                 // again at the next due check.
                 Err(error) if error.is::<RebuildInProgress>() => {
