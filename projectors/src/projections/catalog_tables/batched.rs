@@ -302,12 +302,7 @@ impl Plan {
                 ));
                 let slug = slug.as_str().to_owned();
                 let image_url = image_url.map(|u| u.as_str().to_owned());
-                match self.categories.entry(category_id).or_insert_with(|| {
-                    Fold::Changed(CategoryChange {
-                        id: category_id,
-                        ..Default::default()
-                    })
-                }) {
+                match self.category_fold(category_id) {
                     Fold::Created(row) => {
                         row.name = name;
                         row.slug = slug;

@@ -130,10 +130,8 @@ impl ProductSearch {
         }
         let body: Value = successful(response).await?.json().await?;
         let docs = body["docs"].as_array().cloned().unwrap_or_default();
-        Ok(ids
-            .iter()
-            .enumerate()
-            .map(|(i, _)| {
+        Ok((0..ids.len())
+            .map(|i| {
                 let doc = docs.get(i)?;
                 (doc["found"] == Value::Bool(true)).then(|| Stored {
                     version: doc["_version"].as_i64().unwrap_or(0),
