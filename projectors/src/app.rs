@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::health::{health_router, HealthBounds};
 use crate::projections::{activity_log, catalog_tables, product_cache, product_search};
-use crate::runtime::worker::rebuild;
+use crate::runtime::worker::rebuild_beside_live;
 use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions, WorkerStats};
 
 /// Every projection this binary knows, by name.
@@ -149,8 +149,10 @@ impl Application {
     }
 }
 
-/// Empties the named read models and replays the whole event history into
-/// them, without Kafka: what an analyst runs to rebuild or study a read model.
+/// Rebuilds the named read models from the whole event history, without
+/// Kafka: what an analyst runs to rebuild or study a read model. Each is
+/// rebuilt blue/green where its store allows it: readers and live workers
+/// keep the old generation until the new one has caught up and is swapped in.
 pub async fn replay(settings: &Settings, names: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
     let pool = connect_and_migrate(&settings.postgres).await?;
     let store = PgEventStore::new(pool.clone());
@@ -160,7 +162,9 @@ pub async fn replay(settings: &Settings, names: &[String]) -> anyhow::Result<Vec
     let mut counts = Vec::new();
     for name in names {
         let projection = build_projection(name, settings, &store).await?;
-        let count = rebuild(projection.as_ref(), &store, &dead_letters, &options, &stats).await?;
+        let count =
+            rebuild_beside_live(projection.as_ref(), &store, &dead_letters, &options, &stats)
+                .await?;
         counts.push((name.clone(), count));
     }
     Ok(counts)

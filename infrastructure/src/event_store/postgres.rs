@@ -217,6 +217,18 @@ impl PgEventStore {
         read_after(&self.pool, after, limit, types).await
     }
 
+    /// How many events the log holds, of the given aggregate types or of all:
+    /// the length of a replay, for its progress.
+    pub async fn count_events(&self, types: Option<&[String]>) -> Result<u64, EventStoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM event_store.events WHERE $1::text[] IS NULL OR aggregate_type = ANY($1)",
+        )
+        .bind(types)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count as u64)
+    }
+
     /// Where the named reader got to, or the start of the log.
     pub async fn checkpoint(&self, name: &str) -> Result<GlobalCheckpoint, EventStoreError> {
         read_checkpoint(&self.pool, name).await

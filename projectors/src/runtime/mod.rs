@@ -8,7 +8,9 @@
 mod apply;
 pub mod batch;
 pub mod dead_letters;
+pub mod generations;
 pub mod parking;
+mod progress;
 pub mod rebuild;
 pub mod worker;
 
@@ -16,6 +18,7 @@ use async_trait::async_trait;
 use infrastructure::event_store::RecordedEvent;
 
 pub use dead_letters::{DeadLetter, DeadLetters};
+pub use generations::BatchGuard;
 pub use worker::{Worker, WorkerOptions, WorkerStats};
 
 /// Why a batch did not apply.
@@ -84,4 +87,28 @@ pub trait Projection: Send + Sync {
     async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
         Ok(())
     }
+
+    /// A new, empty generation of the read model beside the live one, for a
+    /// blue/green rebuild; whatever an interrupted rebuild left there is
+    /// discarded. `None` for a store that holds one generation only, which
+    /// is then rebuilt in place.
+    async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
+        Ok(None)
+    }
+
+    /// Another process swapped generations: forget anything that names the
+    /// old one (a concrete index, a key prefix). Called before the first
+    /// batch applied after the swap.
+    fn generation_swapped(&self) {}
+}
+
+/// A generation being built beside the live one.
+#[async_trait]
+pub trait NextGeneration: Send + Sync {
+    /// Writes into the new generation, which readers do not see yet.
+    fn projection(&self) -> &dyn Projection;
+
+    /// Makes the new generation the one readers see, in one atomic step, and
+    /// drops the generation it replaces.
+    async fn swap(self: Box<Self>) -> Result<(), ProjectionError>;
 }

@@ -1,4 +1,4 @@
-//! Parking for the PostgreSQL projections (`read_model.parked_events`): an
+//! Parking for the PostgreSQL projections (`parked_events`): an
 //! event that needs a row another aggregate has not written yet waits under a
 //! key (`category:{id}`, a slug, ...), and the later events of its aggregate
 //! queue behind it (`aggregate:{id}`) in version order.
@@ -66,7 +66,7 @@ impl Parking {
         keys: &[String],
     ) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(
-            "SELECT DISTINCT waiting_for FROM read_model.parked_events \
+            "SELECT DISTINCT waiting_for FROM parked_events \
              WHERE projection = $1 AND waiting_for = ANY($2)",
         )
         .bind(self.projection)
@@ -76,12 +76,10 @@ impl Parking {
     }
 
     pub async fn any_parked(&self, conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM read_model.parked_events WHERE projection = $1)",
-        )
-        .bind(self.projection)
-        .fetch_one(conn)
-        .await
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM parked_events WHERE projection = $1)")
+            .bind(self.projection)
+            .fetch_one(conn)
+            .await
     }
 
     /// Whether any of `aggregates` (ids) has a parked event.
@@ -91,7 +89,7 @@ impl Parking {
         aggregates: &[&str],
     ) -> Result<bool, sqlx::Error> {
         sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM read_model.parked_events \
+            "SELECT EXISTS (SELECT 1 FROM parked_events \
              WHERE projection = $1 AND aggregate_id = ANY($2))",
         )
         .bind(self.projection)
@@ -108,7 +106,7 @@ impl Parking {
         event: &RecordedEvent,
     ) -> Result<bool, sqlx::Error> {
         sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM read_model.parked_events \
+            "SELECT EXISTS (SELECT 1 FROM parked_events \
              WHERE projection = $1 AND aggregate_id = $2 AND version < $3)",
         )
         .bind(self.projection)
@@ -125,7 +123,7 @@ impl Parking {
         key: &str,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO read_model.parked_events (projection, aggregate_id, version, waiting_for, envelope) \
+            "INSERT INTO parked_events (projection, aggregate_id, version, waiting_for, envelope) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (projection, aggregate_id, version) DO NOTHING",
         )
         .bind(self.projection)
@@ -193,7 +191,7 @@ impl Parking {
         max_age: Duration,
     ) -> Result<Vec<DeadLetter>, sqlx::Error> {
         let expired: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
-            "DELETE FROM read_model.parked_events \
+            "DELETE FROM parked_events \
              WHERE projection = $1 AND parked_at < now() - make_interval(secs => $2) \
              AND waiting_for NOT LIKE 'aggregate:%' \
              RETURNING aggregate_id, waiting_for, envelope",
@@ -226,7 +224,7 @@ impl Parking {
     ) -> Result<Vec<serde_json::Value>, sqlx::Error> {
         self.lock_key(conn, key).await?;
         let heads: Vec<(String, serde_json::Value)> = sqlx::query_as(
-            "DELETE FROM read_model.parked_events WHERE projection = $1 AND waiting_for = $2 \
+            "DELETE FROM parked_events WHERE projection = $1 AND waiting_for = $2 \
              RETURNING aggregate_id, envelope",
         )
         .bind(self.projection)
@@ -239,7 +237,7 @@ impl Parking {
             let queue = format!("aggregate:{aggregate_id}");
             self.lock_key(conn, &queue).await?;
             let mut followers: Vec<(i64, serde_json::Value)> = sqlx::query_as(
-                "DELETE FROM read_model.parked_events WHERE projection = $1 AND waiting_for = $2 \
+                "DELETE FROM parked_events WHERE projection = $1 AND waiting_for = $2 \
                  RETURNING version, envelope",
             )
             .bind(self.projection)

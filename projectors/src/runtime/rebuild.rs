@@ -12,6 +12,8 @@ use infrastructure::event_store::{GlobalCheckpoint, PgEventStore};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::apply::{Applier, Frozen, Lost, Wait};
+use super::generations;
+use super::progress::Progress;
 use super::worker::{WorkerOptions, WorkerStats};
 use super::{DeadLetters, Projection};
 
@@ -166,38 +168,132 @@ async fn rebuild_under(
     lease.started().await?;
     let _gauge = RebuildingGauge::on(name);
     projection.reset().await?;
-    let types: Vec<String> = projection
-        .aggregate_types()
-        .iter()
-        .map(|t| t.to_string())
-        .collect();
-    let mut checkpoint = GlobalCheckpoint::default();
-    let mut count = 0u64;
+    let mut replay = Replay::new(projection, store).await?;
+    replay
+        .until_caught_up(projection, store, dead_letters, options, stats)
+        .await?;
+    projection.mark_rebuilt().await?;
+    let count = replay.finish();
+    lease.finished(count).await?;
+    Ok(count)
+}
+
+/// Rebuilds `projection` blue/green: a new generation is written beside the
+/// live one, which readers and live workers go on using, and is swapped in
+/// once it holds everything the live one does. A rebuild that stops before
+/// the swap leaves the live generation as it was; the next one starts over.
+/// A store that keeps one generation only is rebuilt in place. Fails with
+/// [`RebuildInProgress`] while another process holds the lease.
+pub async fn rebuild_beside_live(
+    projection: &dyn Projection,
+    store: &PgEventStore,
+    dead_letters: &DeadLetters,
+    options: &WorkerOptions,
+    stats: &WorkerStats,
+) -> anyhow::Result<u64> {
+    let name = projection.name();
+    let Some(mut lease) = RebuildLease::try_take(store.pool(), name).await? else {
+        return Err(RebuildInProgress(name.to_owned()).into());
+    };
+    let Some(next) = projection.next_generation().await? else {
+        return rebuild_under(lease, projection, store, dead_letters, options, stats).await;
+    };
+    let generation = generations::start_building(&mut lease.connection, name).await?;
+    tracing::info!(projection = name, generation, "building a new generation");
+    let _gauge = RebuildingGauge::on(name);
+    let mut replay = Replay::new(projection, store).await?;
+    replay
+        .until_caught_up(next.projection(), store, dead_letters, options, stats)
+        .await?;
+    generations::hold_batches(&mut lease.connection, name).await?;
+    let swapped = async {
+        // What the live workers applied since the replay last looked.
+        replay
+            .until_caught_up(next.projection(), store, dead_letters, options, stats)
+            .await?;
+        next.projection().mark_rebuilt().await?;
+        generations::record_swap(&mut lease.connection, name).await?;
+        next.swap().await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let let_in = generations::let_batches_in(&mut lease.connection, name).await;
+    swapped?;
+    let_in?;
+    let count = replay.finish();
+    lease.release().await?;
+    tracing::info!(projection = name, generation, "new generation swapped in");
+    Ok(count)
+}
+
+/// A replay from the event store, resumable where it stopped: the swap
+/// replays what arrived since the first pass.
+struct Replay {
+    types: Vec<String>,
+    checkpoint: GlobalCheckpoint,
+    count: u64,
     // A rebuild judges every event afresh: the dead letters of the live
     // history freeze nothing here.
-    let mut frozen = Frozen::new();
-    let applier = Applier {
-        projection,
-        options,
-        stats,
-    };
-    loop {
-        let batch = store
-            .read_after(checkpoint, options.replay_batch_size as i64, Some(&types))
-            .await?;
-        let Some(last) = batch.last() else { break };
-        checkpoint = last.checkpoint();
-        let letters = applier
-            .apply(&batch, &mut frozen, &mut Wait::Sleep)
-            .await
-            .map_err(|Lost| anyhow::anyhow!("read model lost again during its rebuild"))?;
-        dead_letters.record(name, &letters).await?;
-        count += batch.len() as u64;
-        metrics::counter!("projector_rebuild_events_total", "projection" => name)
-            .increment(batch.len() as u64);
+    frozen: Frozen,
+    progress: Progress,
+}
+
+impl Replay {
+    async fn new(projection: &dyn Projection, store: &PgEventStore) -> anyhow::Result<Self> {
+        let types: Vec<String> = projection
+            .aggregate_types()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        let total = store.count_events(Some(&types)).await?;
+        Ok(Self {
+            progress: Progress::new(projection.name(), total),
+            types,
+            checkpoint: GlobalCheckpoint::default(),
+            count: 0,
+            frozen: Frozen::new(),
+        })
     }
-    projection.mark_rebuilt().await?;
-    lease.finished(count).await?;
-    tracing::info!(projection = name, events = count, "read model rebuilt");
-    Ok(count)
+
+    /// Applies every event after the checkpoint, batch by batch, until the
+    /// event store has nothing newer.
+    async fn until_caught_up(
+        &mut self,
+        into: &dyn Projection,
+        store: &PgEventStore,
+        dead_letters: &DeadLetters,
+        options: &WorkerOptions,
+        stats: &WorkerStats,
+    ) -> anyhow::Result<()> {
+        let applier = Applier {
+            projection: into,
+            options,
+            stats,
+        };
+        loop {
+            let batch = store
+                .read_after(
+                    self.checkpoint,
+                    options.replay_batch_size as i64,
+                    Some(&self.types),
+                )
+                .await?;
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            self.checkpoint = last.checkpoint();
+            let letters = applier
+                .apply(&batch, &mut self.frozen, &mut Wait::Sleep)
+                .await
+                .map_err(|Lost| anyhow::anyhow!("read model lost again during its rebuild"))?;
+            dead_letters.record(into.name(), &letters).await?;
+            self.count += batch.len() as u64;
+            self.progress.advance(batch.len() as u64);
+        }
+    }
+
+    fn finish(self) -> u64 {
+        self.progress.finish();
+        self.count
+    }
 }

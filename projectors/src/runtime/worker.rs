@@ -21,9 +21,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::apply::{Applier, Frozen, Lost, Wait};
 use super::batch::{gather, Gathered};
-pub use super::rebuild::{rebuild, rebuild_if_still_needed};
+pub use super::rebuild::{rebuild, rebuild_beside_live, rebuild_if_still_needed};
 use super::rebuild::{rebuild_unfinished, RebuildInProgress};
-use super::{DeadLetter, DeadLetters, Projection};
+use super::{BatchGuard, DeadLetter, DeadLetters, Projection};
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -165,6 +165,8 @@ pub struct Worker {
     dead_letters: DeadLetters,
     options: WorkerOptions,
     last_intact_check: Option<Instant>,
+    /// The read model's generation the last batch applied to.
+    generation: Option<i64>,
     stats: Arc<WorkerStats>,
     /// Messages received while a batch was retried, for the next batch.
     carried: Vec<OwnedMessage>,
@@ -216,6 +218,7 @@ impl Worker {
             dead_letters,
             options,
             last_intact_check: None,
+            generation: None,
             stats,
             carried: Vec::new(),
         })
@@ -403,6 +406,24 @@ impl Worker {
     ) -> Vec<DeadLetter> {
         let mut backoff = self.options.retry_initial;
         loop {
+            let guard = match BatchGuard::enter(self.store.pool(), self.projection.name()).await {
+                Ok(guard) => guard,
+                Err(error) => {
+                    tracing::warn!(projection = self.projection.name(), %error, "cannot enter the batch guard, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.options.retry_max);
+                    continue;
+                }
+            };
+            if self.generation.is_some_and(|seen| seen != guard.live) {
+                tracing::info!(
+                    projection = self.projection.name(),
+                    generation = guard.live,
+                    "read model swapped to a new generation"
+                );
+                self.projection.generation_swapped();
+            }
+            self.generation = Some(guard.live);
             let mut wait = Wait::Poll {
                 consumer: &self.consumer,
                 carried: &mut self.carried,
@@ -415,6 +436,11 @@ impl Worker {
             };
             let applied = applier.apply(events, frozen, &mut wait).await;
             wait.resume();
+            // Before any rebuild: a rebuilder waiting to swap holds the lease
+            // this worker's rebuild would wait for.
+            if let Err(error) = guard.leave().await {
+                tracing::warn!(projection = self.projection.name(), %error, "batch guard ended with an error");
+            }
             match applied {
                 Ok(letters) => return letters,
                 Err(Lost) => {
