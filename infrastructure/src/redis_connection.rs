@@ -35,6 +35,15 @@ impl RedisConnection {
         })
     }
 
+    /// Another connection to the same server, under the same bounds.
+    pub fn another(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            timeouts: self.timeouts,
+            manager: Mutex::new(None),
+        }
+    }
+
     /// The current connection, or a new one.
     pub async fn connection(&self) -> Result<ConnectionManager, RedisError> {
         let mut slot = self.manager.lock().await;

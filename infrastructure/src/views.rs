@@ -80,9 +80,27 @@ pub fn decimal_to_json_number(amount: Decimal) -> f64 {
     amount.to_f64().unwrap_or_default()
 }
 
-/// The Redis key of a product's cache entry.
+/// The Redis key of a product's cache entry, under the prefix of the cache's
+/// generation ([`product_cache_generation_prefix`]).
 pub fn product_cache_key(prefix: &str, product_id: Uuid) -> String {
     format!("{prefix}product:{product_id}")
+}
+
+/// The key naming the product cache's live generation. A blue/green rebuild
+/// writes a new generation under its own prefix and then moves this pointer,
+/// which readers see in one step; absent means generation 0.
+pub fn product_cache_generation_key(prefix: &str) -> String {
+    format!("{prefix}generation:product-cache")
+}
+
+/// The prefix of one generation of the product cache: the configured prefix
+/// itself for generation 0, which keeps the seed's `product:{id}` right after
+/// it, and `{prefix}g{N}:` for a later one.
+pub fn product_cache_generation_prefix(prefix: &str, generation: u64) -> String {
+    match generation {
+        0 => prefix.to_owned(),
+        n => format!("{prefix}g{n}:"),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

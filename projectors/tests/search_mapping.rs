@@ -205,11 +205,21 @@ async fn attribute_names_that_break_a_dynamic_mapping_are_kept_and_filterable() 
 /// What the first attempt of a batch left behind when it died right after
 /// writing the category's new name to the lookups index.
 async fn lookup_written_at(index: &Index, category: Uuid, version: i64, name: &str) {
+    let aliased: Value = index
+        .client
+        .get(format!("{}/_alias/{}", index.base, index.alias))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let concrete = aliased.as_object().unwrap().keys().next().unwrap().clone();
     let response = index
         .client
         .put(format!(
-            "{}/{}-lookups/_doc/category:{category}?version={version}&version_type=external",
-            index.base, index.alias
+            "{}/{concrete}-lookups/_doc/category:{category}?version={version}&version_type=external",
+            index.base
         ))
         .json(&json!({ "name": name }))
         .send()

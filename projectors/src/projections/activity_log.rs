@@ -6,6 +6,12 @@
 //! redelivered event into a duplicate-key error for that document alone,
 //! which changes nothing. A missing unique index means the database lost the
 //! collection, which triggers a rebuild.
+//!
+//! A blue/green rebuild writes `activity_logs_next` and renames it over
+//! `activity_logs` (`renameCollection` with `dropTarget`), which readers see
+//! in one step. Live workers write by name, so they follow the rename; the
+//! log is append-only, so what they wrote just before it is replayed into the
+//! new collection without any question of order.
 
 use async_trait::async_trait;
 use infrastructure::event_store::RecordedEvent;
@@ -13,10 +19,11 @@ use mongodb::bson::{doc, Bson, DateTime as BsonDateTime, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
 
-use crate::runtime::{DeadLetter, Projection, ProjectionError};
+use crate::runtime::{DeadLetter, NextGeneration, Projection, ProjectionError};
 
 pub const NAME: &str = "activity-log";
 pub const COLLECTION: &str = "activity_logs";
+const NEXT_COLLECTION: &str = "activity_logs_next";
 const EVENT_ID_INDEX: &str = "eventId_1";
 const TYPES: &[&str] = &[
     "category",
@@ -35,6 +42,7 @@ const TYPES: &[&str] = &[
 
 pub struct ActivityLog {
     database: Database,
+    collection: &'static str,
 }
 
 impl ActivityLog {
@@ -42,11 +50,12 @@ impl ActivityLog {
         let client = mongodb::Client::with_uri_str(url).await?;
         Ok(Self {
             database: client.database(database),
+            collection: COLLECTION,
         })
     }
 
     fn collection(&self) -> Collection<Document> {
-        self.database.collection(COLLECTION)
+        self.database.collection(self.collection)
     }
 
     async fn create_indexes(&self) -> mongodb::error::Result<()> {
@@ -211,6 +220,37 @@ impl Projection for ActivityLog {
         self.create_indexes()
             .await
             .map_err(ProjectionError::unavailable)
+    }
+
+    async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
+        let next = ActivityLog {
+            database: self.database.clone(),
+            collection: NEXT_COLLECTION,
+        };
+        next.reset().await?;
+        Ok(Some(Box::new(next)))
+    }
+}
+
+#[async_trait]
+impl NextGeneration for ActivityLog {
+    fn projection(&self) -> &dyn Projection {
+        self
+    }
+
+    async fn swap(self: Box<Self>) -> Result<(), ProjectionError> {
+        let database = self.database.name();
+        self.database
+            .client()
+            .database("admin")
+            .run_command(doc! {
+                "renameCollection": format!("{database}.{}", self.collection),
+                "to": format!("{database}.{COLLECTION}"),
+                "dropTarget": true,
+            })
+            .await
+            .map_err(ProjectionError::unavailable)?;
+        Ok(())
     }
 }
 

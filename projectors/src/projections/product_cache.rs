@@ -16,12 +16,19 @@
 //! `{prefix}projection:product-cache:{{prefix}product:{id}}:…`, and the
 //! product key keeps the seed's shape (so the prefix must hold no braces).
 //!
+//! Generations: the cache is written under the prefix of its live
+//! generation, named by a pointer key that readers read first. A blue/green
+//! rebuild fills the next generation's prefix, moves the pointer, then
+//! deletes the old generation's keys; a reader that read the pointer just
+//! before the move at worst misses and reads PostgreSQL.
+//!
 //! The "initialized" marker holds the `run_id` of the Redis server that the
 //! cache was built on. A restarted server (restored from an older snapshot,
 //! or a promoted replica that missed writes) has another, so the cache is
 //! rebuilt from the event store rather than trusted.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,12 +38,15 @@ use domain::inventory::InventoryEvent;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::RecordedEvent;
 use infrastructure::redis_connection::{RedisConnection, RedisTimeouts};
-use infrastructure::views::{product_cache_key, CachedProduct, ProductView};
+use infrastructure::views::{
+    product_cache_generation_key, product_cache_generation_prefix, product_cache_key,
+    CachedProduct, ProductView,
+};
 use redis::{AsyncCommands, Script};
 use uuid::Uuid;
 
 use super::product_state::{fold_product, stock_fact, StockFact};
-use crate::runtime::{DeadLetter, Projection, ProjectionError};
+use crate::runtime::{DeadLetter, NextGeneration, Projection, ProjectionError};
 
 pub const NAME: &str = "product-cache";
 
@@ -73,7 +83,14 @@ return 1
 
 pub struct ProductCache {
     redis: RedisConnection,
-    prefix: String,
+    /// The configured prefix, under which every generation lives.
+    base: String,
+    generation: AtomicU64,
+    /// The live generation must be read from the pointer before the next
+    /// write: at start, and after another process swapped.
+    stale: AtomicBool,
+    /// A generation being built, whatever the pointer says.
+    pinned: bool,
     upcasters: Upcasters,
     script: Script,
     batch_script: Script,
@@ -89,7 +106,10 @@ impl ProductCache {
         };
         let cache = Self {
             redis: RedisConnection::new(url, timeouts)?,
-            prefix: prefix.to_owned(),
+            base: prefix.to_owned(),
+            generation: AtomicU64::new(0),
+            stale: AtomicBool::new(true),
+            pinned: false,
             upcasters,
             script: Script::new(GUARDED_WRITE),
             batch_script: Script::new(BATCH_WRITE),
@@ -118,13 +138,30 @@ impl ProductCache {
             .map_err(ProjectionError::unavailable)
     }
 
+    /// The prefix of the generation this instance writes.
+    fn prefix(&self) -> String {
+        product_cache_generation_prefix(&self.base, self.generation.load(Ordering::SeqCst))
+    }
+
+    /// Reads which generation is live, when that may have changed.
+    async fn follow_live_generation(&self) -> Result<(), redis::RedisError> {
+        if self.pinned || !self.stale.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut redis = self.redis.connection().await?;
+        let live: Option<u64> = redis.get(product_cache_generation_key(&self.base)).await?;
+        self.generation.store(live.unwrap_or(0), Ordering::SeqCst);
+        self.stale.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn own_key(&self, suffix: &str) -> String {
-        format!("{}projection:{NAME}:{suffix}", self.prefix)
+        format!("{}projection:{NAME}:{suffix}", self.prefix())
     }
 
     /// A bookkeeping key of one product, in its entry's cluster slot.
     fn product_own_key(&self, product_id: Uuid, suffix: &str) -> String {
-        let entry = product_cache_key(&self.prefix, product_id);
+        let entry = product_cache_key(&self.prefix(), product_id);
         self.own_key(&format!("{{{entry}}}:{suffix}"))
     }
 
@@ -188,7 +225,7 @@ impl ProductCache {
         fold: impl Fn(Option<ProductView>, Option<i32>) -> Option<ProductView>,
     ) -> Result<Option<String>, redis::RedisError> {
         let mut redis = self.redis.connection().await?;
-        let product_key = product_cache_key(&self.prefix, product_id);
+        let product_key = product_cache_key(&self.prefix(), product_id);
         let stock_key = self.product_own_key(product_id, "stock");
         loop {
             let (current, stock_read): (Option<String>, Option<String>) = redis::pipe()
@@ -231,7 +268,7 @@ impl ProductCache {
         fact: StockFact,
     ) -> Result<Option<String>, redis::RedisError> {
         let mut redis = self.redis.connection().await?;
-        let product_key = product_cache_key(&self.prefix, fact.product_id);
+        let product_key = product_cache_key(&self.prefix(), fact.product_id);
         let stock_key = self.product_own_key(fact.product_id, "stock");
         loop {
             let (current, stock_read): (Option<String>, Option<String>) = redis::pipe()
@@ -281,7 +318,7 @@ impl ProductCache {
         let mut redis = self.redis.connection().await?;
         self.script
             .key(self.product_own_key(product_id, &format!("version:{}", event.aggregate_id)))
-            .key(product_cache_key(&self.prefix, product_id))
+            .key(product_cache_key(&self.prefix(), product_id))
             .key(self.product_own_key(product_id, "stock"))
             .arg(event.version)
             .arg(read.entry.unwrap_or(""))
@@ -327,7 +364,7 @@ impl ProductCache {
             aggregates.sort();
             aggregates.dedup();
             let fold = ProductFold {
-                entry_key: product_cache_key(&self.prefix, product_id),
+                entry_key: product_cache_key(&self.prefix(), product_id),
                 stock_key: self.product_own_key(product_id, "stock"),
                 version_keys: aggregates
                     .iter()
@@ -618,6 +655,7 @@ impl Projection for ProductCache {
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
+        self.guarded(self.follow_live_generation()).await?;
         let (mut letters, contended) = if self.batched {
             self.guarded(self.apply_batch(events)).await?
         } else {
@@ -637,6 +675,7 @@ impl Projection for ProductCache {
     /// another run of the server (a restart that may have lost writes).
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
         self.guarded(async {
+            self.follow_live_generation().await?;
             let mut redis = self.redis.connection().await?;
             let marker: Option<String> = redis.get(self.own_key("initialized")).await?;
             let Some(built_on) = marker else {
@@ -659,22 +698,104 @@ impl Projection for ProductCache {
 
     async fn reset(&self) -> Result<(), ProjectionError> {
         self.guarded(async {
-            self.delete_matching(&format!("{}product:*", self.prefix))
-                .await?;
-            self.delete_matching(&format!("{}projection:{NAME}:*", self.prefix))
-                .await
+            self.follow_live_generation().await?;
+            self.delete_generation().await
         })
         .await
     }
 
+    /// Marks the generation complete and, for the live instance, points
+    /// readers at it again: a flushed server lost the pointer with the rest.
     async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
         self.guarded(async {
             let running = self.server_run_id().await?;
             let mut redis = self.redis.connection().await?;
             redis
                 .set::<_, _, ()>(self.own_key("initialized"), running)
-                .await
+                .await?;
+            if !self.pinned {
+                self.point_readers_here().await?;
+            }
+            Ok(())
         })
         .await
+    }
+
+    async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
+        let live = self
+            .guarded(async {
+                self.follow_live_generation().await?;
+                let mut redis = self.redis.connection().await?;
+                let live: Option<u64> = redis.get(product_cache_generation_key(&self.base)).await?;
+                Ok(live.unwrap_or(0))
+            })
+            .await?;
+        let next = self.at_generation(live + 1);
+        // What an interrupted rebuild left under that prefix.
+        next.guarded(next.delete_generation()).await?;
+        Ok(Some(Box::new(NextCache {
+            cache: next,
+            old: live,
+        })))
+    }
+
+    fn generation_swapped(&self) {
+        self.stale.store(true, Ordering::SeqCst);
+    }
+}
+
+impl ProductCache {
+    /// The cache under the prefix of `generation`, whatever is live.
+    fn at_generation(&self, generation: u64) -> ProductCache {
+        ProductCache {
+            redis: self.redis.another(),
+            base: self.base.clone(),
+            generation: AtomicU64::new(generation),
+            stale: AtomicBool::new(false),
+            pinned: true,
+            upcasters: self.upcasters.clone(),
+            script: Script::new(GUARDED_WRITE),
+            batch_script: Script::new(BATCH_WRITE),
+            batched: self.batched,
+        }
+    }
+
+    async fn delete_generation(&self) -> Result<(), redis::RedisError> {
+        self.delete_matching(&format!("{}product:*", self.prefix()))
+            .await?;
+        self.delete_matching(&format!("{}projection:{NAME}:*", self.prefix()))
+            .await
+    }
+
+    async fn point_readers_here(&self) -> Result<(), redis::RedisError> {
+        let mut redis = self.redis.connection().await?;
+        redis
+            .set::<_, _, ()>(
+                product_cache_generation_key(&self.base),
+                self.generation.load(Ordering::SeqCst),
+            )
+            .await
+    }
+}
+
+struct NextCache {
+    cache: ProductCache,
+    old: u64,
+}
+
+#[async_trait]
+impl NextGeneration for NextCache {
+    fn projection(&self) -> &dyn Projection {
+        &self.cache
+    }
+
+    async fn swap(self: Box<Self>) -> Result<(), ProjectionError> {
+        let cache = &self.cache;
+        cache
+            .guarded(async {
+                cache.point_readers_here().await?;
+                cache.at_generation(self.old).delete_generation().await
+            })
+            .await
     }
 }

@@ -3,6 +3,8 @@
 //! bounded waits.
 #![allow(dead_code)]
 
+pub mod adapters;
+
 use std::time::Duration;
 
 use chrono::Utc;

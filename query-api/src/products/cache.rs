@@ -1,4 +1,5 @@
-//! [`ProductCache`] over Redis: `GET {prefix}product:{id}`, a JSON
+//! [`ProductCache`] over Redis: the live generation's pointer, then
+//! `GET {prefix}product:{id}` under that generation's prefix, a JSON
 //! [`CachedProduct`]. The connection is made on first use and remade after
 //! any failure (`RedisConnection`), so the API starts and serves from
 //! PostgreSQL while Redis is down, and uses Redis again once it is back.
@@ -8,7 +9,9 @@ use std::time::Duration;
 
 use infrastructure::redis_connection::{RedisConnection, RedisTimeouts};
 use infrastructure::settings::RedisSettings;
-use infrastructure::views::{product_cache_key, CachedProduct};
+use infrastructure::views::{
+    product_cache_generation_key, product_cache_generation_prefix, product_cache_key, CachedProduct,
+};
 use redis::AsyncCommands;
 use uuid::Uuid;
 
@@ -43,12 +46,20 @@ impl RedisProductCache {
 
     #[tracing::instrument(name = "redis_get_product", skip(self), fields(product_id = %id))]
     async fn fetch(&self, id: Uuid) -> Result<Option<CachedProduct>, StoreError> {
-        let key = product_cache_key(&self.key_prefix, id);
-        let value: Option<String> = self
+        // The live generation first: a rebuild fills the next one beside it
+        // and then moves this pointer.
+        let (key, value): (String, Option<String>) = self
             .redis
             .guard(async {
                 let mut connection = self.redis.connection().await?;
-                connection.get(&key).await
+                let generation: Option<u64> = connection
+                    .get(product_cache_generation_key(&self.key_prefix))
+                    .await?;
+                let prefix =
+                    product_cache_generation_prefix(&self.key_prefix, generation.unwrap_or(0));
+                let key = product_cache_key(&prefix, id);
+                let value = connection.get(&key).await?;
+                Ok((key, value))
             })
             .await
             .map_err(classify)?;

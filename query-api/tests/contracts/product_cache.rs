@@ -154,6 +154,47 @@ mod redis_adapter {
 
     product_cache_contract!(RedisHarness);
 
+    /// Redis-specific: entries are read from the generation the pointer
+    /// names, which a blue/green rebuild moves; the old generation's entries
+    /// are no longer seen.
+    #[tokio::test]
+    async fn entries_are_read_from_the_live_generation() {
+        use infrastructure::views::{
+            product_cache_generation_key, product_cache_generation_prefix, product_cache_key,
+        };
+        let harness = RedisHarness::start().await;
+        let before = support::product("Before the rebuild");
+        harness.context.cache_put(&before).await;
+        let rebuilt = support::product("Rebuilt");
+        let entry = CachedProduct::new(rebuilt.clone(), chrono::Utc::now());
+        let base = &harness.context.settings.redis.key_prefix;
+        let mut redis = harness.context.redis().await;
+        redis::cmd("SET")
+            .arg(product_cache_key(
+                &product_cache_generation_prefix(base, 2),
+                rebuilt.id,
+            ))
+            .arg(serde_json::to_string(&entry).unwrap())
+            .query_async::<()>(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(
+            harness.cache.get(rebuilt.id).await.unwrap(),
+            None,
+            "not live yet"
+        );
+        assert!(harness.cache.get(before.id).await.unwrap().is_some());
+
+        redis::cmd("SET")
+            .arg(product_cache_generation_key(base))
+            .arg(2)
+            .query_async::<()>(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(harness.cache.get(rebuilt.id).await.unwrap(), Some(entry));
+        assert_eq!(harness.cache.get(before.id).await.unwrap(), None);
+    }
+
     /// Redis-specific: the key prefix separates deployments sharing a server.
     #[tokio::test]
     async fn entries_of_another_key_prefix_are_invisible() {

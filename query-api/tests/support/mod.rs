@@ -162,7 +162,7 @@ impl TestContext {
 
     // ------------------------------------------------------------------ Redis
 
-    async fn redis(&self) -> redis::aio::MultiplexedConnection {
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.settings.redis.url.as_str())
             .expect("redis url")
             .get_multiplexed_async_connection()

@@ -800,7 +800,7 @@ pub(super) async fn apply(
     // In sorted order, so two workers locking overlapping batches cannot
     // deadlock on each other.
     let applied: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
-        "SELECT aggregate_id, version FROM read_model.projected_versions \
+        "SELECT aggregate_id, version FROM projected_versions \
          WHERE projection = $1 AND aggregate_id = ANY($2) ORDER BY aggregate_id FOR UPDATE",
     )
     .bind(NAME)
@@ -854,10 +854,10 @@ async fn any_missing(conn: &mut PgConnection, plan: &Plan) -> Result<bool, sqlx:
         return Ok(false);
     }
     sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM unnest($1::uuid[]) n(id) WHERE NOT EXISTS (SELECT 1 FROM read_model.categories t WHERE t.id = n.id)) \
-         OR EXISTS (SELECT 1 FROM unnest($2::uuid[]) n(id) WHERE NOT EXISTS (SELECT 1 FROM read_model.brands t WHERE t.id = n.id)) \
-         OR EXISTS (SELECT 1 FROM unnest($3::uuid[]) n(id) WHERE NOT EXISTS (SELECT 1 FROM read_model.products t WHERE t.id = n.id)) \
-         OR EXISTS (SELECT 1 FROM unnest($4::uuid[]) n(id) WHERE NOT EXISTS (SELECT 1 FROM read_model.product_variants t WHERE t.id = n.id))",
+        "SELECT EXISTS (SELECT 1 FROM unnest($1::uuid[]) n(id) WHERE NOT EXISTS (SELECT 1 FROM categories t WHERE t.id = n.id)) \
+         OR EXISTS (SELECT 1 FROM unnest($2::uuid[]) n(id) WHERE NOT EXISTS (SELECT 1 FROM brands t WHERE t.id = n.id)) \
+         OR EXISTS (SELECT 1 FROM unnest($3::uuid[]) n(id) WHERE NOT EXISTS (SELECT 1 FROM products t WHERE t.id = n.id)) \
+         OR EXISTS (SELECT 1 FROM unnest($4::uuid[]) n(id) WHERE NOT EXISTS (SELECT 1 FROM product_variants t WHERE t.id = n.id))",
     )
     .bind(&categories)
     .bind(&brands)
@@ -895,14 +895,14 @@ async fn execute<T: Serialize + Sync>(
     Ok(())
 }
 
-const INSERT_CATEGORIES: &str = "INSERT INTO read_model.categories (id, parent_id, name, slug, description, image_url, \
+const INSERT_CATEGORIES: &str = "INSERT INTO categories (id, parent_id, name, slug, description, image_url, \
      meta_title, meta_description, meta_keywords, sort_order, is_active, created_at, updated_at) \
      SELECT id, parent_id, name, slug, description, image_url, meta_title, meta_description, meta_keywords, \
      sort_order, is_active, created_at, updated_at FROM jsonb_to_recordset($1) AS r(id uuid, parent_id uuid, \
      name text, slug text, description text, image_url text, meta_title text, meta_description text, \
      meta_keywords text[], sort_order int, is_active bool, created_at timestamptz, updated_at timestamptz)";
 
-const UPDATE_CATEGORIES: &str = "UPDATE read_model.categories c SET \
+const UPDATE_CATEGORIES: &str = "UPDATE categories c SET \
      name = CASE WHEN u.set_details THEN u.name ELSE c.name END, \
      slug = CASE WHEN u.set_details THEN u.slug ELSE c.slug END, \
      description = CASE WHEN u.set_details THEN u.description ELSE c.description END, \
@@ -918,13 +918,13 @@ const UPDATE_CATEGORIES: &str = "UPDATE read_model.categories c SET \
      image_url text, meta_title text, meta_description text, meta_keywords text[], sort_order int, \
      set_parent bool, parent_id uuid, is_active bool, at timestamptz) WHERE c.id = u.id";
 
-const INSERT_BRANDS: &str = "INSERT INTO read_model.brands (id, name, slug, description, logo_url, website_url, \
+const INSERT_BRANDS: &str = "INSERT INTO brands (id, name, slug, description, logo_url, website_url, \
      is_active, created_at, updated_at) \
      SELECT id, name, slug, description, logo_url, website_url, is_active, created_at, updated_at \
      FROM jsonb_to_recordset($1) AS r(id uuid, name text, slug text, description text, logo_url text, \
      website_url text, is_active bool, created_at timestamptz, updated_at timestamptz)";
 
-const UPDATE_BRANDS: &str = "UPDATE read_model.brands b SET \
+const UPDATE_BRANDS: &str = "UPDATE brands b SET \
      name = CASE WHEN u.set_details THEN u.name ELSE b.name END, \
      slug = CASE WHEN u.set_details THEN u.slug ELSE b.slug END, \
      description = CASE WHEN u.set_details THEN u.description ELSE b.description END, \
@@ -935,7 +935,7 @@ const UPDATE_BRANDS: &str = "UPDATE read_model.brands b SET \
      FROM jsonb_to_recordset($1) AS u(id uuid, set_details bool, name text, slug text, description text, \
      logo_url text, website_url text, is_active bool, at timestamptz) WHERE b.id = u.id";
 
-const INSERT_PRODUCTS: &str = "INSERT INTO read_model.products (id, sku, name, slug, description, short_description, \
+const INSERT_PRODUCTS: &str = "INSERT INTO products (id, sku, name, slug, description, short_description, \
      category_id, brand_id, regular_price, sale_price, cost_price, currency, track_inventory, stock_quantity, \
      low_stock_threshold, weight, length, width, height, meta_title, meta_description, meta_keywords, status, \
      featured, published_at, created_at, updated_at) \
@@ -949,7 +949,7 @@ const INSERT_PRODUCTS: &str = "INSERT INTO read_model.products (id, sku, name, s
      meta_keywords text[], status text, featured bool, published_at timestamptz, created_at timestamptz, \
      updated_at timestamptz)";
 
-const UPDATE_PRODUCTS: &str = "UPDATE read_model.products p SET \
+const UPDATE_PRODUCTS: &str = "UPDATE products p SET \
      name = CASE WHEN u.set_details THEN u.name ELSE p.name END, \
      slug = CASE WHEN u.set_details THEN u.slug ELSE p.slug END, \
      description = CASE WHEN u.set_details THEN u.description ELSE p.description END, \
@@ -980,7 +980,7 @@ const UPDATE_PRODUCTS: &str = "UPDATE read_model.products p SET \
      published_at timestamptz, featured bool, stock_quantity int, track_inventory bool, \
      low_stock_threshold int, at timestamptz) WHERE p.id = u.id";
 
-const UPDATE_VARIANT_STOCK: &str = "UPDATE read_model.product_variants v SET \
+const UPDATE_VARIANT_STOCK: &str = "UPDATE product_variants v SET \
      stock_quantity = u.stock_quantity, updated_at = GREATEST(v.updated_at, u.at) \
      FROM jsonb_to_recordset($1) AS u(id uuid, stock_quantity int, at timestamptz) WHERE v.id = u.id";
 
@@ -1017,10 +1017,10 @@ async fn write(conn: &mut PgConnection, plan: &Plan) -> Result<Option<&'static s
         .map(|(id, version)| (id.as_str(), *version))
         .unzip();
     sqlx::query(
-        "INSERT INTO read_model.projected_versions (projection, aggregate_id, version) \
+        "INSERT INTO projected_versions (projection, aggregate_id, version) \
          SELECT $1, a, v FROM unnest($2::text[], $3::bigint[]) AS n(a, v) \
          ON CONFLICT (projection, aggregate_id) DO UPDATE \
-         SET version = GREATEST(read_model.projected_versions.version, EXCLUDED.version)",
+         SET version = GREATEST(projected_versions.version, EXCLUDED.version)",
     )
     .bind(NAME)
     .bind(&ids)

@@ -18,6 +18,7 @@
 //! itself (locks, bounds, cascades) is `runtime::parking`.
 
 mod batched;
+mod generation;
 mod one_event;
 
 use std::collections::VecDeque;
@@ -32,7 +33,7 @@ use infrastructure::event_store::RecordedEvent;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::runtime::parking::Parking;
-use crate::runtime::{dead_letters, DeadLetter, Projection, ProjectionError};
+use crate::runtime::{dead_letters, DeadLetter, NextGeneration, Projection, ProjectionError};
 
 pub const NAME: &str = "catalog-tables";
 const TYPES: &[&str] = &["category", "brand", "product", "inventory"];
@@ -61,9 +62,11 @@ enum Outcome {
 }
 
 impl CatalogTables {
+    /// Writes the live generation, in `read_model`, through connections of
+    /// its own made like `pool`'s.
     pub fn new(pool: PgPool, upcasters: Upcasters) -> Self {
         Self {
-            pool,
+            pool: generation::pool_in_schema(&pool, generation::LIVE_SCHEMA),
             upcasters,
             parking: Parking::new(NAME),
             parked_max_age: DEFAULT_PARKED_MAX_AGE,
@@ -100,7 +103,7 @@ impl CatalogTables {
         let mut queue = VecDeque::from([event.clone()]);
         while let Some(event) = queue.pop_front() {
             let applied: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM read_model.projected_versions \
+                "SELECT version FROM projected_versions \
                  WHERE projection = $1 AND aggregate_id = $2 FOR UPDATE",
             )
             .bind(NAME)
@@ -353,11 +356,15 @@ impl Projection for CatalogTables {
         // Through a table the projection writes: a dropped read-model schema
         // is a store that is down, which delays batches, rather than a store
         // refusing every event, which would dead-letter them.
-        sqlx::query("SELECT 1 FROM read_model.products LIMIT 0")
+        sqlx::query("SELECT 1 FROM products LIMIT 0")
             .execute(&self.pool)
             .await
             .map_err(ProjectionError::unavailable)?;
         Ok(())
+    }
+
+    async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
+        self.create_next_generation().await.map(Some)
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
@@ -367,10 +374,10 @@ impl Projection for CatalogTables {
             .await
             .map_err(ProjectionError::unavailable)?;
         for statement in [
-            "TRUNCATE read_model.product_variants, read_model.product_images, read_model.product_attributes, \
-             read_model.products, read_model.brands, read_model.categories CASCADE",
-            "DELETE FROM read_model.projected_versions WHERE projection = 'catalog-tables'",
-            "DELETE FROM read_model.parked_events WHERE projection = 'catalog-tables'",
+            "TRUNCATE product_variants, product_images, product_attributes, \
+             products, brands, categories CASCADE",
+            "DELETE FROM projected_versions WHERE projection = 'catalog-tables'",
+            "DELETE FROM parked_events WHERE projection = 'catalog-tables'",
         ] {
             sqlx::query(statement)
                 .execute(&mut *tx)
@@ -398,9 +405,9 @@ async fn record_version(
     event: &RecordedEvent,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO read_model.projected_versions (projection, aggregate_id, version) VALUES ($1, $2, $3) \
+        "INSERT INTO projected_versions (projection, aggregate_id, version) VALUES ($1, $2, $3) \
          ON CONFLICT (projection, aggregate_id) DO UPDATE \
-         SET version = GREATEST(read_model.projected_versions.version, EXCLUDED.version)",
+         SET version = GREATEST(projected_versions.version, EXCLUDED.version)",
     )
     .bind(NAME)
     .bind(&event.aggregate_id)

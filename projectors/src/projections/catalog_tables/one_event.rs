@@ -12,7 +12,7 @@ use crate::projections::product_state::stock_fact;
 
 async fn exists(conn: &mut PgConnection, table: &str, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(&format!(
-        "SELECT EXISTS (SELECT 1 FROM read_model.{table} WHERE id = $1)"
+        "SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)"
     ))
     .bind(id)
     .fetch_one(conn)
@@ -65,7 +65,7 @@ pub(super) async fn apply_category(
                 return Ok(Outcome::Waiting(key));
             }
             sqlx::query(
-                "INSERT INTO read_model.categories (id, parent_id, name, slug, description, image_url, meta_title, \
+                "INSERT INTO categories (id, parent_id, name, slug, description, image_url, meta_title, \
                  meta_description, meta_keywords, sort_order, is_active, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
             )
@@ -99,7 +99,7 @@ pub(super) async fn apply_category(
             at,
         } => {
             sqlx::query(
-                "UPDATE read_model.categories SET name = $2, slug = $3, description = $4, image_url = $5, \
+                "UPDATE categories SET name = $2, slug = $3, description = $4, image_url = $5, \
                  meta_title = $6, meta_description = $7, meta_keywords = $8, sort_order = $9, updated_at = GREATEST(updated_at, $10) \
                  WHERE id = $1",
             )
@@ -130,7 +130,7 @@ pub(super) async fn apply_category(
             if let Some(key) = missing(conn, &[("categories", "category", parent_id)]).await? {
                 return Ok(Outcome::Waiting(key));
             }
-            sqlx::query("UPDATE read_model.categories SET parent_id = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
+            sqlx::query("UPDATE categories SET parent_id = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
                 .bind(category_id)
                 .bind(parent_id)
                 .bind(at)
@@ -154,12 +154,14 @@ async fn set_active(
     active: bool,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, sqlx::Error> {
-    sqlx::query(&format!("UPDATE read_model.{table} SET is_active = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1"))
-        .bind(id)
-        .bind(active)
-        .bind(at)
-        .execute(conn)
-        .await?;
+    sqlx::query(&format!(
+        "UPDATE {table} SET is_active = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1"
+    ))
+    .bind(id)
+    .bind(active)
+    .bind(at)
+    .execute(conn)
+    .await?;
     Ok(Outcome::Applied(vec![]))
 }
 
@@ -179,7 +181,7 @@ pub(super) async fn apply_brand(
             at,
         } => {
             sqlx::query(
-                "INSERT INTO read_model.brands (id, name, slug, description, logo_url, website_url, is_active, \
+                "INSERT INTO brands (id, name, slug, description, logo_url, website_url, is_active, \
                  created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
             )
             .bind(brand_id)
@@ -205,7 +207,7 @@ pub(super) async fn apply_brand(
             at,
         } => {
             sqlx::query(
-                "UPDATE read_model.brands SET name = $2, slug = $3, description = $4, logo_url = $5, \
+                "UPDATE brands SET name = $2, slug = $3, description = $4, logo_url = $5, \
                  website_url = $6, updated_at = GREATEST(updated_at, $7) WHERE id = $1",
             )
             .bind(brand_id)
@@ -276,7 +278,7 @@ pub(super) async fn apply_product(
                 return Ok(Outcome::Waiting(key));
             }
             sqlx::query(
-                "INSERT INTO read_model.products (id, sku, name, slug, description, short_description, category_id, \
+                "INSERT INTO products (id, sku, name, slug, description, short_description, category_id, \
                  brand_id, regular_price, sale_price, cost_price, currency, track_inventory, stock_quantity, \
                  low_stock_threshold, weight, length, width, height, meta_title, meta_description, meta_keywords, \
                  status, featured, created_at, updated_at) \
@@ -326,7 +328,7 @@ pub(super) async fn apply_product(
                 return Ok(Outcome::Waiting(key));
             }
             sqlx::query(
-                "UPDATE read_model.products SET name = $2, slug = $3, description = $4, short_description = $5, \
+                "UPDATE products SET name = $2, slug = $3, description = $4, short_description = $5, \
                  category_id = $6, brand_id = $7, weight = $8, length = $9, width = $10, height = $11, \
                  meta_title = $12, meta_description = $13, meta_keywords = $14, updated_at = GREATEST(updated_at, $15) WHERE id = $1",
             )
@@ -362,7 +364,7 @@ pub(super) async fn apply_product(
             ..
         } => {
             sqlx::query(
-                "UPDATE read_model.products SET regular_price = $2, sale_price = $3, cost_price = $4, updated_at = GREATEST(updated_at, $5) \
+                "UPDATE products SET regular_price = $2, sale_price = $3, cost_price = $4, updated_at = GREATEST(updated_at, $5) \
                  WHERE id = $1",
             )
             .bind(product_id)
@@ -383,7 +385,7 @@ pub(super) async fn apply_product(
             ..
         } => {
             sqlx::query(
-                "UPDATE read_model.products SET status = $2, published_at = $3, featured = $4, updated_at = GREATEST(updated_at, $5) \
+                "UPDATE products SET status = $2, published_at = $3, featured = $4, updated_at = GREATEST(updated_at, $5) \
                  WHERE id = $1",
             )
             .bind(product_id)
@@ -411,7 +413,7 @@ pub(super) async fn apply_product(
             at,
         } => {
             sqlx::query(
-                "INSERT INTO read_model.product_images (id, product_id, url, alt_text, is_primary, sort_order, created_at) \
+                "INSERT INTO product_images (id, product_id, url, alt_text, is_primary, sort_order, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(image_id)
@@ -431,16 +433,18 @@ pub(super) async fn apply_product(
             new_primary_image_id,
             at,
         } => {
-            sqlx::query("DELETE FROM read_model.product_images WHERE id = $1")
+            sqlx::query("DELETE FROM product_images WHERE id = $1")
                 .bind(image_id)
                 .execute(&mut *conn)
                 .await?;
             if let Some(primary) = new_primary_image_id {
-                sqlx::query("UPDATE read_model.product_images SET is_primary = (id = $2) WHERE product_id = $1")
-                    .bind(product_id)
-                    .bind(primary)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "UPDATE product_images SET is_primary = (id = $2) WHERE product_id = $1",
+                )
+                .bind(product_id)
+                .bind(primary)
+                .execute(&mut *conn)
+                .await?;
             }
             touch(conn, product_id, at).await
         }
@@ -450,13 +454,11 @@ pub(super) async fn apply_product(
             at,
             ..
         } => {
-            sqlx::query(
-                "UPDATE read_model.product_images SET is_primary = (id = $2) WHERE product_id = $1",
-            )
-            .bind(product_id)
-            .bind(image_id)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query("UPDATE product_images SET is_primary = (id = $2) WHERE product_id = $1")
+                .bind(product_id)
+                .bind(image_id)
+                .execute(&mut *conn)
+                .await?;
             touch(conn, product_id, at).await
         }
         ProductEvent::ProductImagesReordered {
@@ -465,7 +467,7 @@ pub(super) async fn apply_product(
             at,
         } => {
             for image in images {
-                sqlx::query("UPDATE read_model.product_images SET sort_order = $2 WHERE id = $1")
+                sqlx::query("UPDATE product_images SET sort_order = $2 WHERE id = $1")
                     .bind(image.image_id)
                     .bind(image.sort_order)
                     .execute(&mut *conn)
@@ -482,7 +484,7 @@ pub(super) async fn apply_product(
             at,
         } => {
             sqlx::query(
-                "INSERT INTO read_model.product_attributes (id, product_id, name, value, sort_order, created_at) \
+                "INSERT INTO product_attributes (id, product_id, name, value, sort_order, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, value = EXCLUDED.value, sort_order = EXCLUDED.sort_order",
             )
@@ -502,7 +504,7 @@ pub(super) async fn apply_product(
             at,
             ..
         } => {
-            sqlx::query("DELETE FROM read_model.product_attributes WHERE id = $1")
+            sqlx::query("DELETE FROM product_attributes WHERE id = $1")
                 .bind(attribute_id)
                 .execute(&mut *conn)
                 .await?;
@@ -520,7 +522,7 @@ pub(super) async fn apply_product(
             at,
         } => {
             sqlx::query(
-                "INSERT INTO read_model.product_variants (id, product_id, sku, name, price, stock_quantity, attributes, \
+                "INSERT INTO product_variants (id, product_id, sku, name, price, stock_quantity, attributes, \
                  is_active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
             )
             .bind(variant_id)
@@ -547,7 +549,7 @@ pub(super) async fn apply_product(
             at,
         } => {
             sqlx::query(
-                "UPDATE read_model.product_variants SET sku = $2, name = $3, price = $4, attributes = $5, updated_at = GREATEST(updated_at, $6) \
+                "UPDATE product_variants SET sku = $2, name = $3, price = $4, attributes = $5, updated_at = GREATEST(updated_at, $6) \
                  WHERE id = $1",
             )
             .bind(variant_id)
@@ -580,13 +582,11 @@ async fn touch(
     product_id: Uuid,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, sqlx::Error> {
-    sqlx::query(
-        "UPDATE read_model.products SET updated_at = GREATEST(updated_at, $2) WHERE id = $1",
-    )
-    .bind(product_id)
-    .bind(at)
-    .execute(conn)
-    .await?;
+    sqlx::query("UPDATE products SET updated_at = GREATEST(updated_at, $2) WHERE id = $1")
+        .bind(product_id)
+        .bind(at)
+        .execute(conn)
+        .await?;
     Ok(Outcome::Applied(vec![]))
 }
 
@@ -596,12 +596,14 @@ async fn set_featured(
     featured: bool,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, sqlx::Error> {
-    sqlx::query("UPDATE read_model.products SET featured = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
-        .bind(product_id)
-        .bind(featured)
-        .bind(at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE products SET featured = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1",
+    )
+    .bind(product_id)
+    .bind(featured)
+    .bind(at)
+    .execute(conn)
+    .await?;
     Ok(Outcome::Applied(vec![]))
 }
 
@@ -612,7 +614,7 @@ async fn set_variant_active(
     active: bool,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, sqlx::Error> {
-    sqlx::query("UPDATE read_model.product_variants SET is_active = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
+    sqlx::query("UPDATE product_variants SET is_active = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1")
         .bind(variant_id)
         .bind(active)
         .bind(at)
@@ -642,7 +644,7 @@ pub(super) async fn apply_inventory(
     }
     if fact.is_product_level() {
         sqlx::query(
-            "UPDATE read_model.products SET stock_quantity = COALESCE($2, stock_quantity), \
+            "UPDATE products SET stock_quantity = COALESCE($2, stock_quantity), \
              track_inventory = COALESCE($3, track_inventory), \
              low_stock_threshold = COALESCE($4, low_stock_threshold), \
              updated_at = GREATEST(updated_at, $5) WHERE id = $1",
@@ -656,7 +658,7 @@ pub(super) async fn apply_inventory(
         .await?;
     } else if let Some(available) = fact.available {
         sqlx::query(
-            "UPDATE read_model.product_variants SET stock_quantity = $2, \
+            "UPDATE product_variants SET stock_quantity = $2, \
              updated_at = GREATEST(updated_at, $3) WHERE id = $1",
         )
         .bind(target.2)

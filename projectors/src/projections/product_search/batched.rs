@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{
-    decode_stored, document_body, name_refs, pack, product_event_id, successful, unpack,
-    ProductSearch, SearchError, Stored, StoredStock,
+    decode_stored, document_body, lookups_of, name_refs, pack, product_event_id, successful,
+    unpack, ProductSearch, SearchError, Stored, StoredStock,
 };
 use crate::projections::product_state::{fold_product, stock_fact, StockFact};
 use crate::runtime::DeadLetter;
@@ -183,7 +183,7 @@ impl ProductSearch {
             return Ok((letters, Vec::new()));
         }
         let index = self.concrete_index().await?;
-        let lookups = self.lookups();
+        let lookups = lookups_of(&index);
         let ids: Vec<String> = by_product.keys().map(Uuid::to_string).collect();
         let stock_ids: Vec<String> = ids.iter().map(|id| format!("stock:{id}")).collect();
         let documents = self.mget(&index, &ids).await?;

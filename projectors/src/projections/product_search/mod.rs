@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use domain::catalog::{BrandEvent, CategoryEvent, ProductEvent};
 use domain::inventory::InventoryEvent;
+use elasticsearch::cat::CatIndicesParts;
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::StatusCode;
@@ -42,7 +43,7 @@ use uuid::Uuid;
 
 use super::product_cache::product_id_of as product_event_id;
 use super::product_state::{fold_product, stock_fact, StockFact};
-use crate::runtime::{DeadLetter, Projection, ProjectionError};
+use crate::runtime::{DeadLetter, NextGeneration, Projection, ProjectionError};
 
 pub const NAME: &str = "product-search";
 const TYPES: &[&str] = &["category", "brand", "product", "inventory"];
@@ -56,6 +57,9 @@ pub struct ProductSearch {
     upcasters: Upcasters,
     /// The concrete index behind the alias, once known.
     index: Mutex<Option<String>>,
+    /// A new generation writes its own concrete index, whatever the alias
+    /// points at.
+    pinned: bool,
     batched: bool,
 }
 
@@ -142,6 +146,7 @@ impl ProductSearch {
             alias: alias.to_owned(),
             upcasters,
             index: Mutex::new(None),
+            pinned: false,
             batched: true,
         })
     }
@@ -153,8 +158,9 @@ impl ProductSearch {
         self
     }
 
-    fn lookups(&self) -> String {
-        format!("{}-lookups", self.alias)
+    /// The side index of the live generation (or of a pinned one).
+    async fn lookups(&self) -> Result<String, SearchError> {
+        Ok(lookups_of(&self.concrete_index().await?))
     }
 
     async fn concrete_index(&self) -> Result<String, SearchError> {
@@ -243,7 +249,9 @@ impl ProductSearch {
     }
 
     fn forget_index(&self) {
-        *self.index.lock().expect("index lock") = None;
+        if !self.pinned {
+            *self.index.lock().expect("index lock") = None;
+        }
     }
 
     async fn lookup_names(&self, refs: &[String]) -> Result<Vec<Option<String>>, SearchError> {
@@ -252,7 +260,7 @@ impl ProductSearch {
         }
         let response = self
             .client
-            .mget(MgetParts::Index(&self.lookups()))
+            .mget(MgetParts::Index(&self.lookups().await?))
             .body(json!({ "ids": refs }))
             .send()
             .await?;
@@ -351,7 +359,7 @@ impl ProductSearch {
     /// Stock recorded before the product's document existed, with its version.
     async fn early_stock(&self, product_id: &str) -> Result<(Option<StockFact>, i64), SearchError> {
         match self
-            .get(&self.lookups(), &format!("stock:{product_id}"))
+            .get(&self.lookups().await?, &format!("stock:{product_id}"))
             .await?
         {
             None => Ok((None, 0)),
@@ -374,14 +382,15 @@ impl ProductSearch {
         let id = fact.product_id.to_string();
         // The lookup keeps the latest stock even while the product is absent.
         let lookup_id = format!("stock:{id}");
-        let previous = self.get(&self.lookups(), &lookup_id).await?;
+        let lookups = self.lookups().await?;
+        let previous = self.get(&lookups, &lookup_id).await?;
         let mut stored_stock = match &previous {
             Some(s) => decode_stored::<StoredStock>("stock lookup", &id, s.source.clone())?,
             None => StoredStock::default(),
         };
         stored_stock.merge(fact);
         self.put(
-            &self.lookups(),
+            &lookups,
             &lookup_id,
             event.version,
             false,
@@ -427,9 +436,10 @@ impl ProductSearch {
         // `gte`: a batch retried after this write must still rename the
         // products; only a newer name (a later event, which renames them
         // itself) stops it.
+        let lookups = self.lookups().await?;
         let written = self
             .put(
-                &self.lookups(),
+                &lookups,
                 &format!("{field}:{id}"),
                 event.version,
                 true,
@@ -701,27 +711,47 @@ impl ProductSearch {
         Ok(())
     }
 
-    async fn reset_indexes(&self) -> Result<(), SearchError> {
-        let previous = match self
+    /// The concrete indexes the alias points at.
+    async fn aliased(&self) -> Result<Vec<String>, SearchError> {
+        let response = self
             .client
             .indices()
             .get_alias(IndicesGetAliasParts::Name(&[&self.alias]))
             .send()
+            .await?;
+        if !response.status_code().is_success() {
+            return Ok(vec![]);
+        }
+        Ok(response
+            .json::<Value>()
             .await?
-        {
-            r if r.status_code().is_success() => r
-                .json::<Value>()
-                .await?
-                .as_object()
-                .map(|o| o.keys().cloned().collect::<Vec<_>>())
-                .unwrap_or_default(),
-            _ => vec![],
-        };
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// An empty generation beside the live one: a concrete products index
+    /// and its side index, which nothing reads until the alias points there.
+    async fn create_generation(&self) -> Result<ProductSearch, SearchError> {
         let fresh = format!("{}-{}", self.alias, Utc::now().format("%Y%m%d%H%M%S%3f"));
         self.create_index(&fresh, products_index_body()).await?;
-        self.delete_index(&self.lookups()).await?;
-        self.create_index(&self.lookups(), lookups_index_body())
+        self.create_index(&lookups_of(&fresh), lookups_index_body())
             .await?;
+        Ok(ProductSearch {
+            client: self.client.clone(),
+            alias: self.alias.clone(),
+            upcasters: self.upcasters.clone(),
+            index: Mutex::new(Some(fresh)),
+            pinned: true,
+            batched: self.batched,
+        })
+    }
+
+    /// Points the alias at `fresh` in one step, then drops every index it
+    /// pointed at before, with its side index, and any generation an
+    /// interrupted rebuild left behind.
+    async fn swap_alias_to(&self, fresh: &str) -> Result<(), SearchError> {
+        let previous = self.aliased().await?;
         let mut actions = vec![json!({ "add": { "index": fresh, "alias": self.alias } })];
         actions.extend(
             previous
@@ -742,11 +772,67 @@ impl ProductSearch {
             });
         }
         for old in previous {
+            self.delete_index(&lookups_of(&old)).await?;
             self.delete_index(&old).await?;
         }
+        for stale in self.abandoned_generations(fresh).await? {
+            self.delete_index(&stale).await?;
+        }
+        // Side indexes of releases before each generation had its own.
+        self.delete_index(&format!("{}-lookups", self.alias))
+            .await?;
+        Ok(())
+    }
+
+    /// Indexes of this alias's naming that are neither `keep` nor its side
+    /// index: generations an interrupted rebuild created and never swapped.
+    async fn abandoned_generations(&self, keep: &str) -> Result<Vec<String>, SearchError> {
+        let response = self
+            .client
+            .cat()
+            .indices(CatIndicesParts::Index(&[&format!("{}-*", self.alias)]))
+            .format("json")
+            .send()
+            .await?;
+        if !response.status_code().is_success() {
+            return Ok(vec![]);
+        }
+        let listed: Value = response.json().await?;
+        let keep_lookups = lookups_of(keep);
+        Ok(listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry["index"].as_str())
+            .filter(|name| is_generation_of(&self.alias, name))
+            .filter(|name| *name != keep && *name != keep_lookups)
+            .map(str::to_owned)
+            .collect())
+    }
+
+    async fn reset_indexes(&self) -> Result<(), SearchError> {
+        let next = self.create_generation().await?;
+        let fresh = next.concrete_index().await?;
+        self.swap_alias_to(&fresh).await?;
         *self.index.lock().expect("index lock") = Some(fresh);
         Ok(())
     }
+}
+
+/// True for the names this projection gives its generations,
+/// `{alias}-{17 digits}` and their side indexes: an operator's own
+/// `{alias}-archive` is never taken for an abandoned generation.
+fn is_generation_of(alias: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(alias).and_then(|r| r.strip_prefix('-')) else {
+        return false;
+    };
+    let stamp = rest.strip_suffix("-lookups").unwrap_or(rest);
+    stamp.len() == 17 && stamp.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The side index that goes with a concrete products index.
+fn lookups_of(index: &str) -> String {
+    format!("{index}-lookups")
 }
 
 /// The side index: category and brand names (`{"name"}`) and stock that
@@ -898,17 +984,53 @@ impl Projection for ProductSearch {
             );
             return Ok(false);
         }
-        Ok(self.index_exists(&self.lookups()).await?)
+        Ok(self.index_exists(&lookups_of(&index)).await?)
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
         Ok(self.reset_indexes().await?)
+    }
+
+    async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
+        Ok(Some(Box::new(self.create_generation().await?)))
+    }
+
+    fn generation_swapped(&self) {
+        self.forget_index();
+    }
+}
+
+#[async_trait]
+impl NextGeneration for ProductSearch {
+    fn projection(&self) -> &dyn Projection {
+        self
+    }
+
+    async fn swap(self: Box<Self>) -> Result<(), ProjectionError> {
+        let fresh = self.concrete_index().await?;
+        Ok(self.swap_alias_to(&fresh).await?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_projections_generation_names_count_as_its_generations() {
+        assert!(is_generation_of("products", "products-20261203101500123"));
+        assert!(is_generation_of(
+            "products",
+            "products-20261203101500123-lookups"
+        ));
+        assert!(!is_generation_of("products", "products-archive"));
+        assert!(!is_generation_of("products", "products-lookups"));
+        assert!(!is_generation_of(
+            "products",
+            "products-v2-20261203101500123"
+        ));
+        assert!(!is_generation_of("products", "productsx-20261203101500123"));
+    }
 
     #[test]
     fn packed_versions_order_by_product_then_inventory() {

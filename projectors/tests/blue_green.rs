@@ -1,0 +1,607 @@
+//! Blue/green rebuilds on real servers (PostgreSQL, nisshi, osmem-server,
+//! SecantusDB): while `projectors replay` writes a new generation, readers
+//! keep seeing the live one, which live workers go on updating; the swap
+//! loses none of their writes; an interrupted rebuild never swaps and the
+//! next one starts over.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use infrastructure::event_store::RecordedEvent;
+use infrastructure::views::{product_cache_generation_key, product_cache_generation_prefix};
+use projectors::projections::{activity_log, catalog_tables, product_cache, product_search};
+use projectors::runtime::generations::BatchGuard;
+use projectors::runtime::rebuild::rebuild_beside_live;
+use projectors::runtime::worker::rebuild;
+use projectors::runtime::{
+    DeadLetter, DeadLetters, NextGeneration, Projection, ProjectionError, Worker, WorkerOptions,
+    WorkerStats,
+};
+use redis::AsyncCommands;
+use serde_json::Value;
+use support::adapters::{adapters, Adapter};
+use support::*;
+use uuid::Uuid;
+
+fn options() -> WorkerOptions {
+    WorkerOptions {
+        // Several batches, so that readers are looked at mid-rebuild.
+        replay_batch_size: 7,
+        ..worker_options()
+    }
+}
+
+async fn adapter_named(h: &Harness, name: &str) -> Arc<dyn Adapter> {
+    adapters(h)
+        .await
+        .into_iter()
+        .find(|a| a.projection().name() == name)
+        .expect("an adapter of that name")
+}
+
+/// A live worker of the projection, fed through Kafka as in production.
+struct Live {
+    h: Arc<Harness>,
+    worker: tokio::sync::Mutex<Worker>,
+    types: &'static [&'static str],
+    /// A product whose price the live writes keep changing, and its version.
+    product: Uuid,
+    version: AtomicUsize,
+}
+
+impl Live {
+    async fn start(h: Arc<Harness>, projection: Arc<dyn Projection>, product: Uuid) -> Self {
+        let types = projection.aggregate_types();
+        let worker = Worker::new(
+            projection,
+            &h.settings.kafka,
+            h.store.clone(),
+            worker_options(),
+        )
+        .await
+        .expect("kafka answers; start it with `scripts/services up`");
+        let live = Self {
+            h,
+            worker: tokio::sync::Mutex::new(worker),
+            types,
+            product,
+            version: AtomicUsize::new(1),
+        };
+        live.catch_up().await;
+        live
+    }
+
+    fn relevant(&self, events: &[RecordedEvent]) -> usize {
+        events
+            .iter()
+            .filter(|e| self.types.contains(&e.aggregate_type.as_str()))
+            .count()
+    }
+
+    /// Relays everything and lets the worker apply it all.
+    async fn catch_up(&self) {
+        self.h.relay_all().await;
+        let wanted = self.relevant(&self.h.recorded().await) as u64;
+        let mut worker = self.worker.lock().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while worker.stats().events.load(Ordering::Relaxed) < wanted {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the live worker did not catch up"
+            );
+            worker.run_once().await.expect("a live batch");
+        }
+    }
+
+    /// What shoppers and admins do meanwhile: a new product, a price change
+    /// of an existing one, both applied by the live worker.
+    async fn write(&self) {
+        let (category, brand) = self.parents().await;
+        let id = Uuid::now_v7();
+        let sku = format!("LIVE-{}", &id.simple().to_string()[20..]);
+        self.h
+            .append(
+                "product",
+                &id.to_string(),
+                0,
+                &[product_created(
+                    id,
+                    &sku,
+                    &format!("live-{}", &id.simple().to_string()[20..]),
+                    Some(category),
+                    Some(brand),
+                    500,
+                    3,
+                )],
+            )
+            .await;
+        let version = self.version.fetch_add(1, Ordering::SeqCst) as i64;
+        self.h
+            .append(
+                "product",
+                &self.product.to_string(),
+                version,
+                &[price_changed(self.product, 1000 + version, 1001 + version)],
+            )
+            .await;
+        self.catch_up().await;
+    }
+
+    async fn parents(&self) -> (Uuid, Uuid) {
+        let of = |t: &'static str| async move {
+            let id: String = sqlx::query_scalar(
+                "SELECT aggregate_id FROM event_store.events WHERE aggregate_type = $1 LIMIT 1",
+            )
+            .bind(t)
+            .fetch_one(&self.h.db.pool)
+            .await
+            .unwrap();
+            id.parse::<Uuid>().unwrap()
+        };
+        (of("category").await, of("brand").await)
+    }
+}
+
+/// Watches a rebuild from outside: before each batch written into the new
+/// generation, reads what readers see and checks it is the live generation
+/// as the live worker left it; at the first batch, live writes happen.
+struct Watch {
+    adapter: Arc<dyn Adapter>,
+    live: Arc<Live>,
+    expected: tokio::sync::Mutex<Value>,
+    batches: AtomicUsize,
+    /// The batch (counted from 1) at which the new generation's store
+    /// "fails", to interrupt the rebuild.
+    fail_at: Option<usize>,
+    seen_wrong: Mutex<Vec<String>>,
+}
+
+impl Watch {
+    async fn before_batch(&self) -> Result<(), ProjectionError> {
+        let batch = self.batches.fetch_add(1, Ordering::SeqCst) + 1;
+        let seen = self.adapter.snapshot().await;
+        let mut expected = self.expected.lock().await;
+        if seen != *expected {
+            self.seen_wrong
+                .lock()
+                .unwrap()
+                .push(format!("batch {batch}: readers saw {seen}"));
+        }
+        if batch == 1 {
+            self.live.write().await;
+            *expected = self.adapter.snapshot().await;
+        }
+        if self.fail_at == Some(batch) {
+            return Err(ProjectionError::Lost);
+        }
+        Ok(())
+    }
+}
+
+/// The projection under test, whose new generation is watched.
+struct Watched {
+    inner: Arc<dyn Projection>,
+    watch: Arc<Watch>,
+}
+
+struct WatchedNext {
+    inner: Box<dyn NextGeneration>,
+    watch: Arc<Watch>,
+}
+
+#[async_trait]
+impl Projection for Watched {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        self.inner.aggregate_types()
+    }
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
+        self.inner.apply(events).await
+    }
+    async fn is_intact(&self) -> Result<bool, ProjectionError> {
+        self.inner.is_intact().await
+    }
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        self.inner.reset().await
+    }
+    async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
+        Ok(self
+            .inner
+            .next_generation()
+            .await?
+            .map(|inner| -> Box<dyn NextGeneration> {
+                Box::new(WatchedNext {
+                    inner,
+                    watch: self.watch.clone(),
+                })
+            }))
+    }
+}
+
+#[async_trait]
+impl Projection for WatchedNext {
+    fn name(&self) -> &'static str {
+        self.inner.projection().name()
+    }
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        self.inner.projection().aggregate_types()
+    }
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
+        self.watch.before_batch().await?;
+        self.inner.projection().apply(events).await
+    }
+    async fn is_intact(&self) -> Result<bool, ProjectionError> {
+        self.inner.projection().is_intact().await
+    }
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        self.inner.projection().reset().await
+    }
+}
+
+#[async_trait]
+impl NextGeneration for WatchedNext {
+    fn projection(&self) -> &dyn Projection {
+        self
+    }
+    async fn swap(self: Box<Self>) -> Result<(), ProjectionError> {
+        self.inner.swap().await
+    }
+}
+
+async fn live_generation(h: &Harness, name: &str) -> (i64, Option<i64>) {
+    sqlx::query_as("SELECT live, building FROM read_model.generations WHERE projection = $1")
+        .bind(name)
+        .fetch_optional(&h.db.pool)
+        .await
+        .unwrap()
+        .unwrap_or((0, None))
+}
+
+async fn replay(
+    h: &Harness,
+    projection: &dyn Projection,
+    options: &WorkerOptions,
+) -> anyhow::Result<u64> {
+    rebuild_beside_live(
+        projection,
+        &h.store,
+        &DeadLetters::new(h.db.pool.clone()),
+        options,
+        &WorkerStats::new(),
+    )
+    .await
+}
+
+/// The store after a rebuild from scratch, in place, which is what every
+/// generation must equal.
+async fn fresh_rebuild(h: &Harness, adapter: &dyn Adapter) -> Value {
+    rebuild(
+        adapter.projection().as_ref(),
+        &h.store,
+        &DeadLetters::new(h.db.pool.clone()),
+        &worker_options(),
+        &WorkerStats::new(),
+    )
+    .await
+    .unwrap();
+    adapter.snapshot().await
+}
+
+async fn set_up(name: &str, fail_at: Option<usize>) -> (Arc<Harness>, Arc<Watch>, Watched) {
+    let h = Arc::new(harness().await);
+    let (_, _, products) = h.seed_catalog(12).await;
+    let adapter = adapter_named(&h, name).await;
+    adapter.projection().reset().await.unwrap();
+    adapter.projection().mark_rebuilt().await.unwrap();
+    let live = Arc::new(Live::start(h.clone(), adapter.projection(), products[0]).await);
+    let before = adapter.snapshot().await;
+    assert_ne!(before, Value::Null);
+    let watch = Arc::new(Watch {
+        adapter: adapter.clone(),
+        live,
+        expected: tokio::sync::Mutex::new(before),
+        batches: AtomicUsize::new(0),
+        fail_at,
+        seen_wrong: Mutex::new(Vec::new()),
+    });
+    let watched = Watched {
+        inner: adapter.projection(),
+        watch: watch.clone(),
+    };
+    (h, watch, watched)
+}
+
+async fn readers_keep_the_live_generation_until_the_swap(name: &str) {
+    let (h, watch, watched) = set_up(name, None).await;
+
+    let replayed = replay(&h, &watched, &options()).await.unwrap();
+
+    assert!(watch.batches.load(Ordering::SeqCst) > 2, "several batches");
+    let wrong = watch.seen_wrong.lock().unwrap().clone();
+    assert!(wrong.is_empty(), "{name}: readers saw {wrong:?}");
+    assert_eq!(live_generation(&h, name).await, (1, None));
+    assert!(
+        replayed >= watch.live.relevant(&h.recorded().await) as u64,
+        "the live writes were replayed too"
+    );
+    let swapped = watch.adapter.snapshot().await;
+    assert_eq!(
+        swapped,
+        *watch.expected.lock().await,
+        "{name}: the new generation holds what the live one held"
+    );
+
+    // The live worker goes on, now into the new generation.
+    watch.live.write().await;
+    let after = watch.adapter.snapshot().await;
+    assert_ne!(
+        after, swapped,
+        "{name}: live writes reach the new generation"
+    );
+    assert_eq!(fresh_rebuild(&h, watch.adapter.as_ref()).await, after);
+    watch.adapter.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_tables_readers_keep_the_live_generation_until_the_swap() {
+    readers_keep_the_live_generation_until_the_swap(catalog_tables::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_search_readers_keep_the_live_generation_until_the_swap() {
+    readers_keep_the_live_generation_until_the_swap(product_search::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_cache_readers_keep_the_live_generation_until_the_swap() {
+    readers_keep_the_live_generation_until_the_swap(product_cache::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_log_readers_keep_the_live_generation_until_the_swap() {
+    readers_keep_the_live_generation_until_the_swap(activity_log::NAME).await;
+}
+
+async fn an_interrupted_rebuild_never_swaps_and_the_next_starts_over(name: &str) {
+    let (h, watch, watched) = set_up(name, Some(2)).await;
+
+    let failed = replay(&h, &watched, &options()).await;
+
+    assert!(failed.is_err(), "{name}: the rebuild was interrupted");
+    let live = watch.expected.lock().await.clone();
+    assert_eq!(
+        watch.adapter.snapshot().await,
+        live,
+        "{name}: nothing swapped"
+    );
+    assert_eq!(live_generation(&h, name).await, (0, Some(1)));
+
+    replay(&h, watch.adapter.projection().as_ref(), &options())
+        .await
+        .unwrap();
+    assert_eq!(live_generation(&h, name).await, (1, None));
+    assert_eq!(watch.adapter.snapshot().await, live);
+    assert_eq!(fresh_rebuild(&h, watch.adapter.as_ref()).await, live);
+    assert_eq!(
+        leftovers(&h, name).await,
+        Vec::<String>::new(),
+        "{name}: no generation is left behind"
+    );
+    watch.adapter.cleanup().await;
+}
+
+/// Store objects of generations other than the live one.
+async fn leftovers(h: &Harness, name: &str) -> Vec<String> {
+    let s = &h.settings;
+    match name {
+        catalog_tables::NAME => sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'read_model_%'",
+        )
+        .fetch_all(&h.db.pool)
+        .await
+        .unwrap(),
+        product_search::NAME => {
+            let listed: Value = reqwest::get(format!(
+                "{}/_cat/indices/{}-*?format=json",
+                s.elasticsearch.url, s.elasticsearch.products_alias
+            ))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+            let aliased: Value = reqwest::get(format!(
+                "{}/_alias/{}",
+                s.elasticsearch.url, s.elasticsearch.products_alias
+            ))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+            let live = aliased.as_object().unwrap().keys().next().unwrap().clone();
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|e| e["index"].as_str().map(str::to_owned))
+                .filter(|i| *i != live && *i != format!("{live}-lookups"))
+                .collect()
+        }
+        product_cache::NAME => {
+            let mut redis = h.redis().await;
+            let base = &s.redis.key_prefix;
+            let pointer = product_cache_generation_key(base);
+            let live: Option<u64> = redis.get(&pointer).await.unwrap();
+            let prefix = product_cache_generation_prefix(base, live.unwrap_or(0));
+            let keys: Vec<String> = redis.keys(format!("{base}*")).await.unwrap();
+            keys.into_iter()
+                .filter(|k| *k != pointer && !k.starts_with(&prefix))
+                .collect()
+        }
+        _ => {
+            let client = mongodb::Client::with_uri_str(&s.mongo.url).await.unwrap();
+            client
+                .database(&s.mongo.database)
+                .list_collection_names()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|c| c != activity_log::COLLECTION)
+                .collect()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_tables_interrupted_rebuild_never_swaps() {
+    an_interrupted_rebuild_never_swaps_and_the_next_starts_over(catalog_tables::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_search_interrupted_rebuild_never_swaps() {
+    an_interrupted_rebuild_never_swaps_and_the_next_starts_over(product_search::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_cache_interrupted_rebuild_never_swaps() {
+    an_interrupted_rebuild_never_swaps_and_the_next_starts_over(product_cache::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_log_interrupted_rebuild_never_swaps() {
+    an_interrupted_rebuild_never_swaps_and_the_next_starts_over(activity_log::NAME).await;
+}
+
+/// The swap waits for a batch a live worker is inside of: that batch's
+/// effect is in the old generation only, and must be replayed into the new
+/// one before readers and workers move there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_waits_for_the_batch_a_live_worker_is_applying() {
+    let h = Arc::new(harness().await);
+    h.seed_catalog(3).await;
+    let adapter = adapter_named(&h, catalog_tables::NAME).await;
+    adapter.projection().reset().await.unwrap();
+    for event in h.recorded().await {
+        adapter
+            .projection()
+            .apply(std::slice::from_ref(&event))
+            .await
+            .unwrap();
+    }
+    let in_batch = BatchGuard::enter(&h.db.pool, catalog_tables::NAME)
+        .await
+        .unwrap();
+    assert_eq!(in_batch.live, 0);
+
+    let rebuilding = {
+        let h = h.clone();
+        let projection = adapter.projection();
+        tokio::spawn(async move { replay(&h, projection.as_ref(), &options()).await })
+    };
+    eventually("the rebuild to wait for the batch", || async {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+        )
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+        waiting.then_some(())
+    })
+    .await;
+    // The batch in hand ends with an event the replay has not seen yet.
+    let late = Uuid::now_v7();
+    let (category, brand) = {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT aggregate_id FROM event_store.events WHERE aggregate_type IN ('category', 'brand') ORDER BY aggregate_type DESC",
+        )
+        .fetch_all(&h.db.pool)
+        .await
+        .unwrap();
+        (ids[0].parse().unwrap(), ids[1].parse().unwrap())
+    };
+    h.append(
+        "product",
+        &late.to_string(),
+        0,
+        &[product_created(
+            late,
+            "LATE-1",
+            "late-1",
+            Some(category),
+            Some(brand),
+            900,
+            1,
+        )],
+    )
+    .await;
+    let recorded = h.recorded().await;
+    adapter
+        .projection()
+        .apply(std::slice::from_ref(recorded.last().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(live_generation(&h, catalog_tables::NAME).await.0, 0);
+    in_batch.leave().await.unwrap();
+
+    rebuilding.await.unwrap().unwrap();
+    assert_eq!(live_generation(&h, catalog_tables::NAME).await, (1, None));
+    let swapped = adapter.snapshot().await;
+    assert!(
+        swapped.to_string().contains(&late.to_string()),
+        "the late product reached the new generation"
+    );
+    assert_eq!(fresh_rebuild(&h, adapter.as_ref()).await, swapped);
+}
+
+/// A worker that finds a new live generation tells its projection, which
+/// forgets the old generation's names before its next batch.
+async fn a_live_worker_follows_a_swap_made_by_another_process(name: &str) {
+    let h = Arc::new(harness().await);
+    let (_, _, products) = h.seed_catalog(4).await;
+    let adapter = adapter_named(&h, name).await;
+    adapter.projection().reset().await.unwrap();
+    adapter.projection().mark_rebuilt().await.unwrap();
+    let live = Live::start(h.clone(), adapter.projection(), products[0]).await;
+
+    // Another process: its own projection instance, as `projectors replay`
+    // builds it.
+    let other = adapter_named(&h, name).await;
+    replay(&h, other.projection().as_ref(), &options())
+        .await
+        .unwrap();
+    let swapped = adapter.snapshot().await;
+
+    live.write().await;
+    let after = adapter.snapshot().await;
+    assert_ne!(after, swapped, "the live write reached the new generation");
+    assert_eq!(fresh_rebuild(&h, adapter.as_ref()).await, after);
+    assert_eq!(
+        live.worker
+            .lock()
+            .await
+            .stats()
+            .rebuilds
+            .load(Ordering::Relaxed),
+        0,
+        "the worker wrote the new generation, rather than rebuilding a read model it took for lost"
+    );
+    adapter.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_search_worker_follows_a_swap_made_by_another_process() {
+    a_live_worker_follows_a_swap_made_by_another_process(product_search::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_cache_worker_follows_a_swap_made_by_another_process() {
+    a_live_worker_follows_a_swap_made_by_another_process(product_cache::NAME).await;
+}

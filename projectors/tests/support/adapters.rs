@@ -1,0 +1,188 @@
+//! Every real projection adapter behind one interface, with a way to read
+//! back all it stored as readers see it, for the contract and rebuild tests.
+
+use std::sync::Arc;
+
+use infrastructure::event_store::aggregates::Upcasters;
+use infrastructure::settings::Settings;
+use infrastructure::views::{product_cache_generation_key, product_cache_generation_prefix};
+use mongodb::bson::{doc, Document};
+use projectors::projections::activity_log::ActivityLog;
+use projectors::projections::catalog_tables::CatalogTables;
+use projectors::projections::product_cache::ProductCache;
+use projectors::projections::product_search::ProductSearch;
+use projectors::runtime::Projection;
+use redis::AsyncCommands;
+use serde_json::Value;
+
+use super::{dump_catalog, Harness};
+
+/// A real adapter and a way to read back everything it stored.
+#[async_trait::async_trait]
+pub trait Adapter: Send + Sync {
+    fn projection(&self) -> Arc<dyn Projection>;
+    async fn snapshot(&self) -> Value;
+    async fn cleanup(&self) {}
+}
+
+struct Tables(Arc<CatalogTables>, sqlx::PgPool);
+
+#[async_trait::async_trait]
+impl Adapter for Tables {
+    fn projection(&self) -> Arc<dyn Projection> {
+        self.0.clone()
+    }
+    async fn snapshot(&self) -> Value {
+        Value::Array(dump_catalog(&self.1).await)
+    }
+}
+
+struct Search(Arc<ProductSearch>, String);
+
+#[async_trait::async_trait]
+impl Adapter for Search {
+    fn projection(&self) -> Arc<dyn Projection> {
+        self.0.clone()
+    }
+    async fn snapshot(&self) -> Value {
+        self.0.refresh().await.ok();
+        let client = reqwest::Client::new();
+        let Ok(response) = client
+            .post(format!("http://127.0.0.1:9200/{}/_search", self.1))
+            .json(&serde_json::json!({ "size": 1000, "sort": [{ "id": "asc" }] }))
+            .send()
+            .await
+        else {
+            return Value::Null;
+        };
+        let body: Value = response.json().await.unwrap_or_default();
+        let hits: Vec<Value> = body["hits"]["hits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| serde_json::json!({ "id": h["_id"], "source": h["_source"] }))
+            .collect();
+        Value::Array(hits)
+    }
+    async fn cleanup(&self) {
+        let client = reqwest::Client::new();
+        for name in [format!("{}-*", self.1), format!("{}-lookups", self.1)] {
+            let _ = client
+                .delete(format!("http://127.0.0.1:9200/{name}"))
+                .send()
+                .await;
+        }
+    }
+}
+
+struct Cache(Arc<ProductCache>, Settings);
+
+#[async_trait::async_trait]
+impl Adapter for Cache {
+    fn projection(&self) -> Arc<dyn Projection> {
+        self.0.clone()
+    }
+    async fn snapshot(&self) -> Value {
+        let mut redis = redis::Client::open(self.1.redis.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        // As readers see it: the live generation's entries, by the seed's
+        // key shape, without the time each was written.
+        let base = &self.1.redis.key_prefix;
+        let live: Option<u64> = redis.get(product_cache_generation_key(base)).await.unwrap();
+        let prefix = product_cache_generation_prefix(base, live.unwrap_or(0));
+        let mut keys: Vec<String> = redis.keys(format!("{prefix}product:*")).await.unwrap();
+        keys.sort();
+        let mut entries = serde_json::Map::new();
+        for key in keys {
+            let value: String = redis.get(&key).await.unwrap();
+            let mut entry: Value = serde_json::from_str(&value).unwrap();
+            if let Value::Object(fields) = &mut entry {
+                fields.remove("cachedAt");
+            }
+            entries.insert(key[prefix.len()..].to_owned(), entry);
+        }
+        Value::Object(entries)
+    }
+    async fn cleanup(&self) {
+        let mut redis = redis::Client::open(self.1.redis.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let keys: Vec<String> = redis
+            .keys(format!("{}*", self.1.redis.key_prefix))
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis.del(keys).await.unwrap();
+        }
+    }
+}
+
+struct Log(Arc<ActivityLog>, mongodb::Database);
+
+#[async_trait::async_trait]
+impl Adapter for Log {
+    fn projection(&self) -> Arc<dyn Projection> {
+        self.0.clone()
+    }
+    async fn snapshot(&self) -> Value {
+        use futures::TryStreamExt;
+        let docs: Vec<Document> = self
+            .1
+            .collection::<Document>("activity_logs")
+            .find(doc! {})
+            .projection(doc! { "_id": 0 })
+            .sort(doc! { "eventId": 1 })
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        serde_json::to_value(docs).unwrap()
+    }
+    async fn cleanup(&self) {
+        self.1.drop().await.unwrap();
+    }
+}
+
+pub async fn adapters(h: &Harness) -> Vec<Arc<dyn Adapter>> {
+    let s = &h.settings;
+    let mongo = mongodb::Client::with_uri_str(&s.mongo.url).await.unwrap();
+    vec![
+        Arc::new(Tables(
+            Arc::new(CatalogTables::new(h.db.pool.clone(), Upcasters::default())),
+            h.db.pool.clone(),
+        )),
+        Arc::new(Search(
+            Arc::new(
+                ProductSearch::connect(
+                    &s.elasticsearch.url,
+                    &s.elasticsearch.products_alias,
+                    Upcasters::default(),
+                )
+                .unwrap(),
+            ),
+            s.elasticsearch.products_alias.clone(),
+        )),
+        Arc::new(Cache(
+            Arc::new(
+                ProductCache::connect(&s.redis.url, &s.redis.key_prefix, Upcasters::default())
+                    .await
+                    .unwrap(),
+            ),
+            s.clone(),
+        )),
+        Arc::new(Log(
+            Arc::new(
+                ActivityLog::connect(&s.mongo.url, &s.mongo.database)
+                    .await
+                    .unwrap(),
+            ),
+            mongo.database(&s.mongo.database),
+        )),
+    ]
+}
