@@ -8,7 +8,6 @@ mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use infrastructure::event_store::RecordedEvent;
@@ -18,12 +17,13 @@ use projectors::runtime::generations::BatchGuard;
 use projectors::runtime::rebuild::rebuild_beside_live;
 use projectors::runtime::worker::rebuild;
 use projectors::runtime::{
-    DeadLetter, DeadLetters, NextGeneration, Projection, ProjectionError, Worker, WorkerOptions,
+    DeadLetter, DeadLetters, NextGeneration, Projection, ProjectionError, WorkerOptions,
     WorkerStats,
 };
 use redis::AsyncCommands;
 use serde_json::Value;
 use support::adapters::{adapters, Adapter};
+use support::live::Live;
 use support::*;
 use uuid::Uuid;
 
@@ -41,109 +41,6 @@ async fn adapter_named(h: &Harness, name: &str) -> Arc<dyn Adapter> {
         .into_iter()
         .find(|a| a.projection().name() == name)
         .expect("an adapter of that name")
-}
-
-/// A live worker of the projection, fed through Kafka as in production.
-struct Live {
-    h: Arc<Harness>,
-    worker: tokio::sync::Mutex<Worker>,
-    types: &'static [&'static str],
-    /// A product whose price the live writes keep changing, and its version.
-    product: Uuid,
-    version: AtomicUsize,
-}
-
-impl Live {
-    async fn start(h: Arc<Harness>, projection: Arc<dyn Projection>, product: Uuid) -> Self {
-        let types = projection.aggregate_types();
-        let worker = Worker::new(
-            projection,
-            &h.settings.kafka,
-            h.store.clone(),
-            worker_options(),
-        )
-        .await
-        .expect("kafka answers; start it with `scripts/services up`");
-        let live = Self {
-            h,
-            worker: tokio::sync::Mutex::new(worker),
-            types,
-            product,
-            version: AtomicUsize::new(1),
-        };
-        live.catch_up().await;
-        live
-    }
-
-    fn relevant(&self, events: &[RecordedEvent]) -> usize {
-        events
-            .iter()
-            .filter(|e| self.types.contains(&e.aggregate_type.as_str()))
-            .count()
-    }
-
-    /// Relays everything and lets the worker apply it all.
-    async fn catch_up(&self) {
-        self.h.relay_all().await;
-        let wanted = self.relevant(&self.h.recorded().await) as u64;
-        let mut worker = self.worker.lock().await;
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while worker.stats().events.load(Ordering::Relaxed) < wanted {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the live worker did not catch up"
-            );
-            worker.run_once().await.expect("a live batch");
-        }
-    }
-
-    /// What shoppers and admins do meanwhile: a new product, a price change
-    /// of an existing one, both applied by the live worker.
-    async fn write(&self) {
-        let (category, brand) = self.parents().await;
-        let id = Uuid::now_v7();
-        let sku = format!("LIVE-{}", &id.simple().to_string()[20..]);
-        self.h
-            .append(
-                "product",
-                &id.to_string(),
-                0,
-                &[product_created(
-                    id,
-                    &sku,
-                    &format!("live-{}", &id.simple().to_string()[20..]),
-                    Some(category),
-                    Some(brand),
-                    500,
-                    3,
-                )],
-            )
-            .await;
-        let version = self.version.fetch_add(1, Ordering::SeqCst) as i64;
-        self.h
-            .append(
-                "product",
-                &self.product.to_string(),
-                version,
-                &[price_changed(self.product, 1000 + version, 1001 + version)],
-            )
-            .await;
-        self.catch_up().await;
-    }
-
-    async fn parents(&self) -> (Uuid, Uuid) {
-        let of = |t: &'static str| async move {
-            let id: String = sqlx::query_scalar(
-                "SELECT aggregate_id FROM event_store.events WHERE aggregate_type = $1 LIMIT 1",
-            )
-            .bind(t)
-            .fetch_one(&self.h.db.pool)
-            .await
-            .unwrap();
-            id.parse::<Uuid>().unwrap()
-        };
-        (of("category").await, of("brand").await)
-    }
 }
 
 /// Watches a rebuild from outside: before each batch written into the new

@@ -1,0 +1,122 @@
+//! A store that lost its data while a live worker ran (a restarted Redis
+//! that kept nothing, a deleted index, a dropped collection): the worker
+//! notices, rebuilds from the event store, and goes on with the writes that
+//! arrived meanwhile. What readers then see equals a fresh rebuild, compared
+//! in full.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mongodb::bson::Document;
+use projectors::projections::{activity_log, product_cache, product_search};
+use projectors::runtime::worker::rebuild;
+use projectors::runtime::{DeadLetters, WorkerOptions, WorkerStats};
+use redis::AsyncCommands;
+use support::adapters::adapters;
+use support::live::Live;
+use support::*;
+
+async fn lose(h: &Harness, name: &str) {
+    let s = &h.settings;
+    match name {
+        product_cache::NAME => {
+            // What FLUSHALL does to this test's keys, pointer and marker
+            // included, without touching other tests' keys.
+            let mut redis = h.redis().await;
+            let keys: Vec<String> = redis
+                .keys(format!("{}*", s.redis.key_prefix))
+                .await
+                .unwrap();
+            let _: () = redis.del(keys).await.unwrap();
+        }
+        product_search::NAME => {
+            reqwest::Client::new()
+                .delete(format!(
+                    "{}/{}-*",
+                    s.elasticsearch.url, s.elasticsearch.products_alias
+                ))
+                .send()
+                .await
+                .unwrap();
+        }
+        activity_log::NAME => {
+            mongodb::Client::with_uri_str(&s.mongo.url)
+                .await
+                .unwrap()
+                .database(&s.mongo.database)
+                .collection::<Document>(activity_log::COLLECTION)
+                .drop()
+                .await
+                .unwrap();
+        }
+        other => panic!("no way to lose {other}"),
+    }
+}
+
+async fn a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(name: &str) {
+    let h = Arc::new(harness().await);
+    let (_, _, products) = h.seed_catalog(8).await;
+    let adapter = adapters(&h)
+        .await
+        .into_iter()
+        .find(|a| a.projection().name() == name)
+        .unwrap();
+    adapter.projection().reset().await.unwrap();
+    adapter.projection().mark_rebuilt().await.unwrap();
+    let options = WorkerOptions {
+        intact_check_every: Duration::ZERO,
+        ..worker_options()
+    };
+    let live = Live::start_with(h.clone(), adapter.projection(), products[0], options).await;
+    let before = adapter.snapshot().await;
+
+    lose(&h, name).await;
+    assert_ne!(adapter.snapshot().await, before, "{name}: the data is gone");
+    live.write().await;
+
+    let after = adapter.snapshot().await;
+    assert!(
+        live.worker
+            .lock()
+            .await
+            .stats()
+            .rebuilds
+            .load(Ordering::Relaxed)
+            >= 1,
+        "{name}: rebuilt"
+    );
+    assert_ne!(after, before, "{name}: the writes made meanwhile are there");
+    rebuild(
+        adapter.projection().as_ref(),
+        &h.store,
+        &DeadLetters::new(h.db.pool.clone()),
+        &worker_options(),
+        &WorkerStats::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        adapter.snapshot().await,
+        after,
+        "{name}: equal to a fresh rebuild"
+    );
+    adapter.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_product_cache_ends_equal_to_a_fresh_rebuild() {
+    a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(product_cache::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_search_index_ends_equal_to_a_fresh_rebuild() {
+    a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(product_search::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_activity_collection_ends_equal_to_a_fresh_rebuild() {
+    a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(activity_log::NAME).await;
+}
