@@ -1,7 +1,8 @@
-//! Real `projectors` processes killed with SIGKILL (PostgreSQL, nisshi): a
+//! Real `projectors` processes (PostgreSQL, nisshi): killed with SIGKILL (a
 //! live worker mid-load, a replay before its swap and a replay in the middle
-//! of its swap. Once the processes settle, the catalog tables equal a fresh
-//! rebuild from the event store, compared row by row.
+//! of its swap), and two live workers with a replay running beside them.
+//! Once the processes settle, the catalog tables equal a fresh rebuild from
+//! the event store, compared row by row.
 
 mod support;
 
@@ -137,7 +138,26 @@ async fn a_projector_killed_under_load_and_restarted_ends_equal_to_a_fresh_rebui
     let (category, brand, _) = h.seed_catalog(0).await;
     let mut processes = Processes(vec![projectors(&h, &["run"])]);
 
-    // The relay publishes as the command side's would, while the load runs.
+    let (stop, relaying) = relay_in_background(&h);
+    let loading = load(&h, category, brand);
+    eventually("the projector to be part-way through the load", || async {
+        (count(&h, "SELECT count(*) FROM read_model.products").await >= 30).then_some(())
+    })
+    .await;
+    sigkill(&mut processes.0[0]);
+    loading.await.unwrap();
+    processes.0.push(projectors(&h, &["run"]));
+
+    wait_for_all_prices(&h).await;
+    stop.store(true, Ordering::SeqCst);
+    relaying.await.unwrap();
+    let settled = dump_catalog(&h.db.pool).await;
+    drop(processes);
+    assert_eq!(fresh_rebuild(&h).await, settled);
+}
+
+/// The relay publishes as the command side's would, until told to stop.
+fn relay_in_background(h: &Arc<Harness>) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let relaying = {
         let (h, stop) = (h.clone(), stop.clone());
@@ -155,50 +175,39 @@ async fn a_projector_killed_under_load_and_restarted_ends_equal_to_a_fresh_rebui
             }
         })
     };
-    let loading = {
-        let h = h.clone();
-        tokio::spawn(async move {
-            for n in 0..300 {
-                let id = Uuid::now_v7();
-                h.append(
-                    "product",
-                    &id.to_string(),
-                    0,
-                    &[product_created(
-                        id,
-                        &format!("LOAD-{n}"),
-                        &format!("load-{n}"),
-                        Some(category),
-                        Some(brand),
-                        1000,
-                        5,
-                    )],
-                )
-                .await;
-                h.append(
-                    "product",
-                    &id.to_string(),
-                    1,
-                    &[price_changed(id, 1000, 1500)],
-                )
-                .await;
-            }
-        })
-    };
-    eventually("the projector to be part-way through the load", || async {
-        (count(&h, "SELECT count(*) FROM read_model.products").await >= 30).then_some(())
-    })
-    .await;
-    sigkill(&mut processes.0[0]);
-    loading.await.unwrap();
-    processes.0.push(projectors(&h, &["run"]));
+    (stop, relaying)
+}
 
-    wait_for_all_prices(&h).await;
-    stop.store(true, Ordering::SeqCst);
-    relaying.await.unwrap();
-    let settled = dump_catalog(&h.db.pool).await;
-    drop(processes);
-    assert_eq!(fresh_rebuild(&h).await, settled);
+/// 300 product creates, each followed by a price change.
+fn load(h: &Arc<Harness>, category: Uuid, brand: Uuid) -> tokio::task::JoinHandle<()> {
+    let h = h.clone();
+    tokio::spawn(async move {
+        for n in 0..300 {
+            let id = Uuid::now_v7();
+            h.append(
+                "product",
+                &id.to_string(),
+                0,
+                &[product_created(
+                    id,
+                    &format!("LOAD-{n}"),
+                    &format!("load-{n}"),
+                    Some(category),
+                    Some(brand),
+                    1000,
+                    5,
+                )],
+            )
+            .await;
+            h.append(
+                "product",
+                &id.to_string(),
+                1,
+                &[price_changed(id, 1000, 1500)],
+            )
+            .await;
+        }
+    })
 }
 
 async fn wait_for_all_prices(h: &Harness) {
@@ -321,4 +330,42 @@ async fn a_replay_killed_mid_swap_leaves_the_live_tables_and_the_next_one_swaps(
     assert_eq!(dump_catalog(&h.db.pool).await, live);
     assert_eq!(shadow_schemas(&h).await, 0, "no generation left behind");
     assert_eq!(fresh_rebuild(&h).await, live);
+}
+
+/// Two live projector processes in one group share the load while a third
+/// replays the projection beside them: the tables end equal to a fresh
+/// rebuild, and the replay swapped once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_projector_processes_and_a_replay_beside_them_end_equal_to_a_fresh_rebuild() {
+    let h = Arc::new(harness().await);
+    let (category, brand, _) = h.seed_catalog(0).await;
+    let processes = Processes(vec![projectors(&h, &["run"]), projectors(&h, &["run"])]);
+    let (stop, relaying) = relay_in_background(&h);
+    let loading = load(&h, category, brand);
+    eventually(
+        "the live workers to be part-way through the load",
+        || async {
+            (count(&h, "SELECT count(*) FROM read_model.products").await >= 60).then_some(())
+        },
+    )
+    .await;
+    let mut replay = projectors(&h, &["replay", catalog_tables::NAME]);
+    let replayed = tokio::task::spawn_blocking(move || replay.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        replayed.success(),
+        "the replay beside the live workers succeeded"
+    );
+    loading.await.unwrap();
+
+    wait_for_all_prices(&h).await;
+    stop.store(true, Ordering::SeqCst);
+    relaying.await.unwrap();
+    let settled = dump_catalog(&h.db.pool).await;
+    drop(processes);
+    assert_eq!(generation(&h).await, (1, None));
+    assert_eq!(shadow_schemas(&h).await, 0);
+    assert_eq!(fresh_rebuild(&h).await, settled);
 }
