@@ -1,6 +1,6 @@
 //! `projectors` runs every configured projection; `projectors replay [NAME…]`
 //! rebuilds read models from the event store and exits; `projectors
-//! dead-letters list|discard …` shows and clears what could not be applied.
+//! dead-letters list|retry|discard …` shows, re-drives and clears what could not be applied.
 
 use infrastructure::settings::Settings;
 use projectors::app::{replay, Application, PROJECTIONS};
@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(other) => anyhow::bail!(
-            "unknown command {other:?}; use `run`, `replay [NAME…]` or `dead-letters list|discard`"
+            "unknown command {other:?}; use `run`, `replay [NAME…]` or `dead-letters list|retry|discard`"
         ),
     }
 }

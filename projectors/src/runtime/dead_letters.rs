@@ -114,6 +114,52 @@ impl DeadLetters {
         .await
     }
 
+    /// The letters `ids`, oldest first.
+    pub async fn by_ids(&self, ids: &[i64]) -> Result<Vec<StoredLetter>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {STORED_COLUMNS} FROM read_model.dead_letters WHERE id = ANY($1) ORDER BY id"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Every letter of one aggregate in `projection`, oldest first.
+    pub async fn of_aggregate(
+        &self,
+        projection: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<StoredLetter>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {STORED_COLUMNS} FROM read_model.dead_letters \
+             WHERE projection = $1 AND aggregate_id = $2 ORDER BY id"
+        ))
+        .bind(projection)
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Deletes the aggregate's letters of the events in `applied`, and those
+    /// of its messages that never decoded (their content came from the event
+    /// store with the rest). Returns the ids deleted.
+    pub async fn discard_applied(
+        &self,
+        projection: &str,
+        aggregate_id: &str,
+        applied: &[Uuid],
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "DELETE FROM read_model.dead_letters WHERE projection = $1 AND aggregate_id = $2 \
+             AND (event_id = ANY($3) OR event_id IS NULL) RETURNING id",
+        )
+        .bind(projection)
+        .bind(aggregate_id)
+        .bind(applied)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     /// Deletes the letters `ids`: the operator has dealt with them, and the
     /// aggregates they froze take events again. Returns those deleted.
     pub async fn discard(&self, ids: &[i64]) -> Result<Vec<StoredLetter>, sqlx::Error> {

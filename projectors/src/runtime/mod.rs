@@ -12,6 +12,7 @@ pub mod generations;
 pub mod parking;
 mod progress;
 pub mod rebuild;
+pub mod redrive;
 pub mod worker;
 
 use async_trait::async_trait;
@@ -85,6 +86,18 @@ pub trait Projection: Send + Sync {
 
     /// Marks the read model complete after a rebuild, so `is_intact` holds.
     async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+
+    /// Lets the events of `aggregate_id` from `version` on apply again, for a
+    /// retry of their dead letters: a store that records a dead-lettered
+    /// event's version as handled (so that a redelivery is not refused
+    /// twice) must forget it, or the retry would skip the event.
+    async fn forget_applied(
+        &self,
+        _aggregate_id: &str,
+        _version: i64,
+    ) -> Result<(), ProjectionError> {
         Ok(())
     }
 

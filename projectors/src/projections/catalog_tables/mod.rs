@@ -367,6 +367,24 @@ impl Projection for CatalogTables {
         self.create_next_generation().await.map(Some)
     }
 
+    async fn forget_applied(
+        &self,
+        aggregate_id: &str,
+        version: i64,
+    ) -> Result<(), ProjectionError> {
+        sqlx::query(
+            "UPDATE projected_versions SET version = GREATEST($3 - 1, 0) \
+             WHERE projection = $1 AND aggregate_id = $2 AND version >= $3",
+        )
+        .bind(NAME)
+        .bind(aggregate_id)
+        .bind(version)
+        .execute(&self.pool)
+        .await
+        .map_err(ProjectionError::unavailable)?;
+        Ok(())
+    }
+
     async fn reset(&self) -> Result<(), ProjectionError> {
         let mut tx = self
             .pool
