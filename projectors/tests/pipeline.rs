@@ -470,3 +470,41 @@ async fn projector_processes_in_one_group_share_the_partitions() {
     assert!(first_stats.events.load(Ordering::Relaxed) > 0);
     assert!(second_stats.events.load(Ordering::Relaxed) > 0);
 }
+
+/// The lag in events: what the assigned partitions hold beyond the worker's
+/// position, more than zero while a backlog waits, zero once applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_reports_how_many_events_it_is_behind() {
+    let h = harness().await;
+    h.seed_catalog(40).await;
+    let total = h.recorded().await.len() as u64;
+    h.relay_all().await;
+    let mut worker = Worker::new(
+        Arc::new(CatalogTables::new(h.db.pool.clone(), Upcasters::default())),
+        &h.settings.kafka,
+        h.store.clone(),
+        WorkerOptions {
+            batch_size: 10,
+            ..options()
+        },
+    )
+    .await
+    .expect("kafka answers; start it with `scripts/services up`");
+    let stats = worker.stats();
+    drain(&mut worker, "a first batch", || async {
+        stats.events.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    let applied = stats.events.load(Ordering::Relaxed);
+    assert!(applied < total, "a backlog is left");
+    assert!(
+        stats.events_behind.load(Ordering::Relaxed) > 0,
+        "{} behind after {applied} of {total}",
+        stats.events_behind.load(Ordering::Relaxed)
+    );
+    drain(&mut worker, "the whole backlog", || async {
+        stats.events.load(Ordering::Relaxed) == total
+    })
+    .await;
+    assert_eq!(stats.events_behind.load(Ordering::Relaxed), 0);
+}

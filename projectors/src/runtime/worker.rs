@@ -87,6 +87,9 @@ pub struct WorkerStats {
     /// Partitions assigned to, and revoked from, this worker's consumer.
     pub partitions_assigned: AtomicU64,
     pub partitions_revoked: AtomicU64,
+    /// Messages on the assigned partitions not applied yet, after the last
+    /// step.
+    pub events_behind: AtomicU64,
 }
 
 fn now_unix_ms() -> u64 {
@@ -264,6 +267,7 @@ impl Worker {
             // A poll that found nothing waiting: the projection is caught up.
             metrics::gauge!("projector_lag_seconds", "projection" => self.projection.name())
                 .set(0.0);
+            self.record_events_behind();
             self.stats.step_finished();
             return Ok(0);
         }
@@ -284,6 +288,7 @@ impl Worker {
         // told more than the store holds (see `infrastructure::consistency`).
         record_applied(self.store.pool(), self.projection.name(), &next).await?;
         self.commit(next)?;
+        self.record_events_behind();
         self.stats.step_finished();
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats
@@ -458,6 +463,32 @@ impl Worker {
         }
     }
 
+    /// How many messages of the assigned partitions are not applied yet:
+    /// each partition's high watermark, as of the consumer's last fetch (no
+    /// broker round trip), less the position of the next message the worker
+    /// will apply. Partitions whose watermark is not known yet count 0.
+    fn record_events_behind(&self) {
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        let mut behind = 0i64;
+        for partition in positions.elements() {
+            let Offset::Offset(position) = partition.offset() else {
+                continue;
+            };
+            if let Some(high) =
+                cached_high_watermark(&self.consumer, partition.topic(), partition.partition())
+            {
+                behind += (high - position).max(0);
+            }
+        }
+        self.stats
+            .events_behind
+            .store(behind as u64, Ordering::Relaxed);
+        metrics::gauge!("projector_lag_events", "projection" => self.projection.name())
+            .set(behind as f64);
+    }
+
     async fn record_dead_letters(&self, letters: &[DeadLetter]) {
         if letters.is_empty() {
             return;
@@ -574,6 +605,29 @@ impl Worker {
 }
 
 /// The offset after the last message of each partition in `messages`.
+/// The partition's high watermark as librdkafka last saw it in a fetch
+/// response: `rd_kafka_get_watermark_offsets`, which the `rdkafka` crate does
+/// not wrap. Unlike `fetch_watermarks` it asks no broker, so it costs nothing
+/// per batch.
+fn cached_high_watermark(consumer: &KafkaConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer lives as long as `consumer`, the topic is a
+    // NUL-terminated string that outlives the call, and librdkafka only
+    // writes the two integers it is given.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
 fn next_offsets(messages: &[OwnedMessage]) -> PartitionOffsets {
     let mut next = PartitionOffsets::new();
     for message in messages {
