@@ -1,5 +1,7 @@
 -- wrk: POST /v1/products with a unique sku and slug per request.
--- Usage: wrk -s bench/create_product.lua URL -- RUN_ID
+-- Usage: wrk -s bench/create_product.lua URL -- RUN_ID [DELAY_MS]
+-- With DELAY_MS, each connection waits that long before each request, which
+-- paces the load: about CONNECTIONS * 1000 / (DELAY_MS + latency) requests/s.
 local threads = 0
 function setup(thread)
   thread:set("tid", threads)
@@ -7,7 +9,11 @@ function setup(thread)
 end
 function init(args)
   run_id = args[1] or "run"
+  pause = tonumber(args[2] or "0")
   counter = 0
+end
+function delay()
+  return pause
 end
 function request()
   counter = counter + 1

@@ -295,6 +295,13 @@ impl Worker {
             .events
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
         let name = self.projection.name();
+        let now = chrono::Utc::now();
+        for event in &events {
+            // From the command's commit to its effect in this read model.
+            let lag = (now - event.recorded_at).to_std().unwrap_or_default();
+            metrics::histogram!("projector_event_lag_seconds", "projection" => name)
+                .record(lag.as_secs_f64());
+        }
         if let Some(newest) = events.iter().map(|e| e.recorded_at).max() {
             let behind = (chrono::Utc::now() - newest).to_std().unwrap_or_default();
             metrics::gauge!("projector_lag_seconds", "projection" => name)

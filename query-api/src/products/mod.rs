@@ -131,6 +131,36 @@ pub struct SearchParams {
     pub sort: Option<SearchSort>,
     pub page: Option<u32>,
     pub per_page: Option<u32>,
+    /// The `next_cursor` of the page before, instead of `page`: pages past
+    /// the 10,000th hit are reached this way.
+    pub after: Option<String>,
+}
+
+/// Where a page ended: the sort values of its last hit, for the next page's
+/// `search_after`, with the sort they belong to. Opaque to clients
+/// (base64url of JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub sort: SearchSort,
+    pub after: Vec<serde_json::Value>,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(self).expect("a cursor serializes"))
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()?;
+        let cursor: Self = serde_json::from_slice(&bytes).ok()?;
+        // A primary sort value and the id that breaks ties.
+        (cursor.after.len() == 2).then_some(cursor)
+    }
 }
 
 /// A validated search.
@@ -145,6 +175,8 @@ pub struct SearchQuery {
     pub sort: SearchSort,
     pub page: u32,
     pub per_page: u32,
+    /// Hits after this one, instead of a page number.
+    pub after: Option<Cursor>,
 }
 
 impl Default for SearchQuery {
@@ -159,6 +191,7 @@ impl Default for SearchQuery {
             sort: SearchSort::Newest,
             page: 1,
             per_page: DEFAULT_PER_PAGE,
+            after: None,
         }
     }
 }
@@ -209,23 +242,49 @@ impl TryFrom<SearchParams> for SearchQuery {
                 format!("must be between 1 and {MAX_PER_PAGE}"),
             ));
         }
-        if page >= 1
+        let after = match &params.after {
+            None => None,
+            Some(text) => match Cursor::decode(text) {
+                Some(cursor) => Some(cursor),
+                None => {
+                    invalid.push(InvalidParam::new(
+                        "after",
+                        "is not a cursor this endpoint gave",
+                    ));
+                    None
+                }
+            },
+        };
+        if params.after.is_some() && params.page.is_some() {
+            invalid.push(InvalidParam::new("page", "must not be combined with after"));
+        }
+        if params.after.is_none()
+            && page >= 1
             && (1..=MAX_PER_PAGE).contains(&per_page)
             && u64::from(page) * u64::from(per_page) > MAX_RESULT_WINDOW
         {
             invalid.push(InvalidParam::new(
                 "page",
-                format!("page * per_page must not exceed {MAX_RESULT_WINDOW}"),
+                format!("page * per_page must not exceed {MAX_RESULT_WINDOW}; page on with after"),
             ));
-        }
-        if !invalid.is_empty() {
-            return Err(invalid);
         }
         let sort = params.sort.unwrap_or(if text.is_some() {
             SearchSort::Relevance
         } else {
             SearchSort::Newest
         });
+        if after.as_ref().is_some_and(|cursor| cursor.sort != sort) {
+            invalid.push(InvalidParam::new("after", "belongs to another sort order"));
+        }
+        if params.after.is_some() && sort == SearchSort::Relevance {
+            invalid.push(InvalidParam::new(
+                "after",
+                "pages by relevance go by page number; cursors need another sort",
+            ));
+        }
+        if !invalid.is_empty() {
+            return Err(invalid);
+        }
         Ok(Self {
             text,
             category_id: params.category_id,
@@ -236,6 +295,7 @@ impl TryFrom<SearchParams> for SearchQuery {
             sort,
             page,
             per_page,
+            after,
         })
     }
 }
@@ -245,6 +305,8 @@ impl TryFrom<SearchParams> for SearchQuery {
 pub struct SearchPage {
     pub total: u64,
     pub hits: Vec<SearchProduct>,
+    /// Where the next page starts, when this one is full.
+    pub next: Option<Cursor>,
 }
 
 /// A search hit as clients get it: the index document, with money as
@@ -308,8 +370,11 @@ impl TryFrom<SearchProduct> for SearchItem {
 pub struct SearchResponse {
     pub items: Vec<SearchItem>,
     pub total: u64,
+    /// The page number asked for; 1 on a page reached with `after`.
     pub page: u32,
     pub per_page: u32,
+    /// Pass as `after` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /v1/products`
@@ -347,6 +412,7 @@ pub async fn search_products(
         total: found.total,
         page,
         per_page,
+        next_cursor: found.next.as_ref().map(Cursor::encode),
     }))
 }
 
@@ -407,6 +473,39 @@ mod tests {
         assert_eq!(names("min_price=-1"), ["min_price"]);
         assert_eq!(names("page=101&per_page=100"), ["page"]);
         assert!(SearchQuery::try_from(params("page=100&per_page=100")).is_ok());
+    }
+
+    #[test]
+    fn a_cursor_goes_past_the_page_window_and_keeps_its_sort() {
+        let cursor = Cursor {
+            sort: SearchSort::Newest,
+            after: vec![
+                serde_json::json!(1_700_000_000_000i64),
+                serde_json::json!("id"),
+            ],
+        };
+        let encoded = cursor.encode();
+        assert_eq!(Cursor::decode(&encoded), Some(cursor.clone()));
+        let q = SearchQuery::try_from(params(&format!("after={encoded}&per_page=100"))).unwrap();
+        assert_eq!(q.after.as_ref(), Some(&cursor));
+        let names = |query: String| -> Vec<String> {
+            SearchQuery::try_from(params(&query))
+                .unwrap_err()
+                .into_iter()
+                .map(|p| p.name)
+                .collect()
+        };
+        assert_eq!(names("after=bm90LWEtY3Vyc29y".into()), ["after"]);
+        assert_eq!(names(format!("after={encoded}&page=2")), ["page"]);
+        assert_eq!(names(format!("after={encoded}&sort=price_asc")), ["after"]);
+        let relevance = Cursor {
+            sort: SearchSort::Relevance,
+            ..cursor
+        };
+        assert_eq!(
+            names(format!("q=x&after={}", relevance.encode())),
+            ["after"]
+        );
     }
 
     #[test]

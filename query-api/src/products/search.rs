@@ -12,7 +12,7 @@ use infrastructure::views::SearchProduct;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ProductSearch, SearchPage, SearchQuery, SearchSort};
+use super::{Cursor, ProductSearch, SearchPage, SearchQuery, SearchSort};
 use crate::error::StoreError;
 use crate::BoxFuture;
 
@@ -70,13 +70,17 @@ pub fn search_body(query: &SearchQuery) -> Value {
         SearchSort::PriceDesc => json!({ "price": { "order": "desc" } }),
         SearchSort::NameAsc => json!({ "name.keyword": { "order": "asc" } }),
     };
-    json!({
+    let mut body = json!({
         "query": query_clause,
         "sort": [primary, { "id": { "order": "asc" } }],
-        "from": query.offset(),
         "size": query.per_page,
         "track_total_hits": true
-    })
+    });
+    match &query.after {
+        Some(cursor) => body["search_after"] = json!(cursor.after),
+        None => body["from"] = json!(query.offset()),
+    }
+    body
 }
 
 pub struct ElasticsearchProductSearch {
@@ -130,7 +134,7 @@ impl ElasticsearchProductSearch {
             let text = response.text().await.unwrap_or_default();
             return Err(status_error(status, text));
         }
-        let page = decode(response).await?;
+        let page = decode(response, &query).await?;
         tracing::debug!(
             total = page.total,
             hits = page.hits.len(),
@@ -182,9 +186,12 @@ enum Total {
 struct Hit {
     #[serde(rename = "_source")]
     source: SearchProduct,
+    /// The hit's sort values, for the next page's `search_after`.
+    #[serde(default)]
+    sort: Vec<Value>,
 }
 
-async fn decode(response: Response) -> Result<SearchPage, StoreError> {
+async fn decode(response: Response, query: &SearchQuery) -> Result<SearchPage, StoreError> {
     let bytes = response.bytes().await.map_err(transport_error)?;
     let body: SearchResponseBody = serde_json::from_slice(&bytes).map_err(|e| {
         StoreError::failed(
@@ -195,9 +202,23 @@ async fn decode(response: Response) -> Result<SearchPage, StoreError> {
     let total = match body.hits.total {
         Total::Object { value } | Total::Number(value) => value,
     };
+    // Scores are not exact enough across servers to resume from (osmem
+    // rounds them), so relevance pages go by number only.
+    let full =
+        body.hits.hits.len() == query.per_page as usize && query.sort != SearchSort::Relevance;
+    let next = body
+        .hits
+        .hits
+        .last()
+        .filter(|last| full && last.sort.len() == 2)
+        .map(|last| Cursor {
+            sort: query.sort,
+            after: last.sort.clone(),
+        });
     Ok(SearchPage {
         total,
         hits: body.hits.hits.into_iter().map(|h| h.source).collect(),
+        next,
     })
 }
 

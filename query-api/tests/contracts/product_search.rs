@@ -314,6 +314,56 @@ pub(crate) async fn pages_partition_the_results<H: SearchHarness>() {
     );
 }
 
+/// Cursors walk every sort order but relevance in the order a single page
+/// would show, each hit once, and the last page gives no cursor.
+pub(crate) async fn cursors_walk_every_sort_order_to_the_end<H: SearchHarness>() {
+    let harness = H::start().await;
+    let c = SearchCatalog::new();
+    harness.put(&c.all()).await;
+    for sort in [
+        SearchSort::Newest,
+        SearchSort::PriceAsc,
+        SearchSort::PriceDesc,
+        SearchSort::NameAsc,
+    ] {
+        let text = None::<String>;
+        let whole = harness
+            .search()
+            .search(SearchQuery {
+                text: text.clone(),
+                sort,
+                per_page: 100,
+                ..SearchQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(whole.next, None, "{sort:?}: one page holds everything");
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = harness
+                .search()
+                .search(SearchQuery {
+                    text: text.clone(),
+                    sort,
+                    per_page: 2,
+                    after: after.clone(),
+                    ..SearchQuery::default()
+                })
+                .await
+                .unwrap();
+            walked.extend(page.hits.iter().map(|h| h.id));
+            match page.next {
+                Some(next) if !page.hits.is_empty() => after = Some(next),
+                _ => break,
+            }
+            assert!(walked.len() <= whole.hits.len(), "{sort:?}: the walk ends");
+        }
+        let expected: Vec<Uuid> = whole.hits.iter().map(|h| h.id).collect();
+        assert_eq!(walked, expected, "{sort:?}");
+    }
+}
+
 pub(crate) async fn a_store_that_is_down_is_unavailable<H: SearchHarness>() {
     let harness = H::start().await;
     let search = harness.unreachable();
@@ -369,6 +419,10 @@ macro_rules! product_search_contract {
         #[tokio::test]
         async fn pages_partition_the_results() {
             super::pages_partition_the_results::<$harness>().await;
+        }
+        #[tokio::test]
+        async fn cursors_walk_every_sort_order_to_the_end() {
+            super::cursors_walk_every_sort_order_to_the_end::<$harness>().await;
         }
         #[tokio::test]
         async fn a_store_that_is_down_is_unavailable() {

@@ -31,7 +31,7 @@ async fn the_alias_missing_is_an_empty_page() {
         .await;
     assert_eq!(
         body,
-        serde_json::json!({ "items": [], "total": 0, "page": 2, "per_page": 5 })
+        serde_json::json!({ "items": [], "total": 0, "page": 2, "per_page": 5, "next_cursor": null })
     );
 }
 
@@ -196,6 +196,28 @@ async fn pagination_reports_the_total_and_cuts_pages() {
     let beyond = page(4).await;
     assert_eq!(beyond["items"], serde_json::json!([]));
     assert_eq!(beyond["total"], 5);
+
+    // The same pages through cursors, which also reach past 10,000 hits.
+    let mut walked = Vec::new();
+    let mut path = "/v1/products?sort=price_asc&per_page=2".to_owned();
+    loop {
+        let body = app.get_json(&path, 200).await;
+        walked.extend(names(&body));
+        match body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/products?sort=price_asc&per_page=2&after={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        walked,
+        [
+            "AirPods Pro",
+            "Galaxy S24",
+            "Galaxy Book",
+            "iPhone 15 Pro",
+            "MacBook Air"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -216,6 +238,11 @@ async fn malformed_query_parameters_are_problem_400s() {
         ("category_id=phones", None),
         ("brand_id=1", None),
         ("page=200&per_page=100", Some("page")),
+        ("after=not-a-cursor", Some("after")),
+        (
+            "q=phone&after=eyJzb3J0IjoibmV3ZXN0IiwiYWZ0ZXIiOlsxLCJhIl19",
+            Some("after"),
+        ),
         ("colour=red", None),
     ];
     for (query, param) in cases {
