@@ -20,6 +20,7 @@ use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
 
 use crate::runtime::{DeadLetter, NextGeneration, Projection, ProjectionError};
+use crate::stores;
 
 pub const NAME: &str = "activity-log";
 pub const COLLECTION: &str = "activity_logs";
@@ -239,18 +240,7 @@ impl NextGeneration for ActivityLog {
     }
 
     async fn swap(self: Box<Self>) -> Result<(), ProjectionError> {
-        let database = self.database.name();
-        self.database
-            .client()
-            .database("admin")
-            .run_command(doc! {
-                "renameCollection": format!("{database}.{}", self.collection),
-                "to": format!("{database}.{COLLECTION}"),
-                "dropTarget": true,
-            })
-            .await
-            .map_err(ProjectionError::unavailable)?;
-        Ok(())
+        stores::mongo::rename_over(&self.database, self.collection, COLLECTION).await
     }
 }
 

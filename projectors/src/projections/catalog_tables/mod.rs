@@ -34,6 +34,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::runtime::parking::Parking;
 use crate::runtime::{dead_letters, DeadLetter, NextGeneration, Projection, ProjectionError};
+use crate::stores::postgres::{pool_in_schema, LIVE_SCHEMA};
 
 pub const NAME: &str = "catalog-tables";
 const TYPES: &[&str] = &["category", "brand", "product", "inventory"];
@@ -66,7 +67,7 @@ impl CatalogTables {
     /// its own made like `pool`'s.
     pub fn new(pool: PgPool, upcasters: Upcasters) -> Self {
         Self {
-            pool: generation::pool_in_schema(&pool, generation::LIVE_SCHEMA),
+            pool: pool_in_schema(&pool, LIVE_SCHEMA),
             upcasters,
             parking: Parking::new(NAME),
             parked_max_age: DEFAULT_PARKED_MAX_AGE,

@@ -19,16 +19,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use domain::catalog::{BrandEvent, CategoryEvent, ProductEvent};
 use domain::inventory::InventoryEvent;
-use elasticsearch::cat::CatIndicesParts;
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::StatusCode;
 use elasticsearch::indices::{
-    IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetAliasParts,
-    IndicesGetMappingParts, IndicesRefreshParts,
+    IndicesExistsParts, IndicesGetAliasParts, IndicesGetMappingParts, IndicesRefreshParts,
 };
 use elasticsearch::params::VersionType;
 use elasticsearch::{BulkParts, Elasticsearch, GetParts, IndexParts, MgetParts, SearchParts};
@@ -44,6 +41,7 @@ use uuid::Uuid;
 use super::product_cache::product_id_of as product_event_id;
 use super::product_state::{fold_product, stock_fact, StockFact};
 use crate::runtime::{DeadLetter, NextGeneration, Projection, ProjectionError};
+use crate::stores;
 
 pub const NAME: &str = "product-search";
 const TYPES: &[&str] = &["category", "brand", "product", "inventory"];
@@ -666,41 +664,6 @@ impl ProductSearch {
         Ok(response.status_code().is_success())
     }
 
-    async fn create_index(&self, name: &str, body: Value) -> Result<(), SearchError> {
-        let response = self
-            .client
-            .indices()
-            .create(IndicesCreateParts::Index(name))
-            .body(body)
-            .send()
-            .await?;
-        if !response.status_code().is_success() {
-            return Err(SearchError::Status {
-                status: response.status_code(),
-                body: response.text().await.unwrap_or_default(),
-            });
-        }
-        Ok(())
-    }
-
-    async fn delete_index(&self, name: &str) -> Result<(), SearchError> {
-        let response = self
-            .client
-            .indices()
-            .delete(IndicesDeleteParts::Index(&[name]))
-            .send()
-            .await?;
-        let status = response.status_code();
-        if status.is_success() || status == StatusCode::NOT_FOUND {
-            Ok(())
-        } else {
-            Err(SearchError::Status {
-                status,
-                body: response.text().await.unwrap_or_default(),
-            })
-        }
-    }
-
     /// Makes newly written documents visible to searches (tests, demos).
     pub async fn refresh(&self) -> anyhow::Result<()> {
         self.client
@@ -711,31 +674,23 @@ impl ProductSearch {
         Ok(())
     }
 
-    /// The concrete indexes the alias points at.
-    async fn aliased(&self) -> Result<Vec<String>, SearchError> {
-        let response = self
-            .client
-            .indices()
-            .get_alias(IndicesGetAliasParts::Name(&[&self.alias]))
-            .send()
-            .await?;
-        if !response.status_code().is_success() {
-            return Ok(vec![]);
+    fn generations(&self) -> stores::search::Alias<'_> {
+        stores::search::Alias {
+            client: &self.client,
+            alias: &self.alias,
         }
-        Ok(response
-            .json::<Value>()
-            .await?
-            .as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default())
     }
 
     /// An empty generation beside the live one: a concrete products index
     /// and its side index, which nothing reads until the alias points there.
-    async fn create_generation(&self) -> Result<ProductSearch, SearchError> {
-        let fresh = format!("{}-{}", self.alias, Utc::now().format("%Y%m%d%H%M%S%3f"));
-        self.create_index(&fresh, products_index_body()).await?;
-        self.create_index(&lookups_of(&fresh), lookups_index_body())
+    async fn create_generation(&self) -> Result<ProductSearch, ProjectionError> {
+        let generations = self.generations();
+        let fresh = generations.new_generation_name();
+        generations
+            .create_index(&fresh, products_index_body())
+            .await?;
+        generations
+            .create_index(&lookups_of(&fresh), lookups_index_body())
             .await?;
         Ok(ProductSearch {
             client: self.client.clone(),
@@ -747,87 +702,25 @@ impl ProductSearch {
         })
     }
 
-    /// Points the alias at `fresh` in one step, then drops every index it
-    /// pointed at before, with its side index, and any generation an
-    /// interrupted rebuild left behind.
-    async fn swap_alias_to(&self, fresh: &str) -> Result<(), SearchError> {
-        let previous = self.aliased().await?;
-        let mut actions = vec![json!({ "add": { "index": fresh, "alias": self.alias } })];
-        actions.extend(
-            previous
-                .iter()
-                .map(|old| json!({ "remove": { "index": old, "alias": self.alias } })),
-        );
-        let response = self
-            .client
-            .indices()
-            .update_aliases()
-            .body(json!({ "actions": actions }))
-            .send()
+    /// Points the alias at `fresh`, dropping the generations before it, and
+    /// the single side index of releases before each generation had its own.
+    async fn swap_alias_to(&self, fresh: &str) -> Result<(), ProjectionError> {
+        let generations = self.generations();
+        generations
+            .swap_to(fresh, |index| vec![lookups_of(index)])
             .await?;
-        if !response.status_code().is_success() {
-            return Err(SearchError::Status {
-                status: response.status_code(),
-                body: response.text().await.unwrap_or_default(),
-            });
-        }
-        for old in previous {
-            self.delete_index(&lookups_of(&old)).await?;
-            self.delete_index(&old).await?;
-        }
-        for stale in self.abandoned_generations(fresh).await? {
-            self.delete_index(&stale).await?;
-        }
-        // Side indexes of releases before each generation had its own.
-        self.delete_index(&format!("{}-lookups", self.alias))
-            .await?;
-        Ok(())
+        generations
+            .delete_index(&format!("{}-lookups", self.alias))
+            .await
     }
 
-    /// Indexes of this alias's naming that are neither `keep` nor its side
-    /// index: generations an interrupted rebuild created and never swapped.
-    async fn abandoned_generations(&self, keep: &str) -> Result<Vec<String>, SearchError> {
-        let response = self
-            .client
-            .cat()
-            .indices(CatIndicesParts::Index(&[&format!("{}-*", self.alias)]))
-            .format("json")
-            .send()
-            .await?;
-        if !response.status_code().is_success() {
-            return Ok(vec![]);
-        }
-        let listed: Value = response.json().await?;
-        let keep_lookups = lookups_of(keep);
-        Ok(listed
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| entry["index"].as_str())
-            .filter(|name| is_generation_of(&self.alias, name))
-            .filter(|name| *name != keep && *name != keep_lookups)
-            .map(str::to_owned)
-            .collect())
-    }
-
-    async fn reset_indexes(&self) -> Result<(), SearchError> {
+    async fn reset_indexes(&self) -> Result<(), ProjectionError> {
         let next = self.create_generation().await?;
         let fresh = next.concrete_index().await?;
         self.swap_alias_to(&fresh).await?;
         *self.index.lock().expect("index lock") = Some(fresh);
         Ok(())
     }
-}
-
-/// True for the names this projection gives its generations,
-/// `{alias}-{17 digits}` and their side indexes: an operator's own
-/// `{alias}-archive` is never taken for an abandoned generation.
-fn is_generation_of(alias: &str, name: &str) -> bool {
-    let Some(rest) = name.strip_prefix(alias).and_then(|r| r.strip_prefix('-')) else {
-        return false;
-    };
-    let stamp = rest.strip_suffix("-lookups").unwrap_or(rest);
-    stamp.len() == 17 && stamp.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The side index that goes with a concrete products index.
@@ -988,7 +881,7 @@ impl Projection for ProductSearch {
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        Ok(self.reset_indexes().await?)
+        self.reset_indexes().await
     }
 
     async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
@@ -1008,29 +901,13 @@ impl NextGeneration for ProductSearch {
 
     async fn swap(self: Box<Self>) -> Result<(), ProjectionError> {
         let fresh = self.concrete_index().await?;
-        Ok(self.swap_alias_to(&fresh).await?)
+        self.swap_alias_to(&fresh).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_this_projections_generation_names_count_as_its_generations() {
-        assert!(is_generation_of("products", "products-20261203101500123"));
-        assert!(is_generation_of(
-            "products",
-            "products-20261203101500123-lookups"
-        ));
-        assert!(!is_generation_of("products", "products-archive"));
-        assert!(!is_generation_of("products", "products-lookups"));
-        assert!(!is_generation_of(
-            "products",
-            "products-v2-20261203101500123"
-        ));
-        assert!(!is_generation_of("products", "productsx-20261203101500123"));
-    }
 
     #[test]
     fn packed_versions_order_by_product_then_inventory() {
