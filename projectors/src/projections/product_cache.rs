@@ -465,21 +465,34 @@ impl ProductCache {
         }
     }
 
-    async fn delete_matching(&self, pattern: &str) -> Result<(), redis::RedisError> {
-        let mut redis = self.redis.connection().await?;
-        let keys: Vec<String> = {
-            let mut iter = redis.scan_match::<_, String>(pattern).await?;
-            let mut keys = Vec::new();
-            while let Some(key) = futures::StreamExt::next(&mut iter).await {
-                keys.push(key);
+    /// Deletes every key matching `pattern`, a page of `SCAN` at a time,
+    /// each page bounded on its own: a generation can hold millions of keys,
+    /// far more than one operation's timeout allows.
+    async fn delete_matching(&self, pattern: &str) -> Result<(), ProjectionError> {
+        let mut cursor = 0u64;
+        loop {
+            let next = self
+                .guarded(async {
+                    let mut redis = self.redis.connection().await?;
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut redis)
+                        .await?;
+                    if !keys.is_empty() {
+                        let _: () = redis.del(keys).await?;
+                    }
+                    Ok(next)
+                })
+                .await?;
+            if next == 0 {
+                return Ok(());
             }
-            keys
-        };
-        let mut redis = self.redis.connection().await?;
-        for chunk in keys.chunks(500) {
-            let _: () = redis.del(chunk).await?;
+            cursor = next;
         }
-        Ok(())
     }
 }
 
@@ -675,6 +688,10 @@ impl Projection for ProductCache {
     /// another run of the server (a restart that may have lost writes).
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
         self.guarded(async {
+            // Read the pointer afresh: right after another process swapped,
+            // the generation this instance last wrote is gone, and must not
+            // be taken for a lost cache.
+            self.stale.store(true, Ordering::SeqCst);
             self.follow_live_generation().await?;
             let mut redis = self.redis.connection().await?;
             let marker: Option<String> = redis.get(self.own_key("initialized")).await?;
@@ -697,11 +714,8 @@ impl Projection for ProductCache {
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        self.guarded(async {
-            self.follow_live_generation().await?;
-            self.delete_generation().await
-        })
-        .await
+        self.guarded(self.follow_live_generation()).await?;
+        self.delete_generation().await
     }
 
     /// Marks the generation complete and, for the live instance, points
@@ -732,7 +746,7 @@ impl Projection for ProductCache {
             .await?;
         let next = self.at_generation(live + 1);
         // What an interrupted rebuild left under that prefix.
-        next.guarded(next.delete_generation()).await?;
+        next.delete_generation().await?;
         Ok(Some(Box::new(NextCache {
             cache: next,
             old: live,
@@ -760,7 +774,7 @@ impl ProductCache {
         }
     }
 
-    async fn delete_generation(&self) -> Result<(), redis::RedisError> {
+    async fn delete_generation(&self) -> Result<(), ProjectionError> {
         self.delete_matching(&format!("{}product:*", self.prefix()))
             .await?;
         self.delete_matching(&format!("{}projection:{NAME}:*", self.prefix()))
@@ -791,11 +805,7 @@ impl NextGeneration for NextCache {
 
     async fn swap(self: Box<Self>) -> Result<(), ProjectionError> {
         let cache = &self.cache;
-        cache
-            .guarded(async {
-                cache.point_readers_here().await?;
-                cache.at_generation(self.old).delete_generation().await
-            })
-            .await
+        cache.guarded(cache.point_readers_here()).await?;
+        cache.at_generation(self.old).delete_generation().await
     }
 }
