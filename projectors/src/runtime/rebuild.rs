@@ -72,6 +72,15 @@ impl RebuildLease {
         self.release().await
     }
 
+    /// Gives the lease back after `error` stopped the rebuild, so that a
+    /// retry right away finds it free, and returns the error.
+    async fn give_back_after(self, error: anyhow::Error) -> anyhow::Error {
+        if let Err(release) = self.release().await {
+            tracing::warn!(error = %release, "rebuild lease not released; the server frees it with its connection");
+        }
+        error
+    }
+
     /// Gives the lease back at once. Dropped instead, it is freed when the
     /// server notices its connection has ended.
     pub async fn release(mut self) -> Result<(), sqlx::Error> {
@@ -164,18 +173,33 @@ async fn rebuild_under(
     options: &WorkerOptions,
     stats: &WorkerStats,
 ) -> anyhow::Result<u64> {
-    let name = projection.name();
+    match rebuild_in_place(&mut lease, projection, store, dead_letters, options, stats).await {
+        Ok(count) => {
+            lease.finished(count).await?;
+            Ok(count)
+        }
+        // The rebuild stays recorded as unfinished: it is started over.
+        Err(error) => Err(lease.give_back_after(error).await),
+    }
+}
+
+async fn rebuild_in_place(
+    lease: &mut RebuildLease,
+    projection: &dyn Projection,
+    store: &PgEventStore,
+    dead_letters: &DeadLetters,
+    options: &WorkerOptions,
+    stats: &WorkerStats,
+) -> anyhow::Result<u64> {
     lease.started().await?;
-    let _gauge = RebuildingGauge::on(name);
+    let _gauge = RebuildingGauge::on(projection.name());
     projection.reset().await?;
     let mut replay = Replay::new(projection, store).await?;
     replay
         .until_caught_up(projection, store, dead_letters, options, stats)
         .await?;
     projection.mark_rebuilt().await?;
-    let count = replay.finish();
-    lease.finished(count).await?;
-    Ok(count)
+    Ok(replay.finish())
 }
 
 /// Rebuilds `projection` blue/green: a new generation is written beside the
@@ -195,9 +219,42 @@ pub async fn rebuild_beside_live(
     let Some(mut lease) = RebuildLease::try_take(store.pool(), name).await? else {
         return Err(RebuildInProgress(name.to_owned()).into());
     };
-    let Some(next) = projection.next_generation().await? else {
-        return rebuild_under(lease, projection, store, dead_letters, options, stats).await;
+    let next = match projection.next_generation().await {
+        Ok(Some(next)) => next,
+        Ok(None) => {
+            return rebuild_under(lease, projection, store, dead_letters, options, stats).await
+        }
+        Err(error) => return Err(lease.give_back_after(error.into()).await),
     };
+    match build_and_swap(
+        &mut lease,
+        next,
+        projection,
+        store,
+        dead_letters,
+        options,
+        stats,
+    )
+    .await
+    {
+        Ok(count) => {
+            lease.release().await?;
+            Ok(count)
+        }
+        Err(error) => Err(lease.give_back_after(error).await),
+    }
+}
+
+async fn build_and_swap(
+    lease: &mut RebuildLease,
+    next: Box<dyn super::NextGeneration>,
+    projection: &dyn Projection,
+    store: &PgEventStore,
+    dead_letters: &DeadLetters,
+    options: &WorkerOptions,
+    stats: &WorkerStats,
+) -> anyhow::Result<u64> {
+    let name = projection.name();
     let generation = generations::start_building(&mut lease.connection, name).await?;
     tracing::info!(projection = name, generation, "building a new generation");
     let _gauge = RebuildingGauge::on(name);
@@ -220,10 +277,8 @@ pub async fn rebuild_beside_live(
     let let_in = generations::let_batches_in(&mut lease.connection, name).await;
     swapped?;
     let_in?;
-    let count = replay.finish();
-    lease.release().await?;
     tracing::info!(projection = name, generation, "new generation swapped in");
-    Ok(count)
+    Ok(replay.finish())
 }
 
 /// A replay from the event store, resumable where it stopped: the swap
