@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod consistency;
 pub mod correlation;
+pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod health;

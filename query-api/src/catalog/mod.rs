@@ -12,25 +12,116 @@ use uuid::Uuid;
 pub use postgres::PgCatalogReadModel;
 
 use crate::consistency::ReadAfter;
-use crate::error::{ApiError, StoreError};
+use crate::error::{ApiError, InvalidParam, StoreError};
 use crate::extract::ApiQuery;
 use crate::startup::AppState;
 use crate::BoxFuture;
 use infrastructure::consistency::CATALOG_TABLES;
 
 /// Filters of the category listing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CategoryFilter {
     pub is_active: Option<bool>,
     pub parent_id: Option<Uuid>,
 }
 
 /// Filters of the brand listing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BrandFilter {
     pub is_active: Option<bool>,
+}
+
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 500;
+
+/// One page of a listing: at most `limit` items, after `after` when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<K> {
+    pub limit: u32,
+    pub after: Option<K>,
+}
+
+impl<K> Page<K> {
+    pub fn first() -> Self {
+        Self {
+            limit: DEFAULT_LIMIT,
+            after: None,
+        }
+    }
+}
+
+/// A page of a listing, and where the next one starts when there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed<T, K> {
+    pub items: Vec<T>,
+    pub next: Option<K>,
+}
+
+/// The category listing's order: `sort_order` (absent counts as 0), `name`,
+/// `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryKey {
+    pub sort_order: i32,
+    pub name: String,
+    pub id: Uuid,
+}
+
+/// The brand listing's order: `name`, `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrandKey {
+    pub name: String,
+    pub id: Uuid,
+}
+
+/// The query string of `GET /v1/categories`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryParams {
+    pub is_active: Option<bool>,
+    pub parent_id: Option<Uuid>,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+/// The query string of `GET /v1/brands`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandParams {
+    pub is_active: Option<bool>,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+/// The page `limit` and `after` ask for, or why they are refused.
+fn page_of<K: serde::de::DeserializeOwned>(
+    limit: Option<u32>,
+    after: Option<&str>,
+) -> Result<Page<K>, ApiError> {
+    let mut invalid = Vec::new();
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        invalid.push(InvalidParam::new(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let after = match after {
+        None => None,
+        Some(text) => {
+            let key = crate::cursor::decode(text);
+            if key.is_none() {
+                invalid.push(InvalidParam::new(
+                    "after",
+                    "is not a cursor this endpoint gave",
+                ));
+            }
+            key
+        }
+    };
+    if !invalid.is_empty() {
+        return Err(ApiError::invalid_params(invalid));
+    }
+    Ok(Page { limit, after })
 }
 
 /// Port: the catalog as the projectors left it in the relational read model.
@@ -38,14 +129,20 @@ pub trait CatalogReadModel: Send + Sync {
     /// The product, or `None` when the read model does not have it.
     fn product(&self, id: Uuid) -> BoxFuture<'_, Result<Option<ProductView>, StoreError>>;
 
-    /// Categories ordered by `sort_order`, then `name`.
+    /// Categories ordered by `sort_order`, then `name`, then `id`, a page
+    /// at a time.
     fn categories(
         &self,
         filter: CategoryFilter,
-    ) -> BoxFuture<'_, Result<Vec<CategoryView>, StoreError>>;
+        page: Page<CategoryKey>,
+    ) -> BoxFuture<'_, Result<Listed<CategoryView, CategoryKey>, StoreError>>;
 
-    /// Brands ordered by `name`.
-    fn brands(&self, filter: BrandFilter) -> BoxFuture<'_, Result<Vec<BrandView>, StoreError>>;
+    /// Brands ordered by `name`, then `id`, a page at a time.
+    fn brands(
+        &self,
+        filter: BrandFilter,
+        page: Page<BrandKey>,
+    ) -> BoxFuture<'_, Result<Listed<BrandView, BrandKey>, StoreError>>;
 
     /// Answers when the store does.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -54,30 +151,50 @@ pub trait CatalogReadModel: Send + Sync {
 #[derive(Debug, Serialize)]
 pub struct Items<T> {
     pub items: Vec<T>,
+    /// Pass as `after` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Items<T> {
+    fn of<K: Serialize>(listed: Listed<T, K>) -> Self {
+        Self {
+            next_cursor: listed.next.as_ref().map(crate::cursor::encode),
+            items: listed.items,
+        }
+    }
 }
 
 /// `GET /v1/categories`
 #[tracing::instrument(name = "list_categories", skip(state))]
 pub async fn list_categories(
     State(state): State<AppState>,
-    ApiQuery(filter): ApiQuery<CategoryFilter>,
+    ApiQuery(params): ApiQuery<CategoryParams>,
     read_after: ReadAfter,
 ) -> Result<Json<Items<CategoryView>>, ApiError> {
+    let page = page_of(params.limit, params.after.as_deref())?;
+    let filter = CategoryFilter {
+        is_active: params.is_active,
+        parent_id: params.parent_id,
+    };
     state.read_after(read_after, &[CATALOG_TABLES]).await?;
-    let items = state.read_model.categories(filter).await?;
-    tracing::debug!(count = items.len(), "categories listed");
-    Ok(Json(Items { items }))
+    let listed = state.read_model.categories(filter, page).await?;
+    tracing::debug!(count = listed.items.len(), "categories listed");
+    Ok(Json(Items::of(listed)))
 }
 
 /// `GET /v1/brands`
 #[tracing::instrument(name = "list_brands", skip(state))]
 pub async fn list_brands(
     State(state): State<AppState>,
-    ApiQuery(filter): ApiQuery<BrandFilter>,
+    ApiQuery(params): ApiQuery<BrandParams>,
     read_after: ReadAfter,
 ) -> Result<Json<Items<BrandView>>, ApiError> {
+    let page = page_of(params.limit, params.after.as_deref())?;
+    let filter = BrandFilter {
+        is_active: params.is_active,
+    };
     state.read_after(read_after, &[CATALOG_TABLES]).await?;
-    let items = state.read_model.brands(filter).await?;
-    tracing::debug!(count = items.len(), "brands listed");
-    Ok(Json(Items { items }))
+    let listed = state.read_model.brands(filter, page).await?;
+    tracing::debug!(count = listed.items.len(), "brands listed");
+    Ok(Json(Items::of(listed)))
 }

@@ -7,7 +7,7 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{BrandFilter, CatalogReadModel, CategoryFilter};
+use super::{BrandFilter, BrandKey, CatalogReadModel, CategoryFilter, CategoryKey, Listed, Page};
 use crate::error::StoreError;
 use crate::BoxFuture;
 
@@ -72,39 +72,67 @@ impl PgCatalogReadModel {
     async fn fetch_categories(
         &self,
         filter: CategoryFilter,
-    ) -> Result<Vec<CategoryView>, StoreError> {
+        page: Page<CategoryKey>,
+    ) -> Result<Listed<CategoryView, CategoryKey>, StoreError> {
+        let after = page.after.as_ref();
+        // One row past the page says whether another page follows.
         let rows = sqlx::query(&format!(
             "SELECT {CATEGORY_COLUMNS} FROM read_model.categories \
              WHERE ($1::boolean IS NULL OR COALESCE(is_active, TRUE) = $1) \
                AND ($2::uuid IS NULL OR parent_id = $2) \
-             ORDER BY COALESCE(sort_order, 0), name, id"
+               AND ($3::int IS NULL OR (COALESCE(sort_order, 0), name, id) > ($3, $4::text, $5::uuid)) \
+             ORDER BY COALESCE(sort_order, 0), name, id LIMIT $6"
         ))
         .bind(filter.is_active)
         .bind(filter.parent_id)
+        .bind(after.map(|k| k.sort_order))
+        .bind(after.map(|k| k.name.clone()))
+        .bind(after.map(|k| k.id))
+        .bind(i64::from(page.limit) + 1)
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        rows.iter()
+        let items: Vec<CategoryView> = rows
+            .iter()
             .map(category_from)
             .collect::<Result<_, _>>()
-            .map_err(classify)
+            .map_err(classify)?;
+        Ok(paged(items, page.limit, |c| CategoryKey {
+            sort_order: c.sort_order,
+            name: c.name.clone(),
+            id: c.id,
+        }))
     }
 
     #[tracing::instrument(name = "pg_brands", skip(self))]
-    async fn fetch_brands(&self, filter: BrandFilter) -> Result<Vec<BrandView>, StoreError> {
+    async fn fetch_brands(
+        &self,
+        filter: BrandFilter,
+        page: Page<BrandKey>,
+    ) -> Result<Listed<BrandView, BrandKey>, StoreError> {
+        let after = page.after.as_ref();
         let rows = sqlx::query(&format!(
             "SELECT {BRAND_COLUMNS} FROM read_model.brands \
              WHERE ($1::boolean IS NULL OR COALESCE(is_active, TRUE) = $1) \
-             ORDER BY name, id"
+               AND ($2::text IS NULL OR (name, id) > ($2, $3::uuid)) \
+             ORDER BY name, id LIMIT $4"
         ))
         .bind(filter.is_active)
+        .bind(after.map(|k| k.name.clone()))
+        .bind(after.map(|k| k.id))
+        .bind(i64::from(page.limit) + 1)
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        rows.iter()
+        let items: Vec<BrandView> = rows
+            .iter()
             .map(brand_from)
             .collect::<Result<_, _>>()
-            .map_err(classify)
+            .map_err(classify)?;
+        Ok(paged(items, page.limit, |b| BrandKey {
+            name: b.name.clone(),
+            id: b.id,
+        }))
     }
 }
 
@@ -116,12 +144,17 @@ impl CatalogReadModel for PgCatalogReadModel {
     fn categories(
         &self,
         filter: CategoryFilter,
-    ) -> BoxFuture<'_, Result<Vec<CategoryView>, StoreError>> {
-        Box::pin(self.fetch_categories(filter))
+        page: Page<CategoryKey>,
+    ) -> BoxFuture<'_, Result<Listed<CategoryView, CategoryKey>, StoreError>> {
+        Box::pin(self.fetch_categories(filter, page))
     }
 
-    fn brands(&self, filter: BrandFilter) -> BoxFuture<'_, Result<Vec<BrandView>, StoreError>> {
-        Box::pin(self.fetch_brands(filter))
+    fn brands(
+        &self,
+        filter: BrandFilter,
+        page: Page<BrandKey>,
+    ) -> BoxFuture<'_, Result<Listed<BrandView, BrandKey>, StoreError>> {
+        Box::pin(self.fetch_brands(filter, page))
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -133,6 +166,15 @@ impl CatalogReadModel for PgCatalogReadModel {
                 .map_err(classify)
         })
     }
+}
+
+/// `rows` cut to `limit`, with the key of the last one kept when a row past
+/// it was there.
+fn paged<T, K>(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> K) -> Listed<T, K> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = rows.last().filter(|_| more).map(key);
+    Listed { items: rows, next }
 }
 
 fn product_from(row: &PgRow) -> Result<ProductView, sqlx::Error> {

@@ -147,17 +147,11 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(serde_json::to_vec(self).expect("a cursor serializes"))
+        crate::cursor::encode(self)
     }
 
     pub fn decode(text: &str) -> Option<Self> {
-        use base64::Engine;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .ok()?;
-        let cursor: Self = serde_json::from_slice(&bytes).ok()?;
+        let cursor: Self = crate::cursor::decode(text)?;
         // A primary sort value and the id that breaks ties.
         (cursor.after.len() == 2).then_some(cursor)
     }

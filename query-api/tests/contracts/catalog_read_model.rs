@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use infrastructure::views::{BrandView, CategoryView, ProductView};
-use query_api::catalog::{BrandFilter, CatalogReadModel, CategoryFilter, PgCatalogReadModel};
+use query_api::catalog::{BrandFilter, CatalogReadModel, CategoryFilter, Page, PgCatalogReadModel};
 use uuid::Uuid;
 
 use crate::support::{self, TestContext};
@@ -53,9 +53,10 @@ pub(crate) async fn categories_are_ordered_by_sort_order_then_name<H: ReadModelH
     }
     let listed = harness
         .read_model()
-        .categories(CategoryFilter::default())
+        .categories(CategoryFilter::default(), Page::first())
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(listed, vec![b, c, a]);
 }
 
@@ -71,7 +72,13 @@ pub(crate) async fn categories_filter_by_activity_and_parent<H: ReadModelHarness
         harness.put_category(category).await;
     }
     let read_model = harness.read_model();
-    let list = |filter: CategoryFilter| async move { read_model.categories(filter).await.unwrap() };
+    let list = |filter: CategoryFilter| async move {
+        read_model
+            .categories(filter, Page::first())
+            .await
+            .unwrap()
+            .items
+    };
     let active = list(CategoryFilter {
         is_active: Some(true),
         parent_id: None,
@@ -108,9 +115,10 @@ pub(crate) async fn brands_are_ordered_by_name_and_filter_by_activity<H: ReadMod
     let harness = H::start().await;
     assert!(harness
         .read_model()
-        .brands(BrandFilter::default())
+        .brands(BrandFilter::default(), Page::first())
         .await
         .unwrap()
+        .items
         .is_empty());
     let samsung = support::brand("Samsung");
     let apple = support::brand("Apple");
@@ -121,26 +129,107 @@ pub(crate) async fn brands_are_ordered_by_name_and_filter_by_activity<H: ReadMod
     }
     let all = harness
         .read_model()
-        .brands(BrandFilter::default())
+        .brands(BrandFilter::default(), Page::first())
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(all, vec![apple.clone(), nokia.clone(), samsung.clone()]);
     let active = harness
         .read_model()
-        .brands(BrandFilter {
-            is_active: Some(true),
-        })
+        .brands(
+            BrandFilter {
+                is_active: Some(true),
+            },
+            Page::first(),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(active, vec![apple, samsung]);
     let inactive = harness
         .read_model()
-        .brands(BrandFilter {
-            is_active: Some(false),
-        })
+        .brands(
+            BrandFilter {
+                is_active: Some(false),
+            },
+            Page::first(),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(inactive, vec![nokia]);
+}
+
+/// Keyset pages walk a listing in its order, each item once, however long
+/// it is; the last page gives no key.
+pub(crate) async fn listings_page_by_key_to_the_end<H: ReadModelHarness>() {
+    let harness = H::start().await;
+    let mut categories = Vec::new();
+    for n in 0..7 {
+        // Equal sort orders and names, so that the key's later parts count.
+        let category = support::category(if n % 2 == 0 { "Same" } else { "Other" }, n % 3);
+        harness.put_category(&category).await;
+        categories.push(category);
+    }
+    for n in 0..5 {
+        harness
+            .put_brand(&support::brand(if n % 2 == 0 { "Twin" } else { "Solo" }))
+            .await;
+    }
+    let read_model = harness.read_model();
+    let whole = read_model
+        .categories(
+            CategoryFilter::default(),
+            Page {
+                limit: 100,
+                after: None,
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(inactive, vec![nokia]);
+    assert_eq!(whole.items.len(), 7);
+    assert_eq!(whole.next, None);
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = read_model
+            .categories(CategoryFilter::default(), Page { limit: 3, after })
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 3);
+        walked.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(walked, whole.items);
+
+    let whole = read_model
+        .brands(
+            BrandFilter::default(),
+            Page {
+                limit: 100,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = read_model
+            .brands(BrandFilter::default(), Page { limit: 2, after })
+            .await
+            .unwrap();
+        walked.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(walked.len(), 5);
+    assert_eq!(walked, whole.items);
 }
 
 pub(crate) async fn a_store_that_is_down_is_unavailable<H: ReadModelHarness>() {
@@ -150,7 +239,7 @@ pub(crate) async fn a_store_that_is_down_is_unavailable<H: ReadModelHarness>() {
     let error = read_model.product(Uuid::new_v4()).await.expect_err("down");
     assert!(error.is_unavailable(), "{error:?}");
     let error = read_model
-        .categories(CategoryFilter::default())
+        .categories(CategoryFilter::default(), Page::first())
         .await
         .expect_err("down");
     assert!(error.is_unavailable(), "{error:?}");
@@ -188,6 +277,10 @@ macro_rules! catalog_read_model_contract {
         #[tokio::test]
         async fn brands_are_ordered_by_name_and_filter_by_activity() {
             super::brands_are_ordered_by_name_and_filter_by_activity::<$harness>().await;
+        }
+        #[tokio::test]
+        async fn listings_page_by_key_to_the_end() {
+            super::listings_page_by_key_to_the_end::<$harness>().await;
         }
         #[tokio::test]
         async fn a_store_that_is_down_is_unavailable() {
@@ -290,12 +383,16 @@ mod postgres_adapter {
         .unwrap();
         let categories = harness
             .read_model
-            .categories(CategoryFilter {
-                is_active: Some(true),
-                parent_id: None,
-            })
+            .categories(
+                CategoryFilter {
+                    is_active: Some(true),
+                    parent_id: None,
+                },
+                Page::first(),
+            )
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(categories.len(), 1);
         assert_eq!(categories[0].sort_order, 0);
         assert!(categories[0].meta_keywords.is_empty());

@@ -57,7 +57,7 @@ async fn brands_are_listed_by_name_and_filtered() {
     let app = context.spawn_app().await;
     assert_eq!(
         app.get_json("/v1/brands", 200).await,
-        serde_json::json!({ "items": [] })
+        serde_json::json!({ "items": [], "next_cursor": null })
     );
     let samsung = support::brand("Samsung");
     let apple = support::brand("Apple");
@@ -69,11 +69,40 @@ async fn brands_are_listed_by_name_and_filtered() {
     let all = app.get_json("/v1/brands", 200).await;
     assert_eq!(
         all,
-        serde_json::json!({ "items": [apple.clone(), nokia.clone(), samsung.clone()] })
+        serde_json::json!({ "items": [apple.clone(), nokia.clone(), samsung.clone()], "next_cursor": null })
     );
     let active = app.get_json("/v1/brands?is_active=true", 200).await;
-    assert_eq!(active, serde_json::json!({ "items": [apple, samsung] }));
+    assert_eq!(
+        active,
+        serde_json::json!({ "items": [apple.clone(), samsung.clone()], "next_cursor": null })
+    );
     let inactive = app.get_json("/v1/brands?is_active=false", 200).await;
-    assert_eq!(inactive, serde_json::json!({ "items": [nokia] }));
+    assert_eq!(
+        inactive,
+        serde_json::json!({ "items": [nokia.clone()], "next_cursor": null })
+    );
     app.get_problem("/v1/brands?is_active=1x", 400).await;
+
+    // A page at a time, by cursor.
+    let first = app.get_json("/v1/brands?limit=2", 200).await;
+    assert_eq!(first["items"], serde_json::json!([apple, nokia]));
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let second = app
+        .get_json(&format!("/v1/brands?limit=2&after={cursor}"), 200)
+        .await;
+    assert_eq!(
+        second,
+        serde_json::json!({ "items": [samsung], "next_cursor": null })
+    );
+    for bad in ["limit=0", "limit=501", "after=not-a-cursor"] {
+        let problem = app.get_problem(&format!("/v1/brands?{bad}"), 400).await;
+        assert!(
+            problem["invalid_params"][0]["name"].is_string(),
+            "{bad}: {problem}"
+        );
+    }
+    app.get_problem("/v1/categories?after=%7B%7D", 400).await;
 }
