@@ -103,6 +103,10 @@ pub struct RelaySettings {
     /// Names the checkpoint and the lease: relays of one name elect one leader.
     pub name: String,
     pub batch_size: i64,
+    /// How often the leader looks again when nothing woke it. Events held
+    /// back behind a transaction still running are published on the next
+    /// look, so this bounds their lag: 20 ms by default (docs/benchmarks.md,
+    /// end-to-end lag).
     pub idle_poll_ms: u64,
     /// How often a follower tries to take the lease over.
     pub lease_retry_ms: u64,
@@ -116,6 +120,8 @@ pub struct ProjectorSettings {
     /// Which projections this process runs; empty means all.
     pub only: Vec<String>,
     pub batch_size: usize,
+    /// How long a batch waits to fill after its first message; under load
+    /// batches fill first. 20 ms by default.
     pub batch_wait_ms: u64,
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
@@ -186,14 +192,14 @@ max_group_events = 4000
 enabled = true
 name = "kafka-outbox"
 batch_size = 500
-idle_poll_ms = 250
+idle_poll_ms = 20
 lease_retry_ms = 1000
 stall_degraded_after_seconds = 30
 
 [projectors]
 only = []
 batch_size = 200
-batch_wait_ms = 100
+batch_wait_ms = 20
 retry_initial_ms = 100
 retry_max_ms = 5000
 health_port = 8082
