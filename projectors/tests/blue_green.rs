@@ -15,14 +15,13 @@ use infrastructure::views::{product_cache_generation_key, product_cache_generati
 use projectors::projections::{activity_log, catalog_tables, product_cache, product_search};
 use projectors::runtime::generations::BatchGuard;
 use projectors::runtime::rebuild::rebuild_beside_live;
-use projectors::runtime::worker::rebuild;
 use projectors::runtime::{
     DeadLetter, DeadLetters, NextGeneration, Projection, ProjectionError, WorkerOptions,
     WorkerStats,
 };
 use redis::AsyncCommands;
 use serde_json::Value;
-use support::adapters::{adapters, Adapter};
+use support::adapters::{adapter_named, rebuilt_from_scratch, Adapter};
 use support::live::Live;
 use support::*;
 use uuid::Uuid;
@@ -33,14 +32,6 @@ fn options() -> WorkerOptions {
         replay_batch_size: 7,
         ..worker_options()
     }
-}
-
-async fn adapter_named(h: &Harness, name: &str) -> Arc<dyn Adapter> {
-    adapters(h)
-        .await
-        .into_iter()
-        .find(|a| a.projection().name() == name)
-        .expect("an adapter of that name")
 }
 
 /// Watches a rebuild from outside: before each batch written into the new
@@ -175,21 +166,6 @@ async fn replay(
     .await
 }
 
-/// The store after a rebuild from scratch, in place, which is what every
-/// generation must equal.
-async fn fresh_rebuild(h: &Harness, adapter: &dyn Adapter) -> Value {
-    rebuild(
-        adapter.projection().as_ref(),
-        &h.store,
-        &DeadLetters::new(h.db.pool.clone()),
-        &worker_options(),
-        &WorkerStats::new(),
-    )
-    .await
-    .unwrap();
-    adapter.snapshot().await
-}
-
 async fn set_up(name: &str, fail_at: Option<usize>) -> (Arc<Harness>, Arc<Watch>, Watched) {
     let h = Arc::new(harness().await);
     let (_, _, products) = h.seed_catalog(12).await;
@@ -241,7 +217,10 @@ async fn readers_keep_the_live_generation_until_the_swap(name: &str) {
         after, swapped,
         "{name}: live writes reach the new generation"
     );
-    assert_eq!(fresh_rebuild(&h, watch.adapter.as_ref()).await, after);
+    assert_eq!(
+        rebuilt_from_scratch(&h, watch.adapter.as_ref()).await,
+        after
+    );
     watch.adapter.cleanup().await;
 }
 
@@ -284,7 +263,7 @@ async fn an_interrupted_rebuild_never_swaps_and_the_next_starts_over(name: &str)
         .unwrap();
     assert_eq!(live_generation(&h, name).await, (1, None));
     assert_eq!(watch.adapter.snapshot().await, live);
-    assert_eq!(fresh_rebuild(&h, watch.adapter.as_ref()).await, live);
+    assert_eq!(rebuilt_from_scratch(&h, watch.adapter.as_ref()).await, live);
     assert_eq!(
         leftovers(&h, name).await,
         Vec::<String>::new(),
@@ -455,7 +434,7 @@ async fn a_swap_waits_for_the_batch_a_live_worker_is_applying() {
         swapped.to_string().contains(&late.to_string()),
         "the late product reached the new generation"
     );
-    assert_eq!(fresh_rebuild(&h, adapter.as_ref()).await, swapped);
+    assert_eq!(rebuilt_from_scratch(&h, adapter.as_ref()).await, swapped);
 }
 
 /// A worker that finds a new live generation tells its projection, which
@@ -485,7 +464,7 @@ async fn a_live_worker_follows_a_swap_made_by_another_process(name: &str) {
     live.write().await;
     let after = adapter.snapshot().await;
     assert_ne!(after, swapped, "the live write reached the new generation");
-    assert_eq!(fresh_rebuild(&h, adapter.as_ref()).await, after);
+    assert_eq!(rebuilt_from_scratch(&h, adapter.as_ref()).await, after);
     assert_eq!(
         live.worker
             .lock()

@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use mongodb::bson::Document;
 use projectors::projections::{activity_log, product_cache, product_search};
-use projectors::runtime::worker::rebuild;
-use projectors::runtime::{DeadLetters, WorkerOptions, WorkerStats};
+use projectors::runtime::WorkerOptions;
 use redis::AsyncCommands;
-use support::adapters::adapters;
+use support::adapters::{adapter_named, rebuilt_from_scratch};
 use support::live::Live;
 use support::*;
 
@@ -59,11 +58,7 @@ async fn lose(h: &Harness, name: &str) {
 async fn a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(name: &str) {
     let h = Arc::new(harness().await);
     let (_, _, products) = h.seed_catalog(8).await;
-    let adapter = adapters(&h)
-        .await
-        .into_iter()
-        .find(|a| a.projection().name() == name)
-        .unwrap();
+    let adapter = adapter_named(&h, name).await;
     adapter.projection().reset().await.unwrap();
     adapter.projection().mark_rebuilt().await.unwrap();
     let options = WorkerOptions {
@@ -89,17 +84,8 @@ async fn a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(name: &str) {
         "{name}: rebuilt"
     );
     assert_ne!(after, before, "{name}: the writes made meanwhile are there");
-    rebuild(
-        adapter.projection().as_ref(),
-        &h.store,
-        &DeadLetters::new(h.db.pool.clone()),
-        &worker_options(),
-        &WorkerStats::new(),
-    )
-    .await
-    .unwrap();
     assert_eq!(
-        adapter.snapshot().await,
+        rebuilt_from_scratch(&h, adapter.as_ref()).await,
         after,
         "{name}: equal to a fresh rebuild"
     );

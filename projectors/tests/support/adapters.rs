@@ -11,11 +11,12 @@ use projectors::projections::activity_log::ActivityLog;
 use projectors::projections::catalog_tables::CatalogTables;
 use projectors::projections::product_cache::ProductCache;
 use projectors::projections::product_search::ProductSearch;
-use projectors::runtime::Projection;
+use projectors::runtime::worker::rebuild;
+use projectors::runtime::{DeadLetters, Projection, WorkerStats};
 use redis::AsyncCommands;
 use serde_json::Value;
 
-use super::{dump_catalog, Harness};
+use super::{dump_catalog, worker_options, Harness};
 
 /// A real adapter and a way to read back everything it stored.
 #[async_trait::async_trait]
@@ -185,4 +186,28 @@ pub async fn adapters(h: &Harness) -> Vec<Arc<dyn Adapter>> {
             mongo.database(&s.mongo.database),
         )),
     ]
+}
+
+/// The real adapter of the projection `name`.
+pub async fn adapter_named(h: &Harness, name: &str) -> Arc<dyn Adapter> {
+    adapters(h)
+        .await
+        .into_iter()
+        .find(|a| a.projection().name() == name)
+        .expect("an adapter of that name")
+}
+
+/// What the adapter's store holds after a rebuild from scratch, in place:
+/// what every generation and every recovery must equal.
+pub async fn rebuilt_from_scratch(h: &Harness, adapter: &dyn Adapter) -> Value {
+    rebuild(
+        adapter.projection().as_ref(),
+        &h.store,
+        &DeadLetters::new(h.db.pool.clone()),
+        &worker_options(),
+        &WorkerStats::new(),
+    )
+    .await
+    .expect("a rebuild from the event store");
+    adapter.snapshot().await
 }
