@@ -7,7 +7,6 @@
 mod support;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,32 +148,31 @@ async fn a_projector_killed_under_load_and_restarted_ends_equal_to_a_fresh_rebui
     processes.0.push(projectors(&h, &["run"]));
 
     wait_for_all_prices(&h).await;
-    stop.store(true, Ordering::SeqCst);
+    stop.send(true).unwrap();
     relaying.await.unwrap();
     let settled = dump_catalog(&h.db.pool).await;
     drop(processes);
     assert_eq!(fresh_rebuild(&h).await, settled);
 }
 
-/// The relay publishes as the command side's would, until told to stop.
-fn relay_in_background(h: &Arc<Harness>) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let relaying = {
-        let (h, stop) = (h.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut relay = OutboxRelay::new(
-                h.store.clone(),
-                h.settings.kafka.clone(),
-                h.settings.relay.clone(),
-            )
-            .expect("relay");
-            while !stop.load(Ordering::SeqCst) {
-                if relay.relay_once().await.expect("relay batch") == 0 {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        })
-    };
+/// The relay, run as command-api runs it (woken by appends, polling
+/// otherwise), until told to stop.
+fn relay_in_background(
+    h: &Arc<Harness>,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let relay = OutboxRelay::new(
+        h.store.clone(),
+        h.settings.kafka.clone(),
+        h.settings.relay.clone(),
+    )
+    .expect("relay");
+    let relaying = tokio::spawn(relay.run(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
     (stop, relaying)
 }
 
@@ -233,6 +231,27 @@ async fn live_catalog(h: &Harness) -> Vec<serde_json::Value> {
     fresh_rebuild(h).await
 }
 
+/// A replay after the killed one: it starts the new generation over and
+/// swaps every table, and the tables hold what they held.
+async fn the_next_replay_swaps(h: &Harness, tables: &[i64], live: &[serde_json::Value]) {
+    killed_sessions_gone(h).await;
+    let mut again = projectors(h, &["replay", catalog_tables::NAME]);
+    let replayed = tokio::task::spawn_blocking(move || again.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(replayed.success());
+    let swapped = live_tables(h).await;
+    assert!(
+        swapped.iter().all(|t| !tables.contains(t)),
+        "every table swapped"
+    );
+    assert_eq!(generation(h).await.1, None);
+    assert_eq!(dump_catalog(&h.db.pool).await, live);
+    assert_eq!(shadow_schemas(h).await, 0, "no generation left behind");
+    assert_eq!(fresh_rebuild(h).await, live);
+}
+
 /// Killed after the replay filled the new generation, while it waits for a
 /// live batch to end before swapping: readers keep the live generation and
 /// the next replay starts over and swaps.
@@ -271,18 +290,8 @@ async fn a_replay_killed_before_its_swap_leaves_the_live_tables_and_the_next_one
     assert_eq!(live_tables(&h).await, tables, "not one table swapped");
     assert_eq!(generation(&h).await, (0, Some(1)), "nothing swapped");
 
-    killed_sessions_gone(&h).await;
-    let mut again = projectors(&h, &["replay", catalog_tables::NAME]);
-    assert!(again.wait().unwrap().success());
-    let swapped = live_tables(&h).await;
-    assert!(
-        swapped.iter().all(|t| !tables.contains(t)),
-        "every table swapped"
-    );
+    the_next_replay_swaps(&h, &tables, &live).await;
     assert_eq!(generation(&h).await, (1, None));
-    assert_eq!(dump_catalog(&h.db.pool).await, live);
-    assert_eq!(shadow_schemas(&h).await, 0, "no generation left behind");
-    assert_eq!(fresh_rebuild(&h).await, live);
 }
 
 /// Killed inside the swap's transaction, held there by a reader's lock on
@@ -318,18 +327,7 @@ async fn a_replay_killed_mid_swap_leaves_the_live_tables_and_the_next_one_swaps(
         "readers kept the live tables"
     );
     assert_eq!(live_tables(&h).await, tables, "not one table swapped");
-    killed_sessions_gone(&h).await;
-    let mut again = projectors(&h, &["replay", catalog_tables::NAME]);
-    assert!(again.wait().unwrap().success());
-    let swapped = live_tables(&h).await;
-    assert!(
-        swapped.iter().all(|t| !tables.contains(t)),
-        "every table swapped"
-    );
-    assert_eq!(generation(&h).await.1, None);
-    assert_eq!(dump_catalog(&h.db.pool).await, live);
-    assert_eq!(shadow_schemas(&h).await, 0, "no generation left behind");
-    assert_eq!(fresh_rebuild(&h).await, live);
+    the_next_replay_swaps(&h, &tables, &live).await;
 }
 
 /// Two live projector processes in one group share the load while a third
@@ -361,7 +359,7 @@ async fn two_projector_processes_and_a_replay_beside_them_end_equal_to_a_fresh_r
     loading.await.unwrap();
 
     wait_for_all_prices(&h).await;
-    stop.store(true, Ordering::SeqCst);
+    stop.send(true).unwrap();
     relaying.await.unwrap();
     let settled = dump_catalog(&h.db.pool).await;
     drop(processes);

@@ -738,7 +738,6 @@ impl Projection for ProductCache {
     async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
         let live = self
             .guarded(async {
-                self.follow_live_generation().await?;
                 let mut redis = self.redis.connection().await?;
                 let live: Option<u64> = redis.get(product_cache_generation_key(&self.base)).await?;
                 Ok(live.unwrap_or(0))

@@ -21,10 +21,6 @@ fn swap_key(projection: &str) -> String {
 }
 
 /// The generation readers see, 0 before the first blue/green rebuild.
-pub async fn live(pool: &PgPool, projection: &str) -> Result<i64, sqlx::Error> {
-    live_on(&mut *pool.acquire().await?, projection).await
-}
-
 async fn live_on(connection: &mut PgConnection, projection: &str) -> Result<i64, sqlx::Error> {
     let live: Option<i64> =
         sqlx::query_scalar("SELECT live FROM read_model.generations WHERE projection = $1")
@@ -109,13 +105,18 @@ pub(crate) async fn let_batches_in(
 pub(crate) async fn record_swap(
     connection: &mut PgConnection,
     projection: &str,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<(), sqlx::Error> {
+    let recorded = sqlx::query(
         "UPDATE read_model.generations \
          SET live = building, building = NULL, building_since = NULL, swapped_at = now() \
-         WHERE projection = $1 AND building IS NOT NULL RETURNING live",
+         WHERE projection = $1 AND building IS NOT NULL",
     )
     .bind(projection)
-    .fetch_one(connection)
-    .await
+    .execute(connection)
+    .await?;
+    // No generation being built: nothing may be swapped in.
+    match recorded.rows_affected() {
+        0 => Err(sqlx::Error::RowNotFound),
+        _ => Ok(()),
+    }
 }

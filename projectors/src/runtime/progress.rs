@@ -81,7 +81,8 @@ impl Progress {
         }
     }
 
-    pub(crate) fn finish(self) {
+    /// Reports the end; returns the events replayed.
+    pub(crate) fn finish(self) -> u64 {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
@@ -93,5 +94,6 @@ impl Progress {
             per_second = (self.done as f64 / seconds.max(0.001)).round() as u64,
             "rebuild finished"
         );
+        self.done
     }
 }

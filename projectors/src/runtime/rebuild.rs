@@ -286,7 +286,6 @@ async fn build_and_swap(
 struct Replay {
     types: Vec<String>,
     checkpoint: GlobalCheckpoint,
-    count: u64,
     // A rebuild judges every event afresh: the dead letters of the live
     // history freeze nothing here.
     frozen: Frozen,
@@ -305,7 +304,6 @@ impl Replay {
             progress: Progress::new(projection.name(), total),
             types,
             checkpoint: GlobalCheckpoint::default(),
-            count: 0,
             frozen: Frozen::new(),
         })
     }
@@ -342,13 +340,12 @@ impl Replay {
                 .await
                 .map_err(|Lost| anyhow::anyhow!("read model lost again during its rebuild"))?;
             dead_letters.record(into.name(), &letters).await?;
-            self.count += batch.len() as u64;
             self.progress.advance(batch.len() as u64);
         }
     }
 
+    /// The events replayed.
     fn finish(self) -> u64 {
-        self.progress.finish();
-        self.count
+        self.progress.finish()
     }
 }

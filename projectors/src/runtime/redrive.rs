@@ -10,7 +10,7 @@
 //! added meanwhile stays, and keeps the aggregate frozen until it is retried
 //! in turn.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use infrastructure::event_store::PgEventStore;
 use infrastructure::relay::error_chain;
@@ -20,7 +20,7 @@ use super::dead_letters::StoredLetter;
 use super::{BatchGuard, DeadLetters, Projection};
 
 /// What retrying one aggregate came to.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Retried {
     pub aggregate_id: String,
     /// Dead letters deleted: their events are applied now.
@@ -37,7 +37,7 @@ pub async fn retry(
     letters: &[StoredLetter],
 ) -> anyhow::Result<Vec<Retried>> {
     let name = projection.name();
-    let mut aggregates: BTreeMap<String, ()> = BTreeMap::new();
+    let mut aggregates = BTreeSet::new();
     for letter in letters {
         anyhow::ensure!(
             letter.projection == name,
@@ -51,10 +51,10 @@ pub async fn retry(
                 letter.id
             )
         })?;
-        aggregates.insert(aggregate, ());
+        aggregates.insert(aggregate);
     }
     let mut outcomes = Vec::new();
-    for aggregate_id in aggregates.into_keys() {
+    for aggregate_id in aggregates {
         outcomes.push(retry_aggregate(projection, store, dead_letters, &aggregate_id).await?);
     }
     Ok(outcomes)

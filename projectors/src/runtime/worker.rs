@@ -303,7 +303,7 @@ impl Worker {
                 .record(lag.as_secs_f64());
         }
         if let Some(newest) = events.iter().map(|e| e.recorded_at).max() {
-            let behind = (chrono::Utc::now() - newest).to_std().unwrap_or_default();
+            let behind = (now - newest).to_std().unwrap_or_default();
             metrics::gauge!("projector_lag_seconds", "projection" => name)
                 .set(behind.as_secs_f64());
         }

@@ -68,6 +68,10 @@ async fn generated(
         .map_err(ProjectionError::unavailable)
 }
 
+/// The statement that adds constraint `c` again, as the server defines it.
+const ADD_CONSTRAINT: &str = "format('ALTER TABLE %s ADD CONSTRAINT %I %s', \
+     c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))";
+
 /// Every relation of `read_model` named in `$1`.
 const LIVE_TABLES: &str =
     "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -130,16 +134,13 @@ impl TableSet {
         }
         // Keys first, then the other indexes, then the foreign keys, which
         // need the keys they point at.
-        let keys = generated(
-            &mut tx,
-            &format!(
-                "SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, \
-                 pg_get_constraintdef(c.oid)) FROM pg_constraint c \
-                 WHERE c.contype IN ('p', 'u', 'x') AND c.conrelid IN ({LIVE_TABLES}) ORDER BY c.conname"
-            ),
-            &all,
-        )
-        .await?;
+        let constraints = |kinds: &str| {
+            format!(
+                "SELECT {ADD_CONSTRAINT} FROM pg_constraint c \
+                 WHERE c.contype IN ({kinds}) AND c.conrelid IN ({LIVE_TABLES}) ORDER BY c.conname"
+            )
+        };
+        let keys = generated(&mut tx, &constraints("'p', 'u', 'x'"), &all).await?;
         let indexes = generated(
             &mut tx,
             &format!(
@@ -150,16 +151,7 @@ impl TableSet {
             &all,
         )
         .await?;
-        let foreign_keys = generated(
-            &mut tx,
-            &format!(
-                "SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, \
-                 pg_get_constraintdef(c.oid)) FROM pg_constraint c \
-                 WHERE c.contype = 'f' AND c.conrelid IN ({LIVE_TABLES}) ORDER BY c.conname"
-            ),
-            &all,
-        )
-        .await?;
+        let foreign_keys = generated(&mut tx, &constraints("'f'"), &all).await?;
         for statement in keys.iter().chain(&indexes).chain(&foreign_keys) {
             run(&mut tx, &self.moved_to_schema(statement, next)).await?;
         }
@@ -191,8 +183,7 @@ impl TableSet {
         // generation.
         let outside: Vec<(String, String)> = sqlx::query_as(&format!(
             "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname), \
-             format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)) \
-             FROM pg_constraint c WHERE c.contype = 'f' \
+             {ADD_CONSTRAINT} FROM pg_constraint c WHERE c.contype = 'f' \
              AND c.confrelid IN ({LIVE_TABLES}) AND c.conrelid NOT IN ({LIVE_TABLES})"
         ))
         .bind(self.tables)
