@@ -1,7 +1,7 @@
 //! A store that lost its data while a live worker ran (a restarted Redis
-//! that kept nothing, a deleted index, a dropped collection): the worker
-//! notices, rebuilds from the event store, and goes on with the writes that
-//! arrived meanwhile. What readers then see equals a fresh rebuild, compared
+//! that kept nothing, a deleted index, a dropped collection, a dropped
+//! read-model schema): the worker notices, rebuilds from the event store, and
+//! goes on with the writes that arrived meanwhile. What readers then see equals a fresh rebuild, compared
 //! in full.
 
 mod support;
@@ -11,16 +11,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::bson::Document;
-use projectors::projections::{activity_log, product_cache, product_search};
+use projectors::projections::{activity_log, catalog_tables, product_cache, product_search};
 use projectors::runtime::WorkerOptions;
 use redis::AsyncCommands;
-use support::adapters::{adapter_named, rebuilt_from_scratch};
+use support::adapters::{adapter_named, rebuilt_from_scratch, Adapter};
 use support::live::Live;
 use support::*;
 
-async fn lose(h: &Harness, name: &str) {
+/// Loses the store's data as the server would, and checks it is gone.
+async fn lose(h: &Harness, adapter: &dyn Adapter, name: &str) {
     let s = &h.settings;
+    let before = adapter.snapshot().await;
     match name {
+        catalog_tables::NAME => {
+            // Every projection's bookkeeping goes with it.
+            sqlx::query("DROP SCHEMA read_model CASCADE")
+                .execute(&h.db.pool)
+                .await
+                .unwrap();
+            let gone: bool = sqlx::query_scalar("SELECT to_regnamespace('read_model') IS NULL")
+                .fetch_one(&h.db.pool)
+                .await
+                .unwrap();
+            assert!(gone, "the schema is gone");
+            return;
+        }
         product_cache::NAME => {
             // What FLUSHALL does to this test's keys, pointer and marker
             // included, without touching other tests' keys.
@@ -53,6 +68,7 @@ async fn lose(h: &Harness, name: &str) {
         }
         other => panic!("no way to lose {other}"),
     }
+    assert_ne!(adapter.snapshot().await, before, "{name}: the data is gone");
 }
 
 async fn a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(name: &str) {
@@ -68,8 +84,7 @@ async fn a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(name: &str) {
     let live = Live::start_with(h.clone(), adapter.projection(), products[0], options).await;
     let before = adapter.snapshot().await;
 
-    lose(&h, name).await;
-    assert_ne!(adapter.snapshot().await, before, "{name}: the data is gone");
+    lose(&h, adapter.as_ref(), name).await;
     live.write().await;
 
     let after = adapter.snapshot().await;
@@ -90,6 +105,11 @@ async fn a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(name: &str) {
         "{name}: equal to a fresh rebuild"
     );
     adapter.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_read_model_schema_ends_equal_to_a_fresh_rebuild() {
+    a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(catalog_tables::NAME).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

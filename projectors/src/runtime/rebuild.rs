@@ -8,6 +8,7 @@
 //! and a worker that finds it so, with the lease free, starts over. A
 //! half-replayed read model therefore never passes for a complete one.
 
+use infrastructure::database::reinstall_read_model_if_dropped;
 use infrastructure::event_store::{GlobalCheckpoint, PgEventStore};
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -35,6 +36,9 @@ fn lease_key(projection: &str) -> String {
 impl RebuildLease {
     /// The lease, or `None` while another process holds it.
     pub async fn try_take(pool: &PgPool, projection: &str) -> anyhow::Result<Option<Self>> {
+        // A rebuild is recorded in the read-model schema, and one that found
+        // its tables gone may be the first to notice the schema was dropped.
+        reinstall_read_model_if_dropped(pool).await?;
         // Detached: dropping it closes the connection, and with it the lock,
         // instead of handing a locked session back to the pool.
         let mut connection = pool.acquire().await?.detach();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use infrastructure::consistency::{record_applied, PartitionOffsets};
+use infrastructure::database::{names_a_missing_relation, reinstall_read_model_if_dropped};
 use infrastructure::event_store::{PgEventStore, RecordedEvent};
 use infrastructure::kafka::{base_config, ensure_topics};
 use infrastructure::relay::error_chain;
@@ -420,6 +421,18 @@ impl Worker {
         loop {
             let guard = match BatchGuard::enter(self.store.pool(), self.projection.name()).await {
                 Ok(guard) => guard,
+                Err(error) if names_a_missing_relation(&error) => {
+                    // The read-model schema was dropped: reinstall it, and
+                    // rebuild at once what it held, before this batch.
+                    tracing::warn!(projection = self.projection.name(), %error, "read-model schema missing");
+                    self.last_intact_check = None;
+                    if let Err(error) = self.rebuild_if_lost().await {
+                        tracing::warn!(projection = self.projection.name(), error = %error_chain(error.as_ref()), "read-model schema not reinstalled, retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.options.retry_max);
+                    }
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(projection = self.projection.name(), %error, "cannot enter the batch guard, retrying");
                     tokio::time::sleep(backoff).await;
@@ -555,6 +568,8 @@ impl Worker {
             return Ok(());
         }
         let name = self.projection.name();
+        // Every projection keeps its bookkeeping there, whatever its store.
+        reinstall_read_model_if_dropped(self.store.pool()).await?;
         let intact = match self.projection.is_intact().await {
             Ok(intact) => intact,
             Err(error) => {

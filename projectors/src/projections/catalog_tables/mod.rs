@@ -28,6 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::catalog::{BrandEvent, CategoryEvent, ProductEvent};
 use domain::inventory::InventoryEvent;
+use infrastructure::database::names_a_missing_relation;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::RecordedEvent;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
@@ -349,19 +350,28 @@ impl Projection for CatalogTables {
     }
 
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
-        // The tables live beside the event store and come from migrations.
-        Ok(true)
+        // Tables that went with a dropped read-model schema. Tables that are
+        // there but were emptied by its reinstall are recorded as an
+        // unfinished rebuild instead.
+        sqlx::query_scalar("SELECT to_regclass('products') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ProjectionError::unavailable)
     }
 
     async fn probe(&self) -> Result<(), ProjectionError> {
         // Through a table the projection writes: a dropped read-model schema
-        // is a store that is down, which delays batches, rather than a store
-        // refusing every event, which would dead-letter them.
-        sqlx::query("SELECT 1 FROM products LIMIT 0")
+        // is a lost read model, rebuilt once the schema is reinstalled,
+        // rather than a store refusing every event, which would dead-letter
+        // them.
+        match sqlx::query("SELECT 1 FROM products LIMIT 0")
             .execute(&self.pool)
             .await
-            .map_err(ProjectionError::unavailable)?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(error) if names_a_missing_relation(&error) => Err(ProjectionError::Lost),
+            Err(error) => Err(ProjectionError::unavailable(error)),
+        }
     }
 
     async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
