@@ -3,6 +3,7 @@
 //! Nothing here does I/O: the command side loads state, calls in, and appends
 //! what comes back.
 
+pub mod personal;
 pub mod uniqueness;
 pub mod values;
 

@@ -1,8 +1,10 @@
-//! Set-wide uniqueness (email, sku, slug, coupon code) without a lookup table on
-//! the write side: every unique value is a stream of its own, `scope:key`,
-//! claimed by one owner. The command side appends the claim in the same atomic
-//! multi-stream append as the owner's events, with the expected version it
-//! loaded, so two racing claims cannot both commit.
+//! Set-wide uniqueness (email, phone, sku, slug, coupon code) without a lookup
+//! table on the write side: every unique value is a stream of its own,
+//! `scope:key`, claimed by one owner. The command side appends the claim in the
+//! same atomic multi-stream append as the owner's events, with the expected
+//! version it loaded, so two racing claims cannot both commit. Personal values
+//! (a user's email and phone) are keyed by their `values::BlindIndex`, never by
+//! the clear value, because stream ids and claim events are never erased.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -14,7 +16,10 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UniqueScope {
+    /// Keyed by the email's blind index.
     UserEmail,
+    /// Keyed by the phone number's blind index.
+    UserPhone,
     Sku,
     ProductSlug,
     CategorySlug,
@@ -26,6 +31,7 @@ impl UniqueScope {
     pub fn as_str(&self) -> &'static str {
         match self {
             UniqueScope::UserEmail => "user_email",
+            UniqueScope::UserPhone => "user_phone",
             UniqueScope::Sku => "sku",
             UniqueScope::ProductSlug => "product_slug",
             UniqueScope::CategorySlug => "category_slug",
@@ -36,7 +42,8 @@ impl UniqueScope {
 }
 
 /// The stream that holds the claim on `key` within `scope`. Keys come from the
-/// value objects, which already normalize case where uniqueness is case-insensitive.
+/// value objects, which already normalize case where uniqueness is
+/// case-insensitive, or, for personal values, from their blind index.
 pub fn unique_key_stream_id(scope: UniqueScope, key: &str) -> String {
     format!("{}:{}", scope.as_str(), key)
 }
@@ -291,6 +298,14 @@ mod tests {
         assert_ne!(
             unique_key_stream_id(UniqueScope::ProductSlug, "a"),
             unique_key_stream_id(UniqueScope::CategorySlug, "a")
+        );
+        assert_eq!(
+            unique_key_stream_id(UniqueScope::UserPhone, "ab"),
+            "user_phone:ab"
+        );
+        assert_eq!(
+            serde_json::to_value(UniqueScope::UserPhone).unwrap(),
+            serde_json::json!("user_phone")
         );
     }
 }

@@ -41,6 +41,16 @@ pub enum ValueError {
     },
     #[error("invalid url: {0:?}")]
     Url(String),
+    #[error("invalid user role: {0:?} (must be \"customer\" or \"admin\")")]
+    Role(String),
+    /// Carries the length only: a blind index stands in for a personal
+    /// value, and the likeliest wrong input is that value in the clear,
+    /// which must not reach the logs.
+    #[error(
+        "invalid blind index ({length} characters): must be {} lower-case hex characters",
+        BlindIndex::LEN
+    )]
+    BlindIndex { length: usize },
 }
 
 macro_rules! string_newtype {
@@ -284,6 +294,35 @@ impl Url {
             Ok(Self(trimmed.to_owned()))
         } else {
             Err(ValueError::Url(raw.to_owned()))
+        }
+    }
+}
+
+string_newtype!(
+    /// A keyed digest (HMAC-SHA256, hex) of a normalised personal value (an
+    /// email, a phone number), computed by the command side under a key the
+    /// domain never sees. Claims and look-ups go by it, so that the clear
+    /// value never names a stream or sits in a claim event; without the key,
+    /// the index cannot be reversed by trying likely values.
+    BlindIndex
+);
+impl BlindIndex {
+    /// 32 bytes of SHA-256 output as hex.
+    pub const LEN: usize = 64;
+
+    /// Exactly `LEN` of `0-9 a-f`. Upper case is refused rather than folded:
+    /// two spellings of one digest would name two claim streams.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let valid = raw.len() == Self::LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValueError::BlindIndex {
+                length: raw.chars().count(),
+            })
         }
     }
 }
@@ -899,6 +938,44 @@ mod tests {
             "ORD-2024-000123"
         );
         assert!(OrderNumber::parse("ORD-24-1").is_err());
+    }
+
+    #[test]
+    fn a_blind_index_is_64_lower_case_hex_characters() {
+        let hex = "0123456789abcdef".repeat(4);
+        let index = BlindIndex::parse(&hex).unwrap();
+        assert_eq!(index.as_str(), hex);
+        assert_eq!(
+            serde_json::to_value(&index).unwrap(),
+            serde_json::json!(hex)
+        );
+        assert_eq!(
+            serde_json::from_value::<BlindIndex>(serde_json::json!(hex)).unwrap(),
+            index
+        );
+        for bad in [
+            String::new(),
+            hex[..63].to_owned(),
+            format!("{hex}0"),
+            hex.to_uppercase(),
+            format!("{}g", &hex[..63]),
+            format!(" {}", &hex[..63]),
+        ] {
+            assert_eq!(
+                BlindIndex::parse(&bad),
+                Err(ValueError::BlindIndex {
+                    length: bad.chars().count()
+                }),
+                "{bad:?}"
+            );
+        }
+        assert!(serde_json::from_value::<BlindIndex>(serde_json::json!("abc")).is_err());
+    }
+
+    #[test]
+    fn a_refused_blind_index_does_not_echo_its_input() {
+        let error = BlindIndex::parse("somchai@example.com").unwrap_err();
+        assert!(!error.to_string().contains("somchai"), "{error}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The `User` aggregate: one stream per user, holding the account, the
-//! profile and the address book. `decide` holds every rule that this stream
-//! alone can check; `handle` only writes what `decide` returns, so the
-//! decision fns and the aggregate cannot drift apart.
+//! The `User` aggregate: one stream per user, holding the account (with its
+//! role), the profile and the address book, until the person is erased.
+//! `decide` holds every rule that this stream alone can check; `handle` only
+//! writes what `decide` returns, so the decision fns and the aggregate cannot
+//! drift apart.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -18,6 +19,7 @@ use super::profile::{
     check_notification_preferences, notification_channel_opted_out, Gender, PasswordHash,
     PersonName,
 };
+use super::role::UserRole;
 use super::status::UserStatus;
 use crate::values::{
     forbidden_in_json, unforbidden_text, Email, Phone, TextLayout, Url, ValueError,
@@ -41,6 +43,12 @@ pub struct User {
     date_of_birth: Option<NaiveDate>,
     gender: Option<Gender>,
     status: UserStatus,
+    // Defaulted so that snapshots taken before roles and erasure existed
+    // still load.
+    #[serde(default)]
+    role: UserRole,
+    #[serde(default)]
+    erased: bool,
     email_verified: bool,
     phone_verified: bool,
     avatar_url: Option<Url>,
@@ -131,6 +139,15 @@ impl User {
     pub fn status(&self) -> UserStatus {
         self.status
     }
+    /// `Customer` from registration until a `ChangeRole`.
+    pub fn role(&self) -> UserRole {
+        self.role
+    }
+    /// Once true, the state holds no personal data and every command is
+    /// refused with `UserError::Erased`.
+    pub fn is_erased(&self) -> bool {
+        self.erased
+    }
     pub fn email_verified(&self) -> bool {
         self.email_verified
     }
@@ -187,8 +204,14 @@ impl User {
 
     // ---- decisions ------------------------------------------------------
 
+    /// The id of a registered user that may still act: every command but
+    /// registration starts here, so an erased stream refuses them all.
     fn registered_id(&self) -> Result<Uuid, UserError> {
-        self.id.ok_or(UserError::NotRegistered)
+        let user_id = self.id.ok_or(UserError::NotRegistered)?;
+        if self.erased {
+            return Err(UserError::Erased { user_id });
+        }
+        Ok(user_id)
     }
 
     fn active_id(&self) -> Result<Uuid, UserError> {
@@ -349,11 +372,35 @@ impl User {
                     at,
                 }])
             }
+            UserCommand::ChangeRole { role, at } => {
+                if self.role == role {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::UserRoleChanged {
+                    user_id,
+                    previous_role: self.role,
+                    role,
+                    at,
+                }])
+            }
+            // Erasure is not a move of the status machine: a person may ask
+            // for it from any status, and nothing leads out of it.
+            UserCommand::EraseUser { at } => Ok(vec![UserEvent::UserErased {
+                user_id,
+                previous_status: self.status,
+                status: UserStatus::Inactive,
+                at,
+            }]),
         }
     }
 
     fn register(&self, command: RegisterUser) -> Result<Vec<UserEvent>, UserError> {
         if let Some(user_id) = self.id {
+            // The id of an erased person stays taken: reusing it would hand
+            // the new account the old one's history (orders, reviews).
+            if self.erased {
+                return Err(UserError::Erased { user_id });
+            }
             return Err(UserError::AlreadyRegistered { user_id });
         }
         check_date_of_birth(command.date_of_birth, command.at)?;
@@ -499,6 +546,7 @@ impl Aggregate for User {
                 self.date_of_birth = date_of_birth;
                 self.gender = gender;
                 self.status = status;
+                self.role = UserRole::Customer;
                 self.email_verified = email_verified;
                 self.phone_verified = phone_verified;
                 self.preferences = empty_object();
@@ -583,6 +631,23 @@ impl Aggregate for User {
             }
             UserEvent::UserDefaultAddressSet { address_id, .. } => {
                 self.default_address_id = Some(address_id);
+            }
+            UserEvent::UserRoleChanged { role, .. } => self.role = role,
+            UserEvent::UserErased { status, .. } => {
+                // Only what identifies nobody survives, so that a snapshot
+                // taken after the erasure does not keep what the destroyed
+                // key made unreadable in the events.
+                *self = User {
+                    id: self.id,
+                    status,
+                    role: self.role,
+                    erased: true,
+                    preferences: empty_object(),
+                    settings: empty_object(),
+                    created_at: self.created_at,
+                    last_login_at: self.last_login_at,
+                    ..User::default()
+                };
             }
         }
     }

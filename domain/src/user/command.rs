@@ -1,7 +1,8 @@
 //! What can be asked of a user. The three commands that touch another stream
 //! or a set-wide rule (registration, email change, profile update with its
 //! phone) are standalone structs, so that the decision fns in `decision.rs`
-//! can take them; the rest are struct variants.
+//! can take them; the rest are struct variants. Erasure also frees claims,
+//! through `decision::erase_user`.
 
 use std::net::IpAddr;
 
@@ -11,10 +12,12 @@ use uuid::Uuid;
 
 use super::address::Address;
 use super::profile::{Gender, PasswordHash, PersonName, SuspensionReason};
+use super::role::UserRole;
 use crate::values::{Email, Phone, Url};
 
-/// Opens the user's stream. Go through `decision::register_user`: it adds
-/// the email claim and the phone check that this stream alone cannot make.
+/// Opens the user's stream, as a customer. Go through
+/// `decision::register_user`: it adds the email and phone claims that this
+/// stream alone cannot make.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegisterUser {
     pub user_id: Uuid,
@@ -30,7 +33,7 @@ pub struct RegisterUser {
 
 /// Replaces the whole editable profile (the `users` personal columns and the
 /// `user_profiles` row). Go through `decision::update_profile` for the phone
-/// check.
+/// claim.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateProfile {
     pub first_name: PersonName,
@@ -101,6 +104,17 @@ pub enum UserCommand {
     },
     SetDefaultAddress {
         address_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Allowed in any status, so that a suspended admin can be demoted.
+    ChangeRole {
+        role: UserRole,
+        at: DateTime<Utc>,
+    },
+    /// The person's right to erasure: the last command the stream accepts.
+    /// Go through `decision::erase_user`, which also frees the email and
+    /// phone claims.
+    EraseUser {
         at: DateTime<Utc>,
     },
 }

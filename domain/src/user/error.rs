@@ -14,10 +14,20 @@ pub enum UserError {
     NotRegistered,
     #[error("user {user_id} is already registered")]
     AlreadyRegistered { user_id: Uuid },
+    /// The stream is a tombstone: the person's data is gone and the account
+    /// can neither act nor be registered again under the same id.
+    #[error("user {user_id} has been erased")]
+    Erased { user_id: Uuid },
     #[error("email {email} is already taken")]
     EmailTaken { email: Email },
     #[error("phone {phone} is already taken")]
     PhoneTaken { phone: Phone },
+    /// A decision that has to claim or release a phone number was not given
+    /// that number's claim stream: a fault of the caller, reported rather
+    /// than skipped, because a skipped claim leaves the number unguarded and
+    /// a skipped release leaves it locked for good.
+    #[error("the claim stream of the phone number was not loaded")]
+    PhoneClaimMissing,
     #[error("email is already {email}")]
     EmailUnchanged { email: Email },
     #[error("email {email} is already verified")]

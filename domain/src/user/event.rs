@@ -1,7 +1,8 @@
 //! What happened to a user. Every event names the user and carries the
 //! values the `users`, `user_profiles` and `user_addresses` projections
 //! write, so that no projector re-derives a rule (verification resets,
-//! default promotion, status moves).
+//! default promotion, status moves). Which of their fields identify the
+//! person is listed in `personal.rs`.
 
 use std::net::IpAddr;
 
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use super::address::Address;
 use super::profile::{Gender, PasswordHash, PersonName, SuspensionReason};
+use super::role::UserRole;
 use super::status::UserStatus;
 use crate::values::{Email, Phone, Url};
 
@@ -129,6 +131,22 @@ pub enum UserEvent {
         previous_default_address_id: Option<Uuid>,
         at: DateTime<Utc>,
     },
+    UserRoleChanged {
+        user_id: Uuid,
+        previous_role: UserRole,
+        role: UserRole,
+        at: DateTime<Utc>,
+    },
+    /// The person asked to be forgotten. `status` is always `inactive`; the
+    /// stream accepts nothing after this. The event itself holds no personal
+    /// data: infrastructure destroys the person's key, which makes the
+    /// personal fields of every earlier event unreadable.
+    UserErased {
+        user_id: Uuid,
+        previous_status: UserStatus,
+        status: UserStatus,
+        at: DateTime<Utc>,
+    },
 }
 
 impl UserEvent {
@@ -147,7 +165,9 @@ impl UserEvent {
             | UserEvent::UserAddressAdded { user_id, .. }
             | UserEvent::UserAddressUpdated { user_id, .. }
             | UserEvent::UserAddressRemoved { user_id, .. }
-            | UserEvent::UserDefaultAddressSet { user_id, .. } => *user_id,
+            | UserEvent::UserDefaultAddressSet { user_id, .. }
+            | UserEvent::UserRoleChanged { user_id, .. }
+            | UserEvent::UserErased { user_id, .. } => *user_id,
         }
     }
 
@@ -166,7 +186,9 @@ impl UserEvent {
             | UserEvent::UserAddressAdded { at, .. }
             | UserEvent::UserAddressUpdated { at, .. }
             | UserEvent::UserAddressRemoved { at, .. }
-            | UserEvent::UserDefaultAddressSet { at, .. } => *at,
+            | UserEvent::UserDefaultAddressSet { at, .. }
+            | UserEvent::UserRoleChanged { at, .. }
+            | UserEvent::UserErased { at, .. } => *at,
         }
     }
 }
@@ -188,6 +210,8 @@ impl DomainEvent for UserEvent {
             UserEvent::UserAddressUpdated { .. } => "UserAddressUpdated",
             UserEvent::UserAddressRemoved { .. } => "UserAddressRemoved",
             UserEvent::UserDefaultAddressSet { .. } => "UserDefaultAddressSet",
+            UserEvent::UserRoleChanged { .. } => "UserRoleChanged",
+            UserEvent::UserErased { .. } => "UserErased",
         }
         .to_owned()
     }

@@ -1,10 +1,13 @@
 //! The user aggregate behind the seed's `users`, `user_profiles` and
 //! `user_addresses` tables: one stream per user holding the account (email,
-//! password hash, status, verification), the profile (including the
+//! password hash, role, status, verification), the profile (including the
 //! notification opt-outs in `preferences`) and the address book with its
-//! single default. Also owns the user decisions that reach other streams:
-//! email uniqueness through `UniqueKey` claims, phone uniqueness through the
-//! read model. The rules are written up in docs/domain/user.md.
+//! single default, until the person is erased. Also owns the user decisions
+//! that reach other streams (email and phone uniqueness through `UniqueKey`
+//! claims named by blind indexes, and their release on erasure), the
+//! password policy a new password must meet before it is hashed, and the
+//! list of event fields that identify a person. The rules are written up in
+//! docs/domain.md ("User aggregate").
 
 mod address;
 mod aggregate;
@@ -12,7 +15,10 @@ mod command;
 mod decision;
 mod error;
 mod event;
+mod password;
+mod personal;
 mod profile;
+mod role;
 mod status;
 
 #[cfg(test)]
@@ -22,13 +28,16 @@ pub use address::{Address, AddressType};
 pub use aggregate::{User, UserAddress};
 pub use command::{ChangeEmail, RegisterUser, UpdateProfile, UserCommand};
 pub use decision::{
-    change_email, email_stream_id, ensure_phone_available, register_user, update_profile,
-    UserDecision,
+    change_email, email_stream_id, erase_user, phone_stream_id, register_user, update_profile,
+    Claim, UserDecision,
 };
 pub use error::UserError;
 pub use event::UserEvent;
+pub use password::{Password, PasswordError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+pub use personal::{erased_value, personal_fields};
 pub use profile::{
     notification_channel_opted_out, Gender, PasswordHash, PasswordHashError, PersonName,
     SuspensionReason, NOTIFICATIONS_KEY,
 };
+pub use role::UserRole;
 pub use status::UserStatus;

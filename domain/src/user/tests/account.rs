@@ -64,49 +64,7 @@ fn a_date_of_birth_on_registration_day_is_accepted() {
 
 #[test]
 fn every_command_but_registration_needs_a_registered_user() {
-    let commands = vec![
-        UserCommand::UpdateProfile(profile_cmd()),
-        UserCommand::ChangeEmail(ChangeEmail {
-            email: new_email(),
-            at: at(),
-        }),
-        UserCommand::VerifyEmail { at: at() },
-        UserCommand::VerifyPhone { at: at() },
-        UserCommand::ChangePassword {
-            password_hash: new_hash(),
-            at: at(),
-        },
-        UserCommand::RecordLogin {
-            at: at(),
-            ip_address: None,
-            user_agent: None,
-        },
-        UserCommand::SuspendUser {
-            reason: SuspensionReason::parse("spam").unwrap(),
-            at: at(),
-        },
-        UserCommand::ReactivateUser { at: at() },
-        UserCommand::DeactivateUser { at: at() },
-        UserCommand::AddAddress {
-            address_id: addr_id(1),
-            address: address("Bangkok"),
-            at: at(),
-        },
-        UserCommand::UpdateAddress {
-            address_id: addr_id(1),
-            address: address("Bangkok"),
-            at: at(),
-        },
-        UserCommand::RemoveAddress {
-            address_id: addr_id(1),
-            at: at(),
-        },
-        UserCommand::SetDefaultAddress {
-            address_id: addr_id(1),
-            at: at(),
-        },
-    ];
-    for command in commands {
+    for command in every_command_but_registration() {
         Given::with(())
             .given_no_previous_events()
             .when(command)
@@ -118,7 +76,7 @@ fn every_command_but_registration_needs_a_registered_user() {
 
 #[test]
 fn a_profile_update_carries_every_new_value() {
-    let avatar = crate::values::Url::parse("https://cdn.example.com/u/1.jpg").unwrap();
+    let avatar = avatar();
     let preferences =
         json!({"notifications": {"email": true, "push": true, "sms": false}, "language": "th"});
     Given::with(())
@@ -450,7 +408,7 @@ fn a_password_change_replaces_the_hash() {
 
 #[test]
 fn an_active_user_logs_in() {
-    let ip: std::net::IpAddr = "192.168.1.1".parse().unwrap();
+    let ip = ip();
     let event = UserEvent::UserLoggedIn {
         user_id: user_id(),
         at: later(),

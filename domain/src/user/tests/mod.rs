@@ -4,6 +4,10 @@
 mod account;
 mod addresses;
 mod decisions;
+mod erasure;
+mod password;
+mod personal;
+mod roles;
 mod status;
 mod values;
 
@@ -14,7 +18,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
-use crate::values::{Email, Phone, PostalAddressInput};
+use crate::values::{BlindIndex, Email, Phone, PostalAddressInput, Url};
 
 type Given = TestFramework<User>;
 
@@ -48,6 +52,28 @@ fn phone() -> Phone {
 
 fn other_phone() -> Phone {
     Phone::parse("+66899999999").unwrap()
+}
+
+/// A stand-in for the command side's keyed digest: any 64 hex characters do,
+/// the domain never computes one.
+fn index(fill: char) -> BlindIndex {
+    BlindIndex::parse(&fill.to_string().repeat(64)).unwrap()
+}
+
+fn email_index() -> BlindIndex {
+    index('e')
+}
+
+fn new_email_index() -> BlindIndex {
+    index('f')
+}
+
+fn phone_index() -> BlindIndex {
+    index('a')
+}
+
+fn other_phone_index() -> BlindIndex {
+    index('b')
 }
 
 fn hash() -> PasswordHash {
@@ -230,4 +256,156 @@ fn state(events: Vec<UserEvent>) -> User {
         user.apply(event);
     }
     user
+}
+
+fn ip() -> std::net::IpAddr {
+    "192.168.1.1".parse().unwrap()
+}
+
+fn avatar() -> Url {
+    Url::parse("https://cdn.example.com/u/1.jpg").unwrap()
+}
+
+fn role_changed(previous_role: UserRole, role: UserRole) -> UserEvent {
+    UserEvent::UserRoleChanged {
+        user_id: user_id(),
+        previous_role,
+        role,
+        at: later(),
+    }
+}
+
+fn erased(previous_status: UserStatus) -> UserEvent {
+    UserEvent::UserErased {
+        user_id: user_id(),
+        previous_status,
+        status: UserStatus::Inactive,
+        at: later(),
+    }
+}
+
+/// Every command but registration, each valid on a registered user, so that
+/// a refusal can only come from the state of the stream.
+fn every_command_but_registration() -> Vec<UserCommand> {
+    vec![
+        UserCommand::UpdateProfile(profile_cmd()),
+        UserCommand::ChangeEmail(ChangeEmail {
+            email: new_email(),
+            at: at(),
+        }),
+        UserCommand::VerifyEmail { at: at() },
+        UserCommand::VerifyPhone { at: at() },
+        UserCommand::ChangePassword {
+            password_hash: new_hash(),
+            at: at(),
+        },
+        UserCommand::RecordLogin {
+            at: at(),
+            ip_address: None,
+            user_agent: None,
+        },
+        UserCommand::SuspendUser {
+            reason: SuspensionReason::parse("spam").unwrap(),
+            at: at(),
+        },
+        UserCommand::ReactivateUser { at: at() },
+        UserCommand::DeactivateUser { at: at() },
+        UserCommand::AddAddress {
+            address_id: addr_id(1),
+            address: address("Bangkok"),
+            at: at(),
+        },
+        UserCommand::UpdateAddress {
+            address_id: addr_id(1),
+            address: address("Bangkok"),
+            at: at(),
+        },
+        UserCommand::RemoveAddress {
+            address_id: addr_id(1),
+            at: at(),
+        },
+        UserCommand::SetDefaultAddress {
+            address_id: addr_id(1),
+            at: at(),
+        },
+        UserCommand::ChangeRole {
+            role: UserRole::Admin,
+            at: at(),
+        },
+        UserCommand::EraseUser { at: at() },
+    ]
+}
+
+/// One event of every variant, each holding every personal value it can
+/// (the fixture's email, names, phone, street, IP and user agent), so that
+/// the event contract and the erasure tests see every field filled.
+fn one_of_each_event() -> Vec<UserEvent> {
+    vec![
+        registered(),
+        UserEvent::UserProfileUpdated {
+            user_id: user_id(),
+            first_name: name("Somchai"),
+            last_name: name("Jaidee"),
+            phone: Some(phone()),
+            phone_verified: false,
+            date_of_birth: Some(dob()),
+            gender: Some(Gender::Male),
+            avatar_url: Some(avatar()),
+            bio: Some("Somchai from Sukhumvit".into()),
+            preferences: json!({"notifications": {"sms": false}}),
+            settings: json!({"theme": "dark"}),
+            at: at(),
+        },
+        UserEvent::UserEmailChanged {
+            user_id: user_id(),
+            previous_email: email(),
+            email: new_email(),
+            email_verified: false,
+            at: at(),
+        },
+        email_verified(),
+        phone_verified(),
+        UserEvent::UserPasswordChanged {
+            user_id: user_id(),
+            password_hash: new_hash(),
+            at: at(),
+        },
+        UserEvent::UserLoggedIn {
+            user_id: user_id(),
+            at: at(),
+            ip_address: Some(ip()),
+            user_agent: Some("Mozilla/5.0".into()),
+        },
+        suspended(),
+        UserEvent::UserReactivated {
+            user_id: user_id(),
+            previous_status: UserStatus::Suspended,
+            status: UserStatus::Active,
+            at: at(),
+        },
+        deactivated(),
+        added(1, "Bangkok", true),
+        UserEvent::UserAddressUpdated {
+            user_id: user_id(),
+            address_id: addr_id(1),
+            address: address("Nonthaburi"),
+            is_default: true,
+            at: at(),
+        },
+        UserEvent::UserAddressRemoved {
+            user_id: user_id(),
+            address_id: addr_id(1),
+            was_default: true,
+            new_default_address_id: None,
+            at: at(),
+        },
+        UserEvent::UserDefaultAddressSet {
+            user_id: user_id(),
+            address_id: addr_id(1),
+            previous_default_address_id: None,
+            at: at(),
+        },
+        role_changed(UserRole::Customer, UserRole::Admin),
+        erased(UserStatus::Active),
+    ]
 }

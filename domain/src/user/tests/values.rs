@@ -101,79 +101,10 @@ fn opt_out_needs_an_explicit_false() {
     assert!(!notification_channel_opted_out(&json!(null), "email"));
 }
 
-fn one_of_each_event() -> Vec<UserEvent> {
-    vec![
-        registered(),
-        UserEvent::UserProfileUpdated {
-            user_id: user_id(),
-            first_name: name("A"),
-            last_name: name("B"),
-            phone: None,
-            phone_verified: false,
-            date_of_birth: None,
-            gender: None,
-            avatar_url: None,
-            bio: None,
-            preferences: json!({}),
-            settings: json!({}),
-            at: at(),
-        },
-        UserEvent::UserEmailChanged {
-            user_id: user_id(),
-            previous_email: email(),
-            email: new_email(),
-            email_verified: false,
-            at: at(),
-        },
-        email_verified(),
-        phone_verified(),
-        UserEvent::UserPasswordChanged {
-            user_id: user_id(),
-            password_hash: new_hash(),
-            at: at(),
-        },
-        UserEvent::UserLoggedIn {
-            user_id: user_id(),
-            at: at(),
-            ip_address: None,
-            user_agent: None,
-        },
-        suspended(),
-        UserEvent::UserReactivated {
-            user_id: user_id(),
-            previous_status: UserStatus::Suspended,
-            status: UserStatus::Active,
-            at: at(),
-        },
-        deactivated(),
-        added(1, "Bangkok", true),
-        UserEvent::UserAddressUpdated {
-            user_id: user_id(),
-            address_id: addr_id(1),
-            address: address("Bangkok"),
-            is_default: true,
-            at: at(),
-        },
-        UserEvent::UserAddressRemoved {
-            user_id: user_id(),
-            address_id: addr_id(1),
-            was_default: true,
-            new_default_address_id: None,
-            at: at(),
-        },
-        UserEvent::UserDefaultAddressSet {
-            user_id: user_id(),
-            address_id: addr_id(1),
-            previous_default_address_id: None,
-            at: at(),
-        },
-    ]
-}
-
 #[test]
 fn event_types_are_the_variant_names_at_version_1_and_round_trip() {
     let events = one_of_each_event();
-    assert_eq!(events.len(), 14);
+    assert_eq!(events.len(), 16);
     for event in events {
         let json = serde_json::to_value(&event).unwrap();
         let tag = json.as_object().unwrap().keys().next().unwrap().clone();
@@ -198,7 +129,24 @@ fn a_registration_event_has_the_seed_shape() {
 
 #[test]
 fn a_user_state_survives_a_snapshot() {
-    let user = state(vec![registered(), added(1, "Bangkok", true), suspended()]);
+    let user = state(vec![
+        registered(),
+        added(1, "Bangkok", true),
+        suspended(),
+        role_changed(UserRole::Customer, UserRole::Admin),
+    ]);
     let snapshot = serde_json::to_value(&user).unwrap();
     assert_eq!(serde_json::from_value::<User>(snapshot).unwrap(), user);
+}
+
+#[test]
+fn a_snapshot_from_before_roles_and_erasure_loads_as_a_live_customer() {
+    let user = state(vec![registered()]);
+    let mut snapshot = serde_json::to_value(&user).unwrap();
+    let fields = snapshot.as_object_mut().unwrap();
+    assert!(fields.remove("role").is_some() && fields.remove("erased").is_some());
+    let loaded = serde_json::from_value::<User>(snapshot).unwrap();
+    assert_eq!(loaded.role(), UserRole::Customer);
+    assert!(!loaded.is_erased());
+    assert_eq!(loaded, user);
 }
