@@ -9,8 +9,11 @@ pub mod event_store;
 pub mod http_limits;
 pub mod kafka;
 pub mod metrics;
+pub mod passwords;
+pub mod personal_data;
 pub mod redis_connection;
 pub mod relay;
+pub mod sessions;
 pub mod settings;
 pub mod telemetry;
 #[cfg(feature = "testing")]

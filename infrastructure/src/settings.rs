@@ -20,6 +20,22 @@ pub struct Settings {
     pub relay: RelaySettings,
     pub projectors: ProjectorSettings,
     pub consistency: ConsistencySettings,
+    pub personal_data: crate::personal_data::PersonalDataSettings,
+    pub accounts: AccountSettings,
+}
+
+/// Sessions, password hashing and the other knobs of accounts.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountSettings {
+    /// How long a session lives after login.
+    pub session_ttl_seconds: u64,
+    /// Argon2id cost: memory in KiB, passes, lanes (OWASP's first
+    /// recommendation is 19 MiB, 2 passes, 1 lane).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Days the addresses of anonymous requests stay readable.
+    pub guest_data_retention_days: u32,
 }
 
 /// How long a read that carries a consistency token waits for the read
@@ -45,6 +61,9 @@ pub struct HttpSettings {
     /// and `Retry-After` rather than queued. `/health` and `/metrics` are
     /// not counted.
     pub max_concurrent_requests: usize,
+    /// The proxies whose `X-Forwarded-For` is believed. From anyone else
+    /// the header is ignored and the peer address is the client's.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -157,6 +176,7 @@ host = "127.0.0.1"
 body_limit_bytes = 65536
 request_timeout_ms = 4000
 max_concurrent_requests = 256
+trusted_proxies = []
 
 [postgres]
 url = "postgres://postgres@127.0.0.1:5432/ecommerce"
@@ -218,6 +238,19 @@ set_based_writes = true
 wait_ms = 5000
 poll_ms = 20
 
+# Development keys: every deployment sets its own (see docs/personal-data.md).
+[personal_data]
+master_key = "ZGV2ZWxvcG1lbnQtb25seS1tYXN0ZXIta2V5LTMyYiE="
+master_key_id = "development"
+blind_index_key = "ZGV2ZWxvcG1lbnQtb25seS1ibGluZC1pbmRleC0zMmI="
+
+[accounts]
+session_ttl_seconds = 14400
+argon2_memory_kib = 19456
+argon2_iterations = 2
+argon2_parallelism = 1
+guest_data_retention_days = 30
+
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +275,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("projectors.only")
+                    .with_list_parse_key("http.trusted_proxies")
                     .try_parsing(true),
             )
             .build()?;
@@ -275,6 +309,9 @@ impl fmt::Debug for Settings {
             .field("event_store", &self.event_store)
             .field("relay", &self.relay)
             .field("projectors", &self.projectors)
+            .field("consistency", &self.consistency)
+            .field("personal_data", &self.personal_data)
+            .field("accounts", &self.accounts)
             .finish()
     }
 }
@@ -340,5 +377,8 @@ mod tests {
         let mut settings = Settings::load(8080, None).unwrap();
         settings.postgres.url = "postgres://shop:s3cret@db/ecommerce".into();
         assert!(!format!("{settings:?}").contains("s3cret"));
+        assert!(
+            !format!("{settings:?}").contains(&crate::personal_data::DEVELOPMENT_MASTER_KEY[..12])
+        );
     }
 }

@@ -117,6 +117,11 @@ pub fn isolated_settings(database_url: &str, suffix: &str) -> Settings {
     settings.projectors.retry_initial_ms = 20;
     settings.projectors.retry_max_ms = 500;
     settings.projectors.health_port = 0;
+    // The cheapest argon2 there is: tests check behaviour, and a test that
+    // logs in should not spend its time hashing (the cost is benchmarked).
+    settings.accounts.argon2_memory_kib = 8;
+    settings.accounts.argon2_iterations = 1;
+    settings.accounts.argon2_parallelism = 1;
     settings
 }
 

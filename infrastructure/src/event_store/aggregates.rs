@@ -10,6 +10,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use uuid::Uuid;
 
 use super::{EventStoreError, NewEvent, PgEventStore, RecordedEvent, StreamAppend};
+use crate::personal_data::PersonalData;
 
 /// The upcasters of every event type whose shape changed. An event stored at
 /// an older schema version is rewritten, in memory, to the current one before
@@ -95,6 +96,30 @@ pub async fn load<A: Aggregate>(
     stream_id: &str,
 ) -> Result<Loaded<A>, EventStoreError> {
     let recorded = store.load_stream(stream_id).await?;
+    apply_all(recorded, upcasters, stream_id)
+}
+
+/// [`load`] for an aggregate whose events hold sealed personal data, opened
+/// before they are decoded.
+pub async fn load_opening<A: Aggregate>(
+    store: &PgEventStore,
+    upcasters: &Upcasters,
+    personal: &PersonalData,
+    stream_id: &str,
+) -> Result<Loaded<A>, EventStoreError> {
+    let mut recorded = store.load_stream(stream_id).await?;
+    personal
+        .open(&mut recorded)
+        .await
+        .map_err(|error| EventStoreError::PersonalData(error.to_string()))?;
+    apply_all(recorded, upcasters, stream_id)
+}
+
+fn apply_all<A: Aggregate>(
+    recorded: Vec<RecordedEvent>,
+    upcasters: &Upcasters,
+    stream_id: &str,
+) -> Result<Loaded<A>, EventStoreError> {
     let mut aggregate = A::default();
     let mut version = 0;
     for event in &recorded {

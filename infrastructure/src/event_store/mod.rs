@@ -169,6 +169,10 @@ pub enum EventStoreError {
     /// unknown (it may have committed).
     #[error("the append was interrupted and its outcome is unknown")]
     Interrupted,
+    /// Sealed personal data that could not be opened (its key does not
+    /// unwrap, or a value was tampered with).
+    #[error("personal data could not be opened: {0}")]
+    PersonalData(String),
     #[error("event store database error")]
     Database(#[from] sqlx::Error),
 }
