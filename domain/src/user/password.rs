@@ -65,7 +65,7 @@ impl Password {
         }
         // A control character cannot be typed reliably on every device, so
         // accepting one would let an account lock its owner out.
-        if raw.chars().any(|c| c.is_ascii_control()) {
+        if raw.chars().any(|c| c.is_control()) {
             return Err(PasswordError::ControlCharacter);
         }
         // Lower-casing defeats the capitalised variants an attacker tries

@@ -71,6 +71,8 @@ fn control_characters_are_refused() {
         "abcd\u{1b}[31m",
         "abcd\u{1f}efgh",
         "abcd\u{7f}efgh",
+        "abcd\u{85}efgh",
+        "abcd\u{9f}efgh",
     ] {
         assert_eq!(parse(bad), Err(PasswordError::ControlCharacter), "{bad:?}");
     }
