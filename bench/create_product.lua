@@ -1,5 +1,6 @@
 -- wrk: POST /v1/products with a unique sku and slug per request.
--- Usage: wrk -s bench/create_product.lua URL -- RUN_ID [DELAY_MS]
+-- Usage: BENCH_TOKEN=... wrk -s bench/create_product.lua URL -- RUN_ID [DELAY_MS]
+-- BENCH_TOKEN is an admin's bearer token (catalog writes are the admins').
 -- With DELAY_MS, each connection waits that long before each request, which
 -- paces the load: about CONNECTIONS * 1000 / (DELAY_MS + latency) requests/s.
 local threads = 0
@@ -9,6 +10,7 @@ function setup(thread)
 end
 function init(args)
   run_id = args[1] or "run"
+  token = os.getenv("BENCH_TOKEN") or ""
   pause = tonumber(args[2] or "0")
   counter = 0
 end
@@ -21,5 +23,6 @@ function request()
   local body = string.format(
     '{"sku":"B-%s","name":"Bench product %s","slug":"bench-%s","regular_price":"1290.00","sale_price":990,"stock_quantity":25}',
     key, key, key)
-  return wrk.format("POST", "/v1/products", { ["Content-Type"] = "application/json" }, body)
+  return wrk.format("POST", "/v1/products",
+    { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }, body)
 end

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,14 +13,17 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{middleware, Router};
 use infrastructure::database::connect_and_migrate;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::PgEventStore;
 use infrastructure::http_limits::request_limits;
 use infrastructure::metrics::{self, PoolMetrics};
+use infrastructure::passwords::PasswordHasher;
+use infrastructure::personal_data::PersonalData;
 use infrastructure::relay::OutboxRelay;
+use infrastructure::sessions::Sessions;
 use infrastructure::settings::{HttpSettings, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,8 +33,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::auth::authenticate;
 use crate::command::AppState;
-use crate::commands::{brands, categories, products};
+use crate::commands::{accounts, brands, categories, products};
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
 use crate::request::{request_context, RequestIds};
@@ -81,11 +86,7 @@ impl Application {
         } else {
             None
         };
-        let state = AppState {
-            store,
-            upcasters: Upcasters::default(),
-            relay: settings.relay.clone(),
-        };
+        let state = state_of(&settings, store).await?;
         let router = match role {
             Role::Commands => router(state, &settings.http),
             Role::RelayOnly => Router::new()
@@ -167,6 +168,40 @@ impl Application {
 /// only, the concurrency limit and the request timeout. `/health` and
 /// `/metrics` stay outside the limit so that an overloaded server still
 /// reports itself.
+/// What handlers share, for `store`'s database; the erasures of the log are
+/// applied to the key table again first (a restored key table must not
+/// bring back an erased person's key).
+pub async fn state_of(settings: &Settings, store: PgEventStore) -> anyhow::Result<AppState> {
+    let personal = PersonalData::new(
+        store.pool().clone(),
+        &settings.personal_data,
+        domain::personal::personal_fields,
+        domain::personal::erased_value,
+    )
+    .context("reading the personal_data keys")?;
+    personal
+        .reapply_erasures()
+        .await
+        .context("re-applying erasures to the key table")?;
+    let sessions = Sessions::new(
+        &settings.redis.url,
+        &settings.redis.key_prefix,
+        Duration::from_secs(settings.accounts.session_ttl_seconds),
+    )
+    .context("the session store's Redis URL")?;
+    let passwords =
+        PasswordHasher::new(&settings.accounts).context("the argon2 parameters in accounts")?;
+    Ok(AppState {
+        store,
+        upcasters: Upcasters::default(),
+        relay: settings.relay.clone(),
+        personal,
+        sessions: Arc::new(sessions),
+        passwords,
+        trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
+    })
+}
+
 pub fn router(state: AppState, http: &HttpSettings) -> Router {
     let pools = vec![PoolMetrics::new("postgres", state.store.pool().clone())];
     let commands = Router::new()
@@ -179,6 +214,10 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/v1/products/{id}/price", put(products::change_price))
         .route("/v1/products/{id}/status", put(products::change_status))
         .route("/v1/products/{id}/featured", put(products::set_featured))
+        .route("/v1/users", post(accounts::register))
+        .route("/v1/sessions", post(accounts::log_in))
+        .route("/v1/sessions/current", delete(accounts::log_out))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::map_response(retry_after))

@@ -5,14 +5,19 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cqrs_es::Aggregate;
 use domain::uniqueness::{unique_key_stream_id, UniqueKey, UniqueKeyEvent, UniqueScope};
-use infrastructure::event_store::aggregates::{load, Loaded, Upcasters};
+use infrastructure::event_store::aggregates::{load, load_opening, Loaded, Upcasters};
 use infrastructure::event_store::{AppendOutcome, EventStoreError, PgEventStore, StreamAppend};
+use infrastructure::passwords::PasswordHasher;
+use infrastructure::personal_data::PersonalData;
+use infrastructure::sessions::Sessions;
 use infrastructure::settings::RelaySettings;
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -24,13 +29,53 @@ use crate::request::{etag, CommandContext, CONSISTENCY_TOKEN, IDEMPOTENT_REPLAYE
 /// Retries after a version conflict before answering 409.
 pub const MAX_RETRIES: u32 = 3;
 
-/// What handlers share: the event store, the upcasters of its events, and
-/// the relay's settings (health reports on the relay of that name).
+/// What handlers share: the event store, the upcasters of its events, the
+/// relay's settings (health reports on the relay of that name), the personal
+/// data vault, the sessions, the password hasher and the proxies whose
+/// `X-Forwarded-For` is believed.
 #[derive(Clone)]
 pub struct AppState {
     pub store: PgEventStore,
     pub upcasters: Upcasters,
     pub relay: RelaySettings,
+    pub personal: PersonalData,
+    pub sessions: Arc<Sessions>,
+    pub passwords: PasswordHasher,
+    pub trusted_proxies: Arc<Vec<IpAddr>>,
+}
+
+/// Seals every personal value of `appends` under its person's key: the
+/// stream of an event with personal fields is named by that person's id.
+pub async fn seal_personal_data(
+    state: &AppState,
+    appends: &mut [StreamAppend],
+) -> Result<(), ApiError> {
+    for append in appends.iter_mut() {
+        for event in append.events.iter_mut() {
+            if !state
+                .personal
+                .has_personal_fields(&append.aggregate_type, &event.event_type)
+            {
+                continue;
+            }
+            let subject = Uuid::parse_str(&append.stream_id).map_err(|_| {
+                ApiError::internal(anyhow::anyhow!(
+                    "personal data on stream {}, which is not named by a person's id",
+                    append.stream_id
+                ))
+            })?;
+            state
+                .personal
+                .seal_payload(
+                    subject,
+                    &append.aggregate_type,
+                    &event.event_type,
+                    &mut event.payload,
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// A decided command, ready to append.
@@ -72,22 +117,53 @@ impl Plan {
 pub async fn execute<F, Fut>(
     state: &AppState,
     context: &CommandContext,
-    mut plan: F,
+    plan: F,
 ) -> Result<Response, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Plan, ApiError>>,
 {
+    match commit(state, context, plan).await? {
+        Committed::Appended(stored) => render(&stored, false),
+        Committed::Replayed(response) => Ok(response),
+    }
+}
+
+/// What [`commit`] did.
+pub enum Committed {
+    /// Appended now: the stored answer `{status, location, body}`, whose
+    /// body is `{id, version, position, consistency_token}`.
+    Appended(Value),
+    /// An idempotent request answered before: that answer.
+    Replayed(Response),
+}
+
+/// [`execute`] without the rendering, for a handler that answers with more
+/// than the command's receipt.
+pub async fn commit<F, Fut>(
+    state: &AppState,
+    context: &CommandContext,
+    mut plan: F,
+) -> Result<Committed, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Plan, ApiError>>,
+{
     let mut retries = 0;
+    let mut metadata = context.metadata.clone();
+    state
+        .personal
+        .seal_metadata(&mut metadata, context.at)
+        .await?;
     loop {
         if let Some(stored) = replayable(state, context).await? {
-            return Ok(stored);
+            return Ok(Committed::Replayed(stored));
         }
         let Plan {
             id,
             stream_id,
             location,
-            appends,
+            mut appends,
         } = match plan().instrument(tracing::debug_span!("decide")).await {
             Ok(plan) => plan,
             Err(rejection) => {
@@ -95,7 +171,7 @@ where
                 // check above, and made this one fail (its sku is now taken):
                 // the twin's answer is this request's answer.
                 if let Some(stored) = replayable(state, context).await? {
-                    return Ok(stored);
+                    return Ok(Committed::Replayed(stored));
                 }
                 return Err(rejection);
             }
@@ -105,12 +181,13 @@ where
         } else {
             StatusCode::OK
         };
+        seal_personal_data(state, &mut appends).await?;
         let version_stream = stream_id.clone();
         let outcome = state
             .store
             .append(
                 appends,
-                &context.metadata,
+                &metadata,
                 context.idempotency.as_ref(),
                 move |receipt| {
                     json!({
@@ -134,11 +211,11 @@ where
                     streams = receipt.versions.len(),
                     "command appended"
                 );
-                return render(&response, false);
+                return Ok(Committed::Appended(response));
             }
             Ok(AppendOutcome::AlreadyHandled { response }) => {
                 tracing::info!(%id, "idempotent request replayed");
-                return render(&response, true);
+                return render(&response, true).map(Committed::Replayed);
             }
             Err(EventStoreError::VersionConflict {
                 stream_id,
@@ -217,7 +294,7 @@ pub async fn load_as<A>(state: &AppState, stream_id: &str) -> Result<Option<Load
 where
     A: Aggregate,
 {
-    match load::<A>(&state.store, &state.upcasters, stream_id).await {
+    match load_opening::<A>(&state.store, &state.upcasters, &state.personal, stream_id).await {
         Ok(loaded) => Ok(Some(loaded)),
         Err(error @ EventStoreError::Undecodable { .. }) => {
             // Only on this failure path: is the stream another aggregate's?

@@ -6,6 +6,8 @@
 //! | status | when |
 //! |---|---|
 //! | 400 | malformed input: bad JSON, unknown fields, wrong types, invalid values |
+//! | 401 | no session where one is needed, a bearer token naming none, wrong credentials |
+//! | 403 | a session without the right (a customer on an admin route, a suspended account logging in) |
 //! | 404 | unknown aggregate, unknown route |
 //! | 405 | known route, wrong method |
 //! | 409 | version conflict (concurrent writes still conflicting after the retries) |
@@ -14,15 +16,17 @@
 //! | 415 | body that is not JSON |
 //! | 422 | business rule broken; idempotency key reused for another request |
 //! | 500 | anything else (opaque; the cause chain is logged once) |
-//! | 503 | no database connection free in time (with `Retry-After`); the database does not answer (health) |
+//! | 503 | no database connection free in time (with `Retry-After`); the session store does not answer; the database does not answer (health) |
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::catalog::{BrandError, CategoryError, InvalidDimension, ProductError};
 use domain::inventory::InventoryError;
+use domain::user::{PasswordError, UserError};
 use domain::values::ValueError;
 use infrastructure::event_store::EventStoreError;
+use infrastructure::personal_data::PersonalDataError;
 use infrastructure::relay::error_chain;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -265,6 +269,35 @@ impl ApiError {
         .with("idempotency_key", key)
     }
 
+    // ---- 401, 403 ----------------------------------------------------------
+
+    /// No session, or credentials that name none (RFC 6750 §3).
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+            detail,
+        )
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    /// Wrong email or password: one answer for both, so that nobody learns
+    /// which emails have accounts.
+    pub fn invalid_credentials() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-credentials",
+            "Invalid credentials",
+            "the email or the password is wrong",
+        )
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
     // ---- 5xx ---------------------------------------------------------------
 
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
@@ -472,6 +505,8 @@ fn value_field(error: &ValueError) -> &'static str {
         ValueError::CouponCode(_) => "coupon_code",
         ValueError::OrderNumber(_) => "order_number",
         ValueError::Url(_) => "url",
+        ValueError::Role(_) => "role",
+        ValueError::BlindIndex { .. } => "blind_index",
     }
 }
 
@@ -672,6 +707,72 @@ impl From<InventoryError> for ApiError {
     }
 }
 
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        // Personal values are not echoed: the details stay generic.
+        match error {
+            UserError::EmailTaken { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "email-taken",
+                "Email taken",
+                "an account with this email already exists",
+            ),
+            UserError::PhoneTaken { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "phone-taken",
+                "Phone taken",
+                "an account with this phone number already exists",
+            ),
+            UserError::AlreadyRegistered { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "user-exists",
+                "User exists",
+                "this user is already registered",
+            ),
+            UserError::NotRegistered => Self::not_found("user", "this id"),
+            UserError::Erased { user_id } => Self::not_found("user", user_id),
+            UserError::DateOfBirthInFuture { .. } => {
+                Self::invalid_field("date_of_birth", "the date of birth is in the future")
+            }
+            UserError::PreferencesNotAnObject { .. }
+            | UserError::InvalidNotificationPreferences { .. } => {
+                Self::invalid_field("preferences", &error)
+            }
+            UserError::SettingsNotAnObject { .. } => Self::invalid_field("settings", &error),
+            UserError::InvalidValue(value) => value.into(),
+            UserError::PhoneClaimMissing => Self::internal(error),
+            UserError::Suspended { .. } | UserError::Inactive { .. } => Self::rule(
+                "account-not-active",
+                "Account not active",
+                error.to_string(),
+            ),
+            UserError::InvalidStatusTransition { .. } => Self::rule(
+                "invalid-status-transition",
+                "Invalid status transition",
+                error.to_string(),
+            ),
+            UserError::AddressNotFound { address_id } => Self::not_found("address", address_id),
+            UserError::AddressAlreadyExists { .. } => {
+                Self::rule("address-exists", "Address exists", error.to_string())
+            }
+            UserError::EmailUnchanged { .. }
+            | UserError::EmailAlreadyVerified { .. }
+            | UserError::NoPhone { .. }
+            | UserError::PhoneAlreadyVerified { .. } => Self::rule(
+                "account-rule",
+                "Account rule broken",
+                "the account is already in that state",
+            ),
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(error: PasswordError) -> Self {
+        Self::invalid_field("password", error)
+    }
+}
+
 impl From<EventStoreError> for ApiError {
     fn from(error: EventStoreError) -> Self {
         match error {
@@ -685,7 +786,17 @@ impl From<EventStoreError> for ApiError {
             EventStoreError::Database(error) => error.into(),
             other @ (EventStoreError::Undecodable { .. }
             | EventStoreError::PoisonedLog { .. }
-            | EventStoreError::Interrupted) => Self::internal(other),
+            | EventStoreError::Interrupted
+            | EventStoreError::PersonalData(_)) => Self::internal(other),
+        }
+    }
+}
+
+impl From<PersonalDataError> for ApiError {
+    fn from(error: PersonalDataError) -> Self {
+        match error {
+            PersonalDataError::Database(error) => error.into(),
+            other => Self::internal(other),
         }
     }
 }

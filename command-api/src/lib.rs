@@ -4,6 +4,7 @@
 //! carrying the request's metadata. See `docs/command-api.md`.
 
 pub mod app;
+pub mod auth;
 pub mod command;
 pub mod commands;
 pub mod error;

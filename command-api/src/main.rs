@@ -25,6 +25,15 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Register an admin (the first one); the password is read from stdin.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Admin")]
+        first_name: String,
+        #[arg(long, default_value = "User")]
+        last_name: String,
+    },
     /// Make the relay publish again from the event at a position.
     ResetRelayCheckpoint {
         #[arg(long)]
@@ -44,6 +53,21 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "{}",
                 operator::skip_event(&settings, position, &reason).await?
+            );
+            return Ok(());
+        }
+        Command::CreateAdmin {
+            email,
+            first_name,
+            last_name,
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            println!(
+                "{}",
+                operator::create_admin(&settings, &email, &first_name, &last_name, password)
+                    .await?
             );
             return Ok(());
         }

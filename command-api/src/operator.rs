@@ -1,12 +1,18 @@
-//! The operator's commands on the event log, run from the command line:
-//! skipping a stored event that cannot be decoded, and resetting the relay's
-//! checkpoint so that it publishes again from a given event.
+//! The operator's commands, run from the command line: skipping a stored
+//! event that cannot be decoded, resetting the relay's checkpoint so that it
+//! publishes again from a given event, and creating the first admin.
 
 use anyhow::{bail, Context};
+use chrono::Utc;
 use infrastructure::database::connect_and_migrate;
 use infrastructure::event_store::postgres::SkipOutcome;
+use infrastructure::event_store::EventMetadata;
 use infrastructure::event_store::PgEventStore;
 use infrastructure::settings::Settings;
+use uuid::Uuid;
+
+use crate::commands::accounts::{self, RegisterRequest};
+use crate::request::{CommandContext, Preconditions, RequestIds};
 
 async fn store(settings: &Settings) -> anyhow::Result<PgEventStore> {
     let pool = connect_and_migrate(&settings.postgres)
@@ -59,5 +65,49 @@ pub async fn reset_relay_checkpoint(
     Ok(format!(
         "relay {} will publish again from the event at position {from_position}",
         settings.relay.name
+    ))
+}
+
+/// Registers an admin: the first one, which no HTTP request can create.
+/// The password is read by the caller (from stdin), never from an argument.
+pub async fn create_admin(
+    settings: &Settings,
+    email: &str,
+    first_name: &str,
+    last_name: &str,
+    password: String,
+) -> anyhow::Result<String> {
+    let state = crate::app::state_of(settings, store(settings).await?).await?;
+    let id = Uuid::now_v7();
+    let context = CommandContext {
+        ids: RequestIds {
+            request_id: id,
+            correlation_id: id,
+        },
+        metadata: EventMetadata {
+            correlation_id: id,
+            causation_id: id,
+            user_id: None,
+            client_ip: None,
+            user_agent: Some(operator()),
+        },
+        idempotency: None,
+        preconditions: Preconditions::default(),
+        at: Utc::now(),
+    };
+    let request = RegisterRequest {
+        email: email.to_owned(),
+        password,
+        first_name: first_name.to_owned(),
+        last_name: last_name.to_owned(),
+        phone: None,
+        date_of_birth: None,
+        gender: None,
+    };
+    let user_id = accounts::create_admin(&state, &context, request)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(format!(
+        "admin {user_id} created; log in with POST /v1/sessions"
     ))
 }

@@ -22,11 +22,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::auth::Actor;
 use crate::error::{ApiError, FieldError, PROBLEM_CONTENT_TYPE};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
-pub static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -293,8 +293,8 @@ fn printable_strings(bytes: &[u8], multi_line: &[&str]) -> Result<(), ApiError> 
 }
 
 /// The event metadata of a request: correlation and causation (this
-/// request's id), `X-User-Id`, the client's address (first
-/// `X-Forwarded-For` entry, else the peer) and `User-Agent`.
+/// request's id), the acting user of its session, the client's address
+/// ([`ClientAddress`]) and `User-Agent`.
 fn metadata(parts: &Parts) -> (RequestIds, EventMetadata) {
     let ids = parts
         .extensions
@@ -307,32 +307,65 @@ fn metadata(parts: &Parts) -> (RequestIds, EventMetadata) {
                 correlation_id: id,
             }
         });
-    let text = |name: &HeaderName| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let forwarded = text(&X_FORWARDED_FOR).and_then(|v| {
-        v.split(',')
-            .next()
-            .and_then(|first| first.trim().parse::<IpAddr>().ok())
-    });
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let actor = parts.extensions.get::<Actor>();
     let metadata = EventMetadata {
         correlation_id: ids.correlation_id,
         causation_id: ids.request_id,
-        user_id: text(&X_USER_ID),
-        client_ip: forwarded.or(peer).map(|ip| ip.to_string()),
-        user_agent: text(&header::USER_AGENT),
+        user_id: actor
+            .and_then(Actor::session)
+            .map(|session| session.user_id.to_string()),
+        client_ip: parts
+            .extensions
+            .get::<ClientAddress>()
+            .map(|ClientAddress(ip)| ip.to_string()),
+        user_agent,
     };
     (ids, metadata)
+}
+
+/// The client's address: the peer's, or behind a trusted proxy the nearest
+/// address `X-Forwarded-For` names that is not a trusted proxy itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+impl ClientAddress {
+    pub fn of(parts_headers: &HeaderMap, peer: Option<IpAddr>, trusted: &[IpAddr]) -> Option<Self> {
+        let peer = peer?;
+        if !trusted.contains(&peer) {
+            return Some(Self(peer));
+        }
+        let forwarded: Vec<IpAddr> = parts_headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+            .collect();
+        let client = forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted.contains(ip))
+            .or(forwarded.first())
+            .copied()
+            .unwrap_or(peer);
+        Some(Self(client))
+    }
+
+    /// From a request's peer (`ConnectInfo`) and headers.
+    pub fn of_request(parts: &Parts, trusted: &[IpAddr]) -> Option<Self> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Self::of(&parts.headers, peer, trusted)
+    }
 }
 
 /// `Idempotency-Key`: 1 to 255 visible ASCII characters.

@@ -9,6 +9,7 @@ use infrastructure::database::connect_and_migrate;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::PgEventStore;
 use infrastructure::metrics;
+use infrastructure::personal_data::PersonalData;
 use infrastructure::settings::Settings;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -25,6 +26,16 @@ pub const PROJECTIONS: &[&str] = &[
     product_cache::NAME,
     activity_log::NAME,
 ];
+
+/// Opens the personal data of the log for the projections that show it.
+pub fn personal_data(settings: &Settings, store: &PgEventStore) -> anyhow::Result<PersonalData> {
+    Ok(PersonalData::new(
+        store.pool().clone(),
+        &settings.personal_data,
+        domain::personal::personal_fields,
+        domain::personal::erased_value,
+    )?)
+}
 
 /// Builds the named projection against the configured stores.
 pub async fn build_projection(
@@ -58,8 +69,12 @@ pub async fn build_projection(
             .await?,
         ),
         activity_log::NAME => Arc::new(
-            activity_log::ActivityLog::connect(&settings.mongo.url, &settings.mongo.database)
-                .await?,
+            activity_log::ActivityLog::connect(
+                &settings.mongo.url,
+                &settings.mongo.database,
+                personal_data(settings, store)?,
+            )
+            .await?,
         ),
         other => anyhow::bail!(
             "unknown projection {other:?}; known: {}",
@@ -91,6 +106,9 @@ impl Application {
         metrics::install();
         let pool = connect_and_migrate(&settings.postgres).await?;
         let store = PgEventStore::new(pool);
+        // Before anything is read: a key table restored from before an
+        // erasure must not open that person's data again.
+        personal_data(&settings, &store)?.reapply_erasures().await?;
         let (shutdown, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut stats = Vec::new();
@@ -156,6 +174,7 @@ impl Application {
 pub async fn replay(settings: &Settings, names: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
     let pool = connect_and_migrate(&settings.postgres).await?;
     let store = PgEventStore::new(pool.clone());
+    personal_data(settings, &store)?.reapply_erasures().await?;
     let dead_letters = DeadLetters::new(pool);
     let options = WorkerOptions::from_settings(&settings.projectors);
     let stats = WorkerStats::new();

@@ -14,6 +14,50 @@ struct Platform {
     commands: String,
     queries: String,
     projectors: String,
+    /// Sends every request as the admin `start` creates.
+    admin: reqwest::Client,
+    admin_id: String,
+}
+
+const ADMIN_EMAIL: &str = "admin@shop.test";
+const ADMIN_PASSWORD: &str = "an admin's long passphrase";
+
+/// The first admin, created as an operator would, and a client logged in as
+/// them.
+async fn admin_of(
+    settings: &infrastructure::settings::Settings,
+    commands: &str,
+) -> (reqwest::Client, String) {
+    command_api::operator::create_admin(
+        settings,
+        ADMIN_EMAIL,
+        "Admin",
+        "User",
+        ADMIN_PASSWORD.into(),
+    )
+    .await
+    .expect("the first admin is created");
+    let session: Value = reqwest::Client::new()
+        .post(format!("{commands}/v1/sessions"))
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", session["token"].as_str().expect("a token"))
+            .parse()
+            .unwrap(),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    (client, session["user_id"].as_str().unwrap().to_owned())
 }
 
 async fn start(h: &Harness) -> Platform {
@@ -29,15 +73,19 @@ async fn start(h: &Harness) -> Platform {
         .expect("projectors start; the servers come from `scripts/services up`");
     let projector_port = projectors.port();
     tokio::spawn(projectors.run_until(std::future::pending()));
-    let queries = query_api::Application::build(settings)
+    let queries = query_api::Application::build(settings.clone())
         .await
         .expect("query api starts");
     let query_port = queries.port();
     tokio::spawn(queries.run_until_stopped(std::future::pending()));
+    let commands = format!("http://127.0.0.1:{command_port}");
+    let (admin, admin_id) = admin_of(&settings, &commands).await;
     Platform {
-        commands: format!("http://127.0.0.1:{command_port}"),
+        commands,
         queries: format!("http://127.0.0.1:{query_port}"),
         projectors: format!("http://127.0.0.1:{projector_port}"),
+        admin,
+        admin_id,
     }
 }
 
@@ -46,7 +94,6 @@ async fn post(client: &reqwest::Client, url: String, correlation: &str, body: Va
         .post(url)
         .header("X-Correlation-Id", correlation)
         .header("User-Agent", "e2e-test/1.0")
-        .header("X-User-Id", "admin-7")
         .json(&body)
         .send()
         .await
@@ -100,7 +147,7 @@ async fn cleanup(h: &Harness) {
 async fn a_product_created_over_http_reaches_every_store_and_both_query_endpoints() {
     let h = harness().await;
     let platform = start(&h).await;
-    let client = reqwest::Client::new();
+    let client = platform.admin.clone();
     let correlation = uuid::Uuid::now_v7().to_string();
 
     let category = post(
@@ -241,7 +288,7 @@ async fn a_product_created_over_http_reaches_every_store_and_both_query_endpoint
     })
     .await;
     assert_eq!(created.get_str("resource").unwrap(), "products");
-    assert_eq!(created.get_str("userId").unwrap(), "admin-7");
+    assert_eq!(created.get_str("userId").unwrap(), platform.admin_id);
     let details = created.get_document("details").unwrap();
     assert_eq!(details.get_str("correlationId").unwrap(), correlation);
     assert_eq!(details.get_str("userAgent").unwrap(), "e2e-test/1.0");
@@ -340,7 +387,7 @@ async fn a_product_created_over_http_reaches_every_store_and_both_query_endpoint
 async fn a_read_with_the_commands_token_sees_its_write_every_time() {
     let h = harness().await;
     let platform = start(&h).await;
-    let client = reqwest::Client::new();
+    let client = platform.admin.clone();
     let correlation = uuid::Uuid::now_v7().to_string();
     for n in 0..200 {
         let created = client

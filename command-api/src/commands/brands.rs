@@ -15,6 +15,7 @@ use tracing::{instrument, Span};
 use uuid::Uuid;
 
 use super::categories::merge_text;
+use crate::auth::Admin;
 use crate::command::{execute, key_appends, load_existing, load_key, load_new, AppState, Plan};
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Fields, Patch};
@@ -66,6 +67,8 @@ impl CreateBrandRequest {
 #[instrument(skip_all, fields(brand_id = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
+    // Catalog writes are the admins\' alone.
+    _admin: Admin,
     request: CommandRequest<CreateBrandRequest>,
 ) -> Result<Response, ApiError> {
     let CommandRequest { context, body } = request;
@@ -157,6 +160,8 @@ impl UpdateBrandRequest {
 #[instrument(skip_all, fields(brand_id = %id))]
 pub async fn update(
     State(state): State<AppState>,
+    // Catalog writes are the admins\' alone.
+    _admin: Admin,
     ApiPath(id): ApiPath<Uuid>,
     request: CommandRequest<UpdateBrandRequest>,
 ) -> Result<Response, ApiError> {

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tracing::{instrument, Span};
 use uuid::Uuid;
 
+use crate::auth::Admin;
 use crate::command::{
     execute, key_appends, load_as, load_existing, load_key, load_new, require_reference, AppState,
     Plan,
@@ -81,6 +82,8 @@ impl CreateCategoryRequest {
 #[instrument(skip_all, fields(category_id = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
+    // Catalog writes are the admins\' alone.
+    _admin: Admin,
     request: CommandRequest<CreateCategoryRequest>,
 ) -> Result<Response, ApiError> {
     let CommandRequest { context, body } = request;
@@ -214,6 +217,8 @@ pub(crate) fn merge_keywords(patch: Patch<Vec<String>>, current: Vec<String>) ->
 #[instrument(skip_all, fields(category_id = %id))]
 pub async fn update(
     State(state): State<AppState>,
+    // Catalog writes are the admins\' alone.
+    _admin: Admin,
     ApiPath(id): ApiPath<Uuid>,
     request: CommandRequest<UpdateCategoryRequest>,
 ) -> Result<Response, ApiError> {

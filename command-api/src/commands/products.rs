@@ -18,6 +18,7 @@ use tracing::{instrument, Span};
 use uuid::Uuid;
 
 use super::categories::{merge_keywords, merge_text};
+use crate::auth::Admin;
 use crate::command::{
     execute, key_appends, load_existing, load_key, load_new, require_reference, AppState, Plan,
 };
@@ -128,6 +129,8 @@ impl CreateProductRequest {
 #[instrument(skip_all, fields(product_id = tracing::field::Empty, sku = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
+    // Catalog writes are the admins\' alone.
+    _admin: Admin,
     request: CommandRequest<CreateProductRequest>,
 ) -> Result<Response, ApiError> {
     let CommandRequest { context, body } = request;
@@ -288,6 +291,8 @@ fn merge_id(patch: Patch<Uuid>, current: Option<Uuid>) -> Option<Uuid> {
 #[instrument(skip_all, fields(product_id = %id))]
 pub async fn update(
     State(state): State<AppState>,
+    // Catalog writes are the admins\' alone.
+    _admin: Admin,
     ApiPath(id): ApiPath<Uuid>,
     request: CommandRequest<UpdateProductRequest>,
 ) -> Result<Response, ApiError> {
@@ -358,6 +363,8 @@ impl CommandBody for ChangePriceRequest {}
 #[instrument(skip_all, fields(product_id = %id))]
 pub async fn change_price(
     State(state): State<AppState>,
+    // Catalog writes are the admins\' alone.
+    _admin: Admin,
     ApiPath(id): ApiPath<Uuid>,
     request: CommandRequest<ChangePriceRequest>,
 ) -> Result<Response, ApiError> {
@@ -391,6 +398,8 @@ impl CommandBody for ChangeStatusRequest {}
 #[instrument(skip_all, fields(product_id = %id, status = tracing::field::Empty))]
 pub async fn change_status(
     State(state): State<AppState>,
+    // Catalog writes are the admins\' alone.
+    _admin: Admin,
     ApiPath(id): ApiPath<Uuid>,
     request: CommandRequest<ChangeStatusRequest>,
 ) -> Result<Response, ApiError> {
@@ -417,6 +426,8 @@ impl CommandBody for SetFeaturedRequest {}
 #[instrument(skip_all, fields(product_id = %id, featured = tracing::field::Empty))]
 pub async fn set_featured(
     State(state): State<AppState>,
+    // Catalog writes are the admins\' alone.
+    _admin: Admin,
     ApiPath(id): ApiPath<Uuid>,
     request: CommandRequest<SetFeaturedRequest>,
 ) -> Result<Response, ApiError> {

@@ -2,16 +2,23 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
+use infrastructure::personal_data::is_sealed;
+
 use crate::support::*;
 
 #[tokio::test]
 async fn creating_a_category_appends_it_with_the_request_metadata() {
-    let app = TestApp::spawn().await;
+    // The address behind the two proxies it came through.
+    let app = TestApp::spawn_with(|s| {
+        s.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()]
+    })
+    .await;
     let correlation_id = Uuid::now_v7();
     let response = app
         .request(Method::POST, "/v1/categories")
         .header("X-Correlation-Id", correlation_id.to_string())
         .header("User-Agent", "catalog-admin/1.0")
+        // Ignored: the acting user is the session's.
         .header("X-User-Id", "admin-7")
         .header("X-Forwarded-For", "203.0.113.9, 10.0.0.1")
         .json(&json!({
@@ -40,7 +47,11 @@ async fn creating_a_category_appends_it_with_the_request_metadata() {
     assert_eq!(location, format!("/v1/categories/{id}"));
     assert_eq!(body["version"], 1);
 
-    let events = app.events(&id.to_string()).await;
+    let stored = app.events(&id.to_string()).await;
+    let sealed = stored[0].metadata.client_ip.as_deref().unwrap();
+    assert!(is_sealed(sealed), "stored sealed: {sealed}");
+    assert!(is_sealed(stored[0].metadata.user_agent.as_deref().unwrap()));
+    let events = app.opened_events(&id.to_string()).await;
     assert_eq!(event_types(&events), ["CategoryCreated"]);
     let created = &events[0];
     assert_eq!(created.aggregate_type, "category");
@@ -52,11 +63,11 @@ async fn creating_a_category_appends_it_with_the_request_metadata() {
     let metadata = &created.metadata;
     assert_eq!(metadata.correlation_id, correlation_id);
     assert_eq!(metadata.causation_id, request_id);
-    assert_eq!(metadata.user_id.as_deref(), Some("admin-7"));
+    assert_eq!(metadata.user_id, Some(app.admin_id.to_string()));
     assert_eq!(metadata.client_ip.as_deref(), Some("203.0.113.9"));
     assert_eq!(metadata.user_agent.as_deref(), Some("catalog-admin/1.0"));
 
-    let claim = app.events("category_slug:smartphones").await;
+    let claim = app.opened_events("category_slug:smartphones").await;
     assert_eq!(event_types(&claim), ["UniqueKeyClaimed"]);
     assert_eq!(claim[0].metadata, created.metadata);
     assert_eq!(
@@ -77,11 +88,26 @@ async fn without_headers_the_metadata_has_fresh_ids_and_the_peer_address() {
         .parse()
         .unwrap();
     let id = created_id(response).await;
-    let metadata = &app.events(&id.to_string()).await[0].metadata;
+    let metadata = &app.opened_events(&id.to_string()).await[0].metadata;
     assert_eq!(metadata.correlation_id, correlation_id);
     assert_ne!(metadata.correlation_id, metadata.causation_id);
     assert_eq!(metadata.client_ip.as_deref(), Some("127.0.0.1"));
-    assert_eq!(metadata.user_id, None);
+    assert_eq!(metadata.user_id, Some(app.admin_id.to_string()));
+}
+
+#[tokio::test]
+async fn a_forwarded_address_from_a_peer_that_is_not_a_trusted_proxy_is_ignored() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .request(Method::POST, "/v1/categories")
+        .header("X-Forwarded-For", "203.0.113.9")
+        .json(&json!({"name": "Audio", "slug": "audio"}))
+        .send()
+        .await
+        .unwrap();
+    let id = created_id(response).await;
+    let metadata = &app.opened_events(&id.to_string()).await[0].metadata;
+    assert_eq!(metadata.client_ip.as_deref(), Some("127.0.0.1"));
 }
 
 #[tokio::test]

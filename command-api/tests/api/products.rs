@@ -46,7 +46,7 @@ async fn creating_a_product_claims_sku_and_slug_and_initialises_its_stock() {
     assert_eq!(body["version"], 1);
     assert_eq!(etag, "\"1\"");
 
-    let product = app.events(&id.to_string()).await;
+    let product = app.opened_events(&id.to_string()).await;
     assert_eq!(event_types(&product), ["ProductCreated"]);
     let created = &product[0].payload["ProductCreated"];
     assert_eq!(created["sku"], "IPH-15-PRO");
@@ -65,7 +65,7 @@ async fn creating_a_product_claims_sku_and_slug_and_initialises_its_stock() {
     assert_eq!(created["category_id"], category.to_string());
     assert_eq!(created["brand_id"], brand.to_string());
 
-    let stock = app.events("inventory:IPH-15-PRO").await;
+    let stock = app.opened_events("inventory:IPH-15-PRO").await;
     assert_eq!(event_types(&stock), ["StockInitialized"]);
     let initialized = &stock[0].payload["StockInitialized"];
     assert_eq!(initialized["quantity"], 45);
@@ -74,8 +74,8 @@ async fn creating_a_product_claims_sku_and_slug_and_initialises_its_stock() {
     assert_eq!(initialized["low_stock_threshold"], 3);
     assert_eq!(stock[0].aggregate_type, "inventory");
 
-    let sku = app.events("sku:IPH-15-PRO").await;
-    let slug = app.events("product_slug:iphone-15-pro").await;
+    let sku = app.opened_events("sku:IPH-15-PRO").await;
+    let slug = app.opened_events("product_slug:iphone-15-pro").await;
     assert_eq!(event_types(&sku), ["UniqueKeyClaimed"]);
     assert_eq!(event_types(&slug), ["UniqueKeyClaimed"]);
     assert_eq!(

@@ -3,6 +3,7 @@
 
 use command_api::Application;
 use infrastructure::event_store::{PgEventStore, RecordedEvent};
+use infrastructure::personal_data::PersonalData;
 use infrastructure::settings::Settings;
 use infrastructure::testing::{isolated_settings, unique_suffix, TestDatabase};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -10,13 +11,22 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+pub const ADMIN_EMAIL: &str = "admin@shop.test";
+pub const ADMIN_PASSWORD: &str = "an admin's long passphrase";
 
 pub struct TestApp {
     pub base: String,
     /// The relay's checkpoint name.
     pub relay_name: String,
+    pub settings: Settings,
     pub store: PgEventStore,
+    /// Sends every request as the admin that `spawn` creates.
     pub client: reqwest::Client,
+    /// Sends no credentials.
+    pub anonymous: reqwest::Client,
+    pub admin_id: Uuid,
+    /// The events the admin's registration and login appended.
+    pub setup_events: i64,
     // Dropped last: drops the database.
     pub db: TestDatabase,
 }
@@ -33,16 +43,59 @@ impl TestApp {
         settings.postgres.max_connections = 5;
         configure(&mut settings);
         let relay_name = settings.relay.name.clone();
-        let app = Application::build(settings).await.expect("the app builds");
+        let app = Application::build(settings.clone())
+            .await
+            .expect("the app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until(std::future::pending()));
+        command_api::operator::create_admin(
+            &settings,
+            ADMIN_EMAIL,
+            "Admin",
+            "User",
+            ADMIN_PASSWORD.into(),
+        )
+        .await
+        .expect("the first admin is created");
+        let anonymous = reqwest::Client::new();
+        let session = log_in(&anonymous, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let admin_id = session["user_id"].as_str().unwrap().parse().unwrap();
+        let setup_events = sqlx::query_scalar("SELECT count(*) FROM event_store.events")
+            .fetch_one(&db.pool)
+            .await
+            .expect("events counted");
         Self {
             base,
             relay_name,
+            settings,
             store: PgEventStore::new(db.pool.clone()),
-            client: reqwest::Client::new(),
+            client: bearer_client(&session),
+            anonymous,
+            admin_id,
+            setup_events,
             db,
         }
+    }
+
+    /// Registers a customer and returns a client logged in as them, with
+    /// their id.
+    pub async fn customer(&self, email: &str) -> (reqwest::Client, Uuid) {
+        let password = "a customer's long passphrase";
+        let response = self
+            .anonymous
+            .post(format!("{}/v1/users", self.base))
+            .json(&json!({
+                "email": email,
+                "password": password,
+                "first_name": "Somchai",
+                "last_name": "Jaidee",
+            }))
+            .send()
+            .await
+            .expect("request sent");
+        let id = created_id(response).await;
+        let session = log_in(&self.anonymous, &self.base, email, password).await;
+        (bearer_client(&session), id)
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -70,12 +123,13 @@ impl TestApp {
         self.send(Method::PUT, path, body).await
     }
 
-    /// Rows in `event_store.events`.
+    /// Rows in `event_store.events` appended since the set-up.
     pub async fn event_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM event_store.events")
+        let all: i64 = sqlx::query_scalar("SELECT count(*) FROM event_store.events")
             .fetch_one(&self.db.pool)
             .await
-            .expect("events counted")
+            .expect("events counted");
+        all - self.setup_events
     }
 
     pub async fn events(&self, stream_id: &str) -> Vec<RecordedEvent> {
@@ -83,6 +137,23 @@ impl TestApp {
             .load_stream(stream_id)
             .await
             .expect("stream loads")
+    }
+
+    /// The stream's events with their personal data opened, as the
+    /// projections see them.
+    pub async fn opened_events(&self, stream_id: &str) -> Vec<RecordedEvent> {
+        let mut events = self.events(stream_id).await;
+        PersonalData::new(
+            self.db.pool.clone(),
+            &self.settings.personal_data,
+            domain::personal::personal_fields,
+            domain::personal::erased_value,
+        )
+        .unwrap()
+        .open(&mut events)
+        .await
+        .expect("personal data opens");
+        events
     }
 
     /// Creates a category and returns its id.
@@ -105,6 +176,31 @@ impl TestApp {
     pub async fn product(&self, body: &Value) -> Uuid {
         created_id(self.post("/v1/products", body).await).await
     }
+}
+
+/// Logs in and returns the session answer (`token`, `user_id`, ...).
+pub async fn log_in(client: &reqwest::Client, base: &str, email: &str, password: &str) -> Value {
+    let response = client
+        .post(format!("{base}/v1/sessions"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .expect("request sent");
+    ok_body(response, StatusCode::CREATED).await
+}
+
+/// A client that sends the session's bearer token with every request.
+pub fn bearer_client(session: &Value) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let token = format!("Bearer {}", session["token"].as_str().expect("a token"));
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&token).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("http client")
 }
 
 /// The smallest valid product body.

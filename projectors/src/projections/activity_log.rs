@@ -2,6 +2,10 @@
 //! seed's shape (userId, action, resource, resourceId, details with user agent
 //! and IP address, timestamp), with the event's id, correlation and causation.
 //!
+//! The user agent and IP address come sealed in the event metadata
+//! (`infrastructure::personal_data`) and are opened here: a person erased
+//! before a rebuild has neither in the rebuilt log.
+//!
 //! A batch is one unordered insert. The unique index on `eventId` turns a
 //! redelivered event into a duplicate-key error for that document alone,
 //! which changes nothing. A missing unique index means the database lost the
@@ -15,6 +19,7 @@
 
 use async_trait::async_trait;
 use infrastructure::event_store::RecordedEvent;
+use infrastructure::personal_data::PersonalData;
 use mongodb::bson::{doc, Bson, DateTime as BsonDateTime, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
@@ -44,14 +49,20 @@ const TYPES: &[&str] = &[
 pub struct ActivityLog {
     database: Database,
     collection: &'static str,
+    personal: PersonalData,
 }
 
 impl ActivityLog {
-    pub async fn connect(url: &str, database: &str) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &str,
+        database: &str,
+        personal: PersonalData,
+    ) -> anyhow::Result<Self> {
         let client = mongodb::Client::with_uri_str(url).await?;
         Ok(Self {
             database: client.database(database),
             collection: COLLECTION,
+            personal,
         })
     }
 
@@ -177,7 +188,12 @@ impl Projection for ActivityLog {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let documents: Vec<Document> = events.iter().map(activity_document).collect();
+        let mut opened = events.to_vec();
+        self.personal
+            .open(&mut opened)
+            .await
+            .map_err(ProjectionError::unavailable)?;
+        let documents: Vec<Document> = opened.iter().map(activity_document).collect();
         // One unordered round trip for the batch: a document already there
         // (a redelivery) fails alone on the unique `eventId` index while the
         // others go in.
@@ -227,6 +243,7 @@ impl Projection for ActivityLog {
         let next = ActivityLog {
             database: self.database.clone(),
             collection: NEXT_COLLECTION,
+            personal: self.personal.clone(),
         };
         next.reset().await?;
         Ok(Some(Box::new(next)))

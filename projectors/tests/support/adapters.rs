@@ -179,9 +179,13 @@ pub async fn adapters(h: &Harness) -> Vec<Arc<dyn Adapter>> {
         )),
         Arc::new(Log(
             Arc::new(
-                ActivityLog::connect(&s.mongo.url, &s.mongo.database)
-                    .await
-                    .unwrap(),
+                ActivityLog::connect(
+                    &s.mongo.url,
+                    &s.mongo.database,
+                    projectors::app::personal_data(s, &h.store).unwrap(),
+                )
+                .await
+                .unwrap(),
             ),
             mongo.database(&s.mongo.database),
         )),

@@ -1,0 +1,346 @@
+//! Accounts: `POST /v1/users` registers, `POST /v1/sessions` logs in,
+//! `DELETE /v1/sessions/current` logs out; `command-api create-admin` makes
+//! the first admin through the same registration.
+//!
+//! The email and the phone are claimed through streams named by their blind
+//! index, never by the value; the events' personal fields are sealed by
+//! `command::execute` before they are appended. A login finds the account
+//! through the email's claim, checks the password with argon2id off the
+//! runtime (a decoy hash when the email is unknown, so both cost the same),
+//! records the login, and opens a session in Redis.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{NaiveDate, Utc};
+use cqrs_es::Aggregate;
+use domain::uniqueness::{UniqueKey, UniqueScope};
+use domain::user::{
+    register_user, Claim, Gender, Password, PasswordHash, PersonName, RegisterUser, User,
+    UserCommand, UserRole, UserStatus,
+};
+use domain::values::{BlindIndex, Email, Phone};
+use infrastructure::event_store::aggregates::Loaded;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{instrument, Span};
+use uuid::Uuid;
+
+use crate::auth::SignedIn;
+use crate::command::{
+    commit, execute, key_appends, load_as, load_key, load_new, AppState, Committed, Plan,
+};
+use crate::error::ApiError;
+use crate::input::{checked, Fields};
+use crate::request::{CommandBody, CommandContext, CommandRequest};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: Option<String>,
+    pub date_of_birth: Option<NaiveDate>,
+    pub gender: Option<Gender>,
+}
+
+impl CommandBody for RegisterRequest {}
+
+/// A registration whose password is checked against the policy but not
+/// hashed yet.
+struct Registration {
+    email: Email,
+    password: Password,
+    first_name: PersonName,
+    last_name: PersonName,
+    phone: Option<Phone>,
+    date_of_birth: Option<NaiveDate>,
+    gender: Option<Gender>,
+}
+
+impl RegisterRequest {
+    fn parse(self) -> Result<Registration, ApiError> {
+        let mut fields = Fields::new();
+        let email = fields.check("email", Email::parse(&self.email));
+        let password = fields.check("password", Password::parse(self.password));
+        let first_name = fields.check(
+            "first_name",
+            PersonName::parse_field("first_name", &self.first_name),
+        );
+        let last_name = fields.check(
+            "last_name",
+            PersonName::parse_field("last_name", &self.last_name),
+        );
+        let phone = fields.check_opt("phone", self.phone, |raw| Phone::parse(&raw));
+        fields.finish()?;
+        Ok(Registration {
+            email: checked(email)?,
+            password: checked(password)?,
+            first_name: checked(first_name)?,
+            last_name: checked(last_name)?,
+            phone: checked(phone)?,
+            date_of_birth: self.date_of_birth,
+            gender: self.gender,
+        })
+    }
+}
+
+/// The blind index of a value within the scope of its claim.
+fn index_of(state: &AppState, scope: UniqueScope, value: &str) -> Result<BlindIndex, ApiError> {
+    BlindIndex::parse(&state.personal.blind_index(scope.as_str(), value))
+        .map_err(ApiError::internal)
+}
+
+impl Registration {
+    /// The domain's command, once the password is hashed off the runtime.
+    async fn into_command(
+        self,
+        state: &AppState,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<RegisterUser, ApiError> {
+        let hash = state
+            .passwords
+            .hash(self.password.expose_secret().to_owned())
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(RegisterUser {
+            user_id: Uuid::now_v7(),
+            email: self.email,
+            password_hash: PasswordHash::parse(&hash).map_err(ApiError::internal)?,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            phone: self.phone,
+            date_of_birth: self.date_of_birth,
+            gender: self.gender,
+            at,
+        })
+    }
+}
+
+#[instrument(skip_all, fields(user_id = tracing::field::Empty))]
+pub async fn register(
+    State(state): State<AppState>,
+    request: CommandRequest<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    let CommandRequest { context, body } = request;
+    let command = body.parse()?.into_command(&state, context.at).await?;
+    Span::current().record("user_id", tracing::field::display(command.user_id));
+    execute(&state, &context, || {
+        plan_register(
+            state.clone(),
+            context.clone(),
+            command.clone(),
+            UserRole::Customer,
+        )
+    })
+    .await
+}
+
+/// Registration with its claims, and for an admin the role in the same
+/// append, so that no customer account exists even for a moment.
+async fn plan_register(
+    state: AppState,
+    context: CommandContext,
+    command: RegisterUser,
+    role: UserRole,
+) -> Result<Plan, ApiError> {
+    let id = command.user_id;
+    let user = load_new::<User>(&state, &context, "user", id).await?;
+    let email_index = index_of(&state, UniqueScope::UserEmail, command.email.as_str())?;
+    let email_key = load_key(&state, UniqueScope::UserEmail, email_index.as_str()).await?;
+    let phone = match &command.phone {
+        Some(phone) => {
+            let index = index_of(&state, UniqueScope::UserPhone, phone.as_str())?;
+            let key = load_key(&state, UniqueScope::UserPhone, index.as_str()).await?;
+            Some((index, key))
+        }
+        None => None,
+    };
+    let at = command.at;
+    let decision = register_user(
+        &user.aggregate,
+        Claim {
+            key: &email_key.aggregate,
+            index: &email_index,
+        },
+        phone.as_ref().map(|(index, key)| Claim {
+            key: &key.aggregate,
+            index,
+        }),
+        command,
+    )?;
+    let mut events = decision.events;
+    if role != UserRole::Customer {
+        let mut registered = user.aggregate.clone();
+        for event in &events {
+            registered.apply(event.clone());
+        }
+        events.extend(registered.decide(UserCommand::ChangeRole { role, at })?);
+    }
+    let mut keys: Vec<&Loaded<UniqueKey>> = vec![&email_key];
+    keys.extend(phone.as_ref().map(|(_, key)| key));
+    let mut appends = vec![user.append(&events)];
+    appends.extend(key_appends(&keys, &decision.unique_key_events)?);
+    Ok(Plan::created("users", id, appends))
+}
+
+/// `command-api create-admin`: registers an admin, for the first one.
+pub async fn create_admin(
+    state: &AppState,
+    context: &CommandContext,
+    request: RegisterRequest,
+) -> Result<Uuid, ApiError> {
+    let command = request.parse()?.into_command(state, context.at).await?;
+    let id = command.user_id;
+    match commit(state, context, || {
+        plan_register(
+            state.clone(),
+            context.clone(),
+            command.clone(),
+            UserRole::Admin,
+        )
+    })
+    .await?
+    {
+        Committed::Appended(_) | Committed::Replayed(_) => Ok(id),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogInRequest {
+    pub email: String,
+    pub password: String,
+}
+
+impl CommandBody for LogInRequest {}
+
+#[instrument(skip_all, fields(user_id = tracing::field::Empty))]
+pub async fn log_in(
+    State(state): State<AppState>,
+    request: CommandRequest<LogInRequest>,
+) -> Result<Response, ApiError> {
+    let CommandRequest {
+        mut context,
+        body: LogInRequest { email, password },
+    } = request;
+    // A login's answer holds a bearer token, which must never be stored to
+    // be replayed: a repeated login simply opens another session.
+    context.idempotency = None;
+    let email = Email::parse(&email).map_err(|error| ApiError::invalid_field("email", error))?;
+    let index = index_of(&state, UniqueScope::UserEmail, email.as_str())?;
+    let owner = load_key(&state, UniqueScope::UserEmail, index.as_str())
+        .await?
+        .aggregate
+        .owner_id();
+    let user = match owner {
+        Some(owner) => load_as::<User>(&state, &owner.to_string())
+            .await?
+            .filter(|user| user.version > 0 && !user.aggregate.is_erased()),
+        None => None,
+    };
+    let hash = user
+        .as_ref()
+        .and_then(|user| user.aggregate.password_hash())
+        .map(|hash| hash.expose().to_owned());
+    let matches = state
+        .passwords
+        .verify(password, hash)
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(user) = user.filter(|_| matches) else {
+        metrics::counter!("logins_total", "outcome" => "refused").increment(1);
+        return Err(ApiError::invalid_credentials());
+    };
+    let user_id = user
+        .aggregate
+        .id()
+        .ok_or_else(ApiError::invalid_credentials)?;
+    Span::current().record("user_id", tracing::field::display(user_id));
+    match user.aggregate.status() {
+        UserStatus::Active => {}
+        status => {
+            metrics::counter!("logins_total", "outcome" => "not-active").increment(1);
+            return Err(ApiError::forbidden(format!(
+                "this account is {status} and cannot log in"
+            )));
+        }
+    }
+    // The login is the user's own act, recorded as theirs.
+    context.metadata.user_id = Some(user_id.to_string());
+    let at = context.at;
+    let committed = commit(&state, &context, || {
+        let state = state.clone();
+        let context = context.clone();
+        async move {
+            let user = load_as::<User>(&state, &user_id.to_string())
+                .await?
+                .ok_or_else(|| ApiError::not_found("user", user_id))?;
+            let events = user.aggregate.decide(UserCommand::RecordLogin {
+                at,
+                ip_address: context
+                    .metadata
+                    .client_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse().ok()),
+                user_agent: context.metadata.user_agent.clone(),
+            })?;
+            Ok(Plan::updated(user_id, vec![user.append(&events)]))
+        }
+    })
+    .await?;
+    let consistency_token = match committed {
+        Committed::Appended(stored) => stored["body"]["consistency_token"].clone(),
+        Committed::Replayed(_) => serde_json::Value::Null,
+    };
+    let email = user
+        .aggregate
+        .email()
+        .map(Email::as_str)
+        .unwrap_or_default();
+    let role = user.aggregate.role();
+    let (token, session) = state
+        .sessions
+        .open(user_id, email, role.as_str(), Utc::now())
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "session store unreachable at login");
+            ApiError::service_unavailable("sessions cannot be opened right now; retry later")
+        })?;
+    metrics::counter!("logins_total", "outcome" => "opened").increment(1);
+    let mut response = (
+        StatusCode::CREATED,
+        Json(json!({
+            "token": token.expose_secret(),
+            "token_type": "Bearer",
+            "expires_at": session.expires_at,
+            "user_id": user_id,
+            "role": role.as_str(),
+            "consistency_token": consistency_token,
+        })),
+    )
+        .into_response();
+    // A bearer token must not be kept by any cache on the way.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+pub async fn log_out(
+    SignedIn(session, token): SignedIn,
+    State(state): State<AppState>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .sessions
+        .close(&token, session.user_id)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "session store unreachable at logout");
+            ApiError::service_unavailable("sessions cannot be closed right now; retry later")
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
