@@ -34,6 +34,10 @@ pub const CATALOG_TABLES: ReadModel = ReadModel {
     projection: "catalog-tables",
     aggregate_types: &["category", "brand", "product", "inventory"],
 };
+pub const USERS_TABLES: ReadModel = ReadModel {
+    projection: "users-tables",
+    aggregate_types: &["user"],
+};
 pub const PRODUCT_CACHE: ReadModel = ReadModel {
     projection: "product-cache",
     aggregate_types: &["product", "inventory"],

@@ -91,6 +91,12 @@ pub enum ApiError {
     NotFound { detail: String },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// No session where one is needed, or a bearer token naming none.
+    #[error("unauthenticated: {detail}")]
+    Unauthenticated { detail: String },
+    /// A session without the right the request needs.
+    #[error("forbidden: {detail}")]
+    Forbidden { detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The server itself cannot serve the request now (overloaded, too slow).
@@ -123,6 +129,18 @@ impl ApiError {
 
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::NotFound {
+            detail: detail.into(),
+        }
+    }
+
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::Unauthenticated {
+            detail: detail.into(),
+        }
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::Forbidden {
             detail: detail.into(),
         }
     }
@@ -205,6 +223,34 @@ impl IntoResponse for ApiError {
                     "Method not allowed",
                     StatusCode::METHOD_NOT_ALLOWED,
                     None,
+                ),
+            ),
+            ApiError::Unauthenticated { detail } => {
+                let mut response = (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(Problem::new(
+                        "unauthenticated",
+                        "Authentication required",
+                        StatusCode::UNAUTHORIZED,
+                        Some(detail),
+                    )),
+                )
+                    .into_response();
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+                );
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            ApiError::Forbidden { detail } => (
+                StatusCode::FORBIDDEN,
+                Problem::new(
+                    "forbidden",
+                    "Forbidden",
+                    StatusCode::FORBIDDEN,
+                    Some(detail),
                 ),
             ),
             ApiError::Store(error) if error.is_unavailable() => {

@@ -3,7 +3,12 @@
 //! - `GET /v1/products/{id}`: the Redis cache, then the PostgreSQL read model
 //! - `GET /v1/products`: search on the Elasticsearch products alias
 //! - `GET /v1/categories`, `GET /v1/brands`: the PostgreSQL read model
+//! - `GET /v1/me`, `GET /v1/users`, `GET /v1/users/{id}`: the accounts
+//!   read model, for the logged-in user and for admins
 //! - `GET /health`
+//!
+//! Public reads show only active products, categories and brands; an admin's
+//! session ([`auth`]) sees them all.
 //!
 //! Each store sits behind a port ([`catalog::CatalogReadModel`],
 //! [`products::ProductCache`], [`products::ProductSearch`]) next to the
@@ -12,6 +17,7 @@
 //! Every read accepts the consistency token of a command and waits until the
 //! read models it reads have applied it ([`consistency`]).
 
+pub mod auth;
 pub mod catalog;
 pub mod consistency;
 pub mod correlation;
@@ -22,6 +28,7 @@ pub mod health;
 pub mod money;
 pub mod products;
 pub mod startup;
+pub mod users;
 
 pub use startup::{AppState, Application};
 

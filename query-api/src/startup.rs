@@ -15,11 +15,13 @@ use axum::{middleware, Router};
 use infrastructure::consistency::ReadModel;
 use infrastructure::http_limits::request_limits;
 use infrastructure::metrics::{self, PoolMetrics};
+use infrastructure::sessions::Sessions;
 use infrastructure::settings::{redact_url, ConsistencySettings, HttpSettings, Settings};
 use tokio::net::TcpListener;
 use tower::load_shed::error::Overloaded;
 use tower::{BoxError, ServiceBuilder};
 
+use crate::auth::authenticate;
 use crate::catalog::{self, CatalogReadModel, PgCatalogReadModel};
 use crate::consistency::{
     wait_until_applied, AppliedTokens, ConsistencyWait, PgAppliedTokens, ReadAfter,
@@ -28,6 +30,7 @@ use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::products::{
     self, ElasticsearchProductSearch, ProductCache, ProductSearch, RedisProductCache,
 };
+use crate::users::{self, PgUsersReadModel, UsersReadModel};
 use crate::{correlation, health};
 
 /// What the handlers share: one adapter per port.
@@ -38,6 +41,8 @@ pub struct AppState {
     pub search: Arc<dyn ProductSearch>,
     pub applied: Arc<dyn AppliedTokens>,
     pub consistency: ConsistencyWait,
+    pub users: Arc<dyn UsersReadModel>,
+    pub sessions: Arc<Sessions>,
 }
 
 impl AppState {
@@ -79,6 +84,10 @@ pub fn router(state: AppState, http: &HttpSettings, pools: Vec<PoolMetrics>) -> 
         .route("/v1/products/{id}", get(products::get_product))
         .route("/v1/categories", get(catalog::list_categories))
         .route("/v1/brands", get(catalog::list_brands))
+        .route("/v1/me", get(users::get_me))
+        .route("/v1/users", get(users::list_users))
+        .route("/v1/users/{id}", get(users::get_user))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::map_response(unavailable_problem))
@@ -171,6 +180,15 @@ impl Application {
         let pools = vec![PoolMetrics::new("postgres", pool.clone())];
         let state = AppState {
             read_model: Arc::new(PgCatalogReadModel::new(pool.clone())),
+            users: Arc::new(PgUsersReadModel::new(pool.clone())),
+            sessions: Arc::new(
+                Sessions::new(
+                    &settings.redis.url,
+                    &settings.redis.key_prefix,
+                    Duration::from_secs(settings.accounts.session_ttl_seconds),
+                )
+                .context("redis settings are invalid")?,
+            ),
             applied: Arc::new(PgAppliedTokens::new(
                 pool,
                 settings.kafka.clone(),

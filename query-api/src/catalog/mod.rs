@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 pub use postgres::PgCatalogReadModel;
 
+use crate::auth::Viewer;
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, InvalidParam, StoreError};
 use crate::extract::ApiQuery;
@@ -93,7 +94,7 @@ pub struct BrandParams {
 }
 
 /// The page `limit` and `after` ask for, or why they are refused.
-fn page_of<K: serde::de::DeserializeOwned>(
+pub(crate) fn page_of<K: serde::de::DeserializeOwned>(
     limit: Option<u32>,
     after: Option<&str>,
 ) -> Result<Page<K>, ApiError> {
@@ -156,7 +157,7 @@ pub struct Items<T> {
 }
 
 impl<T> Items<T> {
-    fn of<K: Serialize>(listed: Listed<T, K>) -> Self {
+    pub(crate) fn of<K: Serialize>(listed: Listed<T, K>) -> Self {
         Self {
             next_cursor: listed.next.as_ref().map(crate::cursor::encode),
             items: listed.items,
@@ -164,16 +165,29 @@ impl<T> Items<T> {
     }
 }
 
-/// `GET /v1/categories`
-#[tracing::instrument(name = "list_categories", skip(state))]
+/// What `is_active` a viewer may list: everything for an admin, only the
+/// active ones for anyone else, who asking for inactive ones is refused.
+fn visible_activity(viewer: &Viewer, asked: Option<bool>) -> Result<Option<bool>, ApiError> {
+    match (viewer.is_admin(), asked) {
+        (true, asked) => Ok(asked),
+        (false, Some(false)) => Err(ApiError::forbidden(
+            "only admins may list inactive categories and brands",
+        )),
+        (false, _) => Ok(Some(true)),
+    }
+}
+
+/// `GET /v1/categories`: the active ones, or for an admin any.
+#[tracing::instrument(name = "list_categories", skip(state, viewer))]
 pub async fn list_categories(
     State(state): State<AppState>,
+    viewer: Viewer,
     ApiQuery(params): ApiQuery<CategoryParams>,
     read_after: ReadAfter,
 ) -> Result<Json<Items<CategoryView>>, ApiError> {
     let page = page_of(params.limit, params.after.as_deref())?;
     let filter = CategoryFilter {
-        is_active: params.is_active,
+        is_active: visible_activity(&viewer, params.is_active)?,
         parent_id: params.parent_id,
     };
     state.read_after(read_after, &[CATALOG_TABLES]).await?;
@@ -182,16 +196,17 @@ pub async fn list_categories(
     Ok(Json(Items::of(listed)))
 }
 
-/// `GET /v1/brands`
-#[tracing::instrument(name = "list_brands", skip(state))]
+/// `GET /v1/brands`: the active ones, or for an admin any.
+#[tracing::instrument(name = "list_brands", skip(state, viewer))]
 pub async fn list_brands(
     State(state): State<AppState>,
+    viewer: Viewer,
     ApiQuery(params): ApiQuery<BrandParams>,
     read_after: ReadAfter,
 ) -> Result<Json<Items<BrandView>>, ApiError> {
     let page = page_of(params.limit, params.after.as_deref())?;
     let filter = BrandFilter {
-        is_active: params.is_active,
+        is_active: visible_activity(&viewer, params.is_active)?,
     };
     state.read_after(read_after, &[CATALOG_TABLES]).await?;
     let listed = state.read_model.brands(filter, page).await?;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use infrastructure::relay::error_chain;
-use infrastructure::views::{CachedProduct, NamedRef, SearchProduct};
+use infrastructure::views::{CachedProduct, NamedRef, ProductView, SearchProduct};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -18,6 +18,7 @@ use uuid::Uuid;
 pub use cache::RedisProductCache;
 pub use search::{search_body, ElasticsearchProductSearch};
 
+use crate::auth::Viewer;
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, InvalidParam, StoreError};
 use crate::extract::{ApiPath, ApiQuery};
@@ -50,13 +51,18 @@ pub trait ProductSearch: Send + Sync {
 #[tracing::instrument(name = "get_product", skip_all, fields(product_id = %id))]
 pub async fn get_product(
     State(state): State<AppState>,
+    viewer: Viewer,
     ApiPath(id): ApiPath<Uuid>,
     read_after: ReadAfter,
 ) -> Result<Response, ApiError> {
     state
         .read_after(read_after, &[PRODUCT_CACHE, CATALOG_TABLES])
         .await?;
+    // A product that is not on sale does not exist for the public.
+    let hidden = |product: &ProductView| !viewer.is_admin() && product.status != "active";
+    let not_found = || ApiError::not_found(format!("product {id} does not exist"));
     match state.cache.get(id).await {
+        Ok(Some(cached)) if hidden(&cached.product) => return Err(not_found()),
         Ok(Some(cached)) => {
             tracing::debug!("product cache hit");
             return Ok(with_cache_header(Json(cached.product), "hit"));
@@ -68,8 +74,8 @@ pub async fn get_product(
         ),
     }
     match state.read_model.product(id).await? {
-        Some(product) => Ok(with_cache_header(Json(product), "miss")),
-        None => Err(ApiError::not_found(format!("product {id} does not exist"))),
+        Some(product) if !hidden(&product) => Ok(with_cache_header(Json(product), "miss")),
+        _ => Err(not_found()),
     }
 }
 
@@ -375,11 +381,24 @@ pub struct SearchResponse {
 #[tracing::instrument(name = "search_products", skip_all)]
 pub async fn search_products(
     State(state): State<AppState>,
+    viewer: Viewer,
     ApiQuery(params): ApiQuery<SearchParams>,
     read_after: ReadAfter,
 ) -> Result<Json<SearchResponse>, ApiError> {
     state.read_after(read_after, &[PRODUCT_SEARCH]).await?;
-    let query = SearchQuery::try_from(params).map_err(ApiError::invalid_params)?;
+    let mut query = SearchQuery::try_from(params).map_err(ApiError::invalid_params)?;
+    // The public sees what is on sale; an admin sees every status, or the
+    // one asked for.
+    if !viewer.is_admin() {
+        match query.status {
+            None | Some(ProductStatus::Active) => query.status = Some(ProductStatus::Active),
+            Some(_) => {
+                return Err(ApiError::forbidden(
+                    "only admins may search products that are not active",
+                ))
+            }
+        }
+    }
     let (page, per_page) = (query.page, query.per_page);
     tracing::debug!(?query, "searching products");
     let found = state.search.search(query).await?;

@@ -16,7 +16,7 @@ async fn categories_are_listed_in_order_and_filtered() {
     for category in [&root, &phones, &audio, &pagers] {
         context.insert_category(category).await;
     }
-    let app = context.spawn_app().await;
+    let app = context.spawn_admin_app().await;
     let names = |body: serde_json::Value| -> Vec<String> {
         body["items"]
             .as_array()
@@ -54,7 +54,7 @@ async fn categories_are_listed_in_order_and_filtered() {
 #[tokio::test]
 async fn brands_are_listed_by_name_and_filtered() {
     let context = TestContext::new().await;
-    let app = context.spawn_app().await;
+    let app = context.spawn_admin_app().await;
     assert_eq!(
         app.get_json("/v1/brands", 200).await,
         serde_json::json!({ "items": [], "next_cursor": null })

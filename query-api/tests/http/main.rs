@@ -8,3 +8,5 @@ mod catalog;
 mod products;
 mod search;
 mod service;
+mod users;
+mod visibility;

@@ -5,11 +5,12 @@ use uuid::Uuid;
 
 use crate::support::{SearchCatalog, TestApp, TestContext};
 
+/// The search catalog, read by an admin: every status is searchable.
 async fn catalog_app() -> (TestContext, SearchCatalog, TestApp) {
     let context = TestContext::new().await;
     let catalog = SearchCatalog::new();
     context.index_products(&catalog.all()).await;
-    let app = context.spawn_app().await;
+    let app = context.spawn_admin_app().await;
     (context, catalog, app)
 }
 

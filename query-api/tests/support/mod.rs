@@ -14,6 +14,7 @@ use elasticsearch::indices::{
     IndicesCreateParts, IndicesDeleteParts, IndicesPutAliasParts, IndicesRefreshParts,
 };
 use elasticsearch::{BulkParts, Elasticsearch};
+use infrastructure::sessions::Sessions;
 use infrastructure::settings::Settings;
 use infrastructure::testing::{isolated_settings, unique_suffix, TestDatabase};
 use infrastructure::views::{
@@ -22,6 +23,7 @@ use infrastructure::views::{
 };
 use query_api::catalog::PgCatalogReadModel;
 use query_api::products::{ElasticsearchProductSearch, RedisProductCache};
+use query_api::users::PgUsersReadModel;
 use query_api::{AppState, Application};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -273,7 +275,39 @@ impl TestContext {
                 ElasticsearchProductSearch::new(&self.settings.elasticsearch)
                     .expect("elasticsearch adapter"),
             ),
+            users: Arc::new(PgUsersReadModel::new(self.pool().clone())),
+            sessions: Arc::new(self.sessions()),
         }
+    }
+
+    /// The session store of this context's Redis prefix.
+    pub fn sessions(&self) -> Sessions {
+        Sessions::new(
+            &self.settings.redis.url,
+            &self.settings.redis.key_prefix,
+            std::time::Duration::from_secs(3600),
+        )
+        .expect("session store")
+    }
+
+    /// A client holding a live session of `role` for user `user_id`, opened
+    /// in the real Redis as a login would.
+    pub async fn client_as(&self, user_id: Uuid, role: &str) -> reqwest::Client {
+        let (token, _) = self
+            .sessions()
+            .open(user_id, &format!("{user_id}@shop.test"), role, Utc::now())
+            .await
+            .expect("Redis answers; start it with `scripts/services up`");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", token.expose_secret()).parse().unwrap(),
+        );
+        reqwest::Client::builder()
+            .no_proxy()
+            .default_headers(headers)
+            .build()
+            .expect("http client")
     }
 
     /// The application on 127.0.0.1:0 over the given adapters.
@@ -283,6 +317,13 @@ impl TestContext {
                 .await
                 .expect("application binds"),
         )
+    }
+
+    /// The real application, read by an admin (who sees every status).
+    pub async fn spawn_admin_app(&self) -> TestApp {
+        let mut app = self.spawn_app().await;
+        app.client = self.client_as(Uuid::now_v7(), "admin").await;
+        app
     }
 
     /// The real application on 127.0.0.1:0 over this context's stores.
