@@ -3,6 +3,7 @@
 //! relay, database set-up, and (with the `testing` feature) the helpers that
 //! give every integration test its own isolated slice of each real server.
 
+pub mod client_address;
 pub mod consistency;
 pub mod database;
 pub mod event_store;
@@ -11,6 +12,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod passwords;
 pub mod personal_data;
+pub mod rate_limit;
 pub mod redis_connection;
 pub mod relay;
 pub mod sessions;

@@ -22,6 +22,7 @@ pub struct Settings {
     pub consistency: ConsistencySettings,
     pub personal_data: crate::personal_data::PersonalDataSettings,
     pub accounts: AccountSettings,
+    pub rate_limits: crate::rate_limit::RateLimitSettings,
 }
 
 /// Sessions, password hashing and the other knobs of accounts.
@@ -244,6 +245,13 @@ master_key = "ZGV2ZWxvcG1lbnQtb25seS1tYXN0ZXIta2V5LTMyYiE="
 master_key_id = "development"
 blind_index_key = "ZGV2ZWxvcG1lbnQtb25seS1ibGluZC1pbmRleC0zMmI="
 
+[rate_limits]
+enabled = true
+read = { limit = 600, window_seconds = 60 }
+write = { limit = 120, window_seconds = 60 }
+auth = { limit = 20, window_seconds = 60 }
+login_per_account = { limit = 10, window_seconds = 900 }
+
 [accounts]
 session_ttl_seconds = 14400
 argon2_memory_kib = 19456
@@ -312,6 +320,7 @@ impl fmt::Debug for Settings {
             .field("consistency", &self.consistency)
             .field("personal_data", &self.personal_data)
             .field("accounts", &self.accounts)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }

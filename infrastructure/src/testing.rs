@@ -122,6 +122,16 @@ pub fn isolated_settings(database_url: &str, suffix: &str) -> Settings {
     settings.accounts.argon2_memory_kib = 8;
     settings.accounts.argon2_iterations = 1;
     settings.accounts.argon2_parallelism = 1;
+    // The limiter runs in every test, but only the rate-limit tests, which
+    // set their own, come near a limit.
+    for limit in [
+        &mut settings.rate_limits.read,
+        &mut settings.rate_limits.write,
+        &mut settings.rate_limits.auth,
+        &mut settings.rate_limits.login_per_account,
+    ] {
+        limit.limit = 100_000;
+    }
     settings
 }
 

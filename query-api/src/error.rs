@@ -97,6 +97,9 @@ pub enum ApiError {
     /// A session without the right the request needs.
     #[error("forbidden: {detail}")]
     Forbidden { detail: String },
+    /// Over the client's rate limit until the window resets.
+    #[error("rate limited for {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The server itself cannot serve the request now (overloaded, too slow).
@@ -136,6 +139,12 @@ impl ApiError {
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
         Self::Unauthenticated {
             detail: detail.into(),
+        }
+    }
+
+    pub fn rate_limited(retry_after_seconds: u64) -> Self {
+        Self::RateLimited {
+            retry_after_seconds,
         }
     }
 
@@ -242,6 +251,29 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
                 );
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            ApiError::RateLimited {
+                retry_after_seconds,
+            } => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(Problem::new(
+                        "rate-limited",
+                        "Too many requests",
+                        StatusCode::TOO_MANY_REQUESTS,
+                        Some(format!(
+                            "this client made too many requests; retry in {retry_after_seconds} s"
+                        )),
+                    )),
+                )
+                    .into_response();
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
                 return response;
             }
             ApiError::Forbidden { detail } => (

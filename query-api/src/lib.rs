@@ -27,6 +27,7 @@ pub mod extract;
 pub mod health;
 pub mod money;
 pub mod products;
+pub mod rate_limit;
 pub mod startup;
 pub mod users;
 

@@ -1,7 +1,7 @@
 //! Wiring: the adapters behind their ports, the router, and the listener.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use axum::{middleware, Router};
 use infrastructure::consistency::ReadModel;
 use infrastructure::http_limits::request_limits;
 use infrastructure::metrics::{self, PoolMetrics};
+use infrastructure::rate_limit::{RateLimitSettings, RateLimiter};
 use infrastructure::sessions::Sessions;
 use infrastructure::settings::{redact_url, ConsistencySettings, HttpSettings, Settings};
 use tokio::net::TcpListener;
@@ -30,6 +31,7 @@ use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::products::{
     self, ElasticsearchProductSearch, ProductCache, ProductSearch, RedisProductCache,
 };
+use crate::rate_limit::limit_reads;
 use crate::users::{self, PgUsersReadModel, UsersReadModel};
 use crate::{correlation, health};
 
@@ -43,6 +45,9 @@ pub struct AppState {
     pub consistency: ConsistencyWait,
     pub users: Arc<dyn UsersReadModel>,
     pub sessions: Arc<Sessions>,
+    pub limiter: Arc<RateLimiter>,
+    pub rate_limits: RateLimitSettings,
+    pub trusted_proxies: Arc<Vec<IpAddr>>,
 }
 
 impl AppState {
@@ -88,6 +93,7 @@ pub fn router(state: AppState, http: &HttpSettings, pools: Vec<PoolMetrics>) -> 
         .route("/v1/users", get(users::list_users))
         .route("/v1/users/{id}", get(users::get_user))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_reads))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::map_response(unavailable_problem))
@@ -189,6 +195,12 @@ impl Application {
                 )
                 .context("redis settings are invalid")?,
             ),
+            limiter: Arc::new(
+                RateLimiter::new(&settings.redis.url, &settings.redis.key_prefix)
+                    .context("redis settings are invalid")?,
+            ),
+            rate_limits: settings.rate_limits.clone(),
+            trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
             applied: Arc::new(PgAppliedTokens::new(
                 pool,
                 settings.kafka.clone(),
@@ -243,9 +255,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         tracing::info!("query api stopped");
         Ok(())
     }

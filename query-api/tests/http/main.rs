@@ -6,6 +6,7 @@ mod support;
 
 mod catalog;
 mod products;
+mod rate_limits;
 mod search;
 mod service;
 mod users;

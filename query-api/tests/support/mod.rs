@@ -277,6 +277,15 @@ impl TestContext {
             ),
             users: Arc::new(PgUsersReadModel::new(self.pool().clone())),
             sessions: Arc::new(self.sessions()),
+            limiter: Arc::new(
+                infrastructure::rate_limit::RateLimiter::new(
+                    &self.settings.redis.url,
+                    &self.settings.redis.key_prefix,
+                )
+                .expect("rate limiter"),
+            ),
+            rate_limits: self.settings.rate_limits.clone(),
+            trusted_proxies: Arc::new(self.settings.http.trusted_proxies.clone()),
         }
     }
 
