@@ -23,6 +23,15 @@ pub struct Settings {
     pub personal_data: crate::personal_data::PersonalDataSettings,
     pub accounts: AccountSettings,
     pub rate_limits: crate::rate_limit::RateLimitSettings,
+    pub idempotency: IdempotencySettings,
+}
+
+/// How long an `Idempotency-Key` is honoured, and how often older ones are
+/// deleted.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencySettings {
+    pub retention_hours: u64,
+    pub cleanup_interval_seconds: u64,
 }
 
 /// Sessions, password hashing and the other knobs of accounts.
@@ -245,6 +254,10 @@ master_key = "ZGV2ZWxvcG1lbnQtb25seS1tYXN0ZXIta2V5LTMyYiE="
 master_key_id = "development"
 blind_index_key = "ZGV2ZWxvcG1lbnQtb25seS1ibGluZC1pbmRleC0zMmI="
 
+[idempotency]
+retention_hours = 24
+cleanup_interval_seconds = 600
+
 [rate_limits]
 enabled = true
 read = { limit = 600, window_seconds = 60 }
@@ -321,6 +334,7 @@ impl fmt::Debug for Settings {
             .field("personal_data", &self.personal_data)
             .field("accounts", &self.accounts)
             .field("rate_limits", &self.rate_limits)
+            .field("idempotency", &self.idempotency)
             .finish()
     }
 }

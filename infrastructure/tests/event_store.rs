@@ -196,6 +196,61 @@ async fn an_idempotency_key_returns_the_first_answer_and_appends_once() {
 }
 
 #[tokio::test]
+async fn idempotency_keys_past_their_retention_are_pruned_and_usable_again() {
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    let key = |name: &str| IdempotencyKey {
+        key: name.into(),
+        fingerprint: format!("POST /things {name}"),
+    };
+    for (n, name) in ["old-1", "old-2", "fresh"].into_iter().enumerate() {
+        store
+            .append(
+                vec![append(&format!("s-{n}"), 0, 1)],
+                &metadata(),
+                Some(&key(name)),
+                move |_| json!({ "n": n }),
+            )
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "UPDATE event_store.idempotency_keys SET created_at = now() - interval '25 hours' \
+         WHERE idempotency_key LIKE 'old-%'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let pruned = store
+        .prune_idempotency_keys(chrono::Utc::now() - chrono::Duration::hours(24))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2);
+    assert!(store
+        .stored_response(&key("old-1"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .stored_response(&key("fresh"))
+        .await
+        .unwrap()
+        .is_some());
+    // A pruned key names a new request again.
+    let again = store
+        .append(
+            vec![append("s-9", 0, 1)],
+            &metadata(),
+            Some(&key("old-1")),
+            |_| json!("second life"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, AppendOutcome::Appended { .. }));
+}
+
+#[tokio::test]
 async fn concurrent_duplicates_with_one_key_append_once() {
     let db = TestDatabase::create().await;
     let store = PgEventStore::new(db.pool.clone());

@@ -137,6 +137,34 @@ impl PgEventStore {
         }
     }
 
+    /// Deletes the idempotency keys recorded before `before`, a bounded
+    /// batch at a time so that no statement holds many locks; returns how
+    /// many went. A key is kept at least until then, and goes at the next
+    /// cleanup after.
+    pub async fn prune_idempotency_keys(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, EventStoreError> {
+        const BATCH: i64 = 5_000;
+        let mut pruned = 0;
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM event_store.idempotency_keys WHERE idempotency_key IN ( \
+                 SELECT idempotency_key FROM event_store.idempotency_keys \
+                 WHERE created_at < $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            pruned += deleted;
+            if deleted < BATCH as u64 {
+                return Ok(pruned);
+            }
+        }
+    }
+
     /// The answer stored with `key`, if a request carrying it was handled;
     /// `IdempotencyKeyReused` when that request was a different one.
     pub async fn stored_response(
