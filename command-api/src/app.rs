@@ -35,7 +35,7 @@ use tracing::Level;
 
 use crate::auth::authenticate;
 use crate::command::AppState;
-use crate::commands::{accounts, brands, categories, products};
+use crate::commands::{accounts, brands, categories, me, products, users};
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
 use crate::request::{request_context, RequestIds};
@@ -217,6 +217,21 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/v1/users", post(accounts::register))
         .route("/v1/sessions", post(accounts::log_in))
         .route("/v1/sessions/current", delete(accounts::log_out))
+        .route("/v1/me", patch(me::update_profile).delete(me::erase))
+        .route("/v1/me/email", put(me::change_email))
+        .route("/v1/me/password", put(me::change_password))
+        .route("/v1/me/addresses", post(me::add_address))
+        .route(
+            "/v1/me/addresses/{id}",
+            patch(me::update_address).delete(me::remove_address),
+        )
+        .route(
+            "/v1/me/addresses/{id}/default",
+            put(me::set_default_address),
+        )
+        .route("/v1/users/{id}", delete(users::erase))
+        .route("/v1/users/{id}/status", put(users::change_status))
+        .route("/v1/users/{id}/role", put(users::change_role))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(
             ServiceBuilder::new()

@@ -8,9 +8,9 @@
 //! | 400 | malformed input: bad JSON, unknown fields, wrong types, invalid values |
 //! | 401 | no session where one is needed, a bearer token naming none, wrong credentials |
 //! | 403 | a session without the right (a customer on an admin route, a suspended account logging in) |
-//! | 404 | unknown aggregate, unknown route |
+//! | 404 | unknown aggregate (an erased user, an address not in the user's book), unknown route |
 //! | 405 | known route, wrong method |
-//! | 409 | version conflict (concurrent writes still conflicting after the retries) |
+//! | 409 | version conflict (concurrent writes still conflicting after the retries); an email or phone another account holds |
 //! | 412 | a false `If-Match` or `If-None-Match` |
 //! | 413 | body above `http.body_limit_bytes` |
 //! | 415 | body that is not JSON |
@@ -290,6 +290,18 @@ impl ApiError {
             "invalid-credentials",
             "Invalid credentials",
             "the email or the password is wrong",
+        )
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    /// The current password given to change a credential is wrong: the
+    /// problem of a failed login, told apart only by its detail.
+    pub fn wrong_password() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-credentials",
+            "Invalid credentials",
+            "the current password is wrong",
         )
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }

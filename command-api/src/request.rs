@@ -216,11 +216,16 @@ pub struct CommandContext {
     pub at: DateTime<Utc>,
 }
 
-/// A command body: which of its fields hold text that may span lines.
+/// A command body: which of its fields hold text that may span lines, and
+/// which hold secrets.
 pub trait CommandBody: DeserializeOwned {
     /// Top-level fields whose text may hold tabs and line feeds; every other
     /// string (and every field name) must be a single line.
     const MULTI_LINE_FIELDS: &'static [&'static str] = &[];
+    /// Top-level fields left out of the idempotency fingerprint: the
+    /// fingerprint is a fast hash stored beside the key, and a fast hash of
+    /// a password can be guessed offline.
+    const SECRET_FIELDS: &'static [&'static str] = &[];
 }
 
 /// A command: its context and its JSON body.
@@ -247,7 +252,7 @@ where
         let body = ApiJson::<T>::parse(&bytes)?;
         let idempotency = key.map(|key| IdempotencyKey {
             key,
-            fingerprint: fingerprint(&method, &path, &bytes),
+            fingerprint: fingerprint(&method, &path, &without_fields(&bytes, T::SECRET_FIELDS)),
         });
         Ok(Self {
             context: CommandContext {
@@ -259,6 +264,63 @@ where
             },
             body,
         })
+    }
+}
+
+/// A command without a body (a `DELETE`, `PUT .../default`): its context
+/// alone, its fingerprint that of an empty body. A body, if sent, is not read.
+impl<S: Send + Sync> FromRequestParts<S> for CommandContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let (ids, metadata) = metadata(parts);
+        let key = idempotency_key(&parts.headers)?;
+        let preconditions = Preconditions::from_headers(&parts.headers)?;
+        let idempotency = key.map(|key| IdempotencyKey {
+            key,
+            fingerprint: fingerprint(&parts.method, parts.uri.path(), b""),
+        });
+        Ok(Self {
+            ids,
+            metadata,
+            idempotency,
+            preconditions,
+            at: Utc::now(),
+        })
+    }
+}
+
+impl CommandContext {
+    /// Binds the idempotency key to `user_id` as well: keys are global, and
+    /// `/v1/me` is one path for every user, so without this two users' equal
+    /// requests under one key would get one answer.
+    pub fn bind_to_user(&mut self, user_id: Uuid) {
+        if let Some(key) = &mut self.idempotency {
+            let mut hasher = Sha256::new();
+            hasher.update(key.fingerprint.as_bytes());
+            hasher.update(b"\n");
+            hasher.update(user_id.to_string().as_bytes());
+            key.fingerprint = hex(&hasher.finalize());
+        }
+    }
+}
+
+/// The body without its top-level `fields` (re-serialized), or as it came
+/// when there are none to drop.
+fn without_fields(bytes: &[u8], fields: &[&str]) -> Vec<u8> {
+    if fields.is_empty() {
+        return bytes.to_vec();
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(mut map)) => {
+            for field in fields {
+                map.remove(*field);
+            }
+            serde_json::to_vec(&map).unwrap_or_default()
+        }
+        // Parsed as the command already, so always an object; never the
+        // raw bytes, which hold the secret.
+        _ => Vec::new(),
     }
 }
 
@@ -552,11 +614,11 @@ pub fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
     hasher.update(path.as_bytes());
     hasher.update(b"\n");
     hasher.update(body);
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -732,5 +794,13 @@ mod tests {
         assert_ne!(a, fingerprint(&Method::POST, "/v1/brands", b"{}"));
         assert_ne!(a, fingerprint(&Method::PUT, "/v1/products", b"{}"));
         assert_ne!(a, fingerprint(&Method::POST, "/v1/products", b"{ }"));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_the_fingerprinted_body() {
+        let body = br#"{"email":"a@b.c","current_password":"hunter2 hunter2"}"#;
+        let kept = without_fields(body, &["current_password"]);
+        assert_eq!(kept, br#"{"email":"a@b.c"}"#);
+        assert_eq!(without_fields(body, &[]), body);
     }
 }

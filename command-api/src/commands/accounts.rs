@@ -94,6 +94,47 @@ fn index_of(state: &AppState, scope: UniqueScope, value: &str) -> Result<BlindIn
         .map_err(ApiError::internal)
 }
 
+/// The claim stream of an email or a phone, loaded, with the blind index
+/// that names it: what the user decisions take as a [`Claim`].
+pub(crate) struct LoadedClaim {
+    pub index: BlindIndex,
+    pub key: Loaded<UniqueKey>,
+}
+
+impl LoadedClaim {
+    /// `value` normalised already (an `Email`, a `Phone`).
+    pub async fn load(state: &AppState, scope: UniqueScope, value: &str) -> Result<Self, ApiError> {
+        let index = index_of(state, scope, value)?;
+        let key = load_key(state, scope, index.as_str()).await?;
+        Ok(Self { index, key })
+    }
+
+    pub fn claim(&self) -> Claim<'_> {
+        Claim {
+            key: &self.key.aggregate,
+            index: &self.index,
+        }
+    }
+}
+
+/// Ends every session of `user_id`, after a change that must not leave an
+/// old session alive (credentials, status, role, erasure). The change is
+/// appended by then: a 503 here asks for the retry, which with the same
+/// `Idempotency-Key` replays the change and revokes again.
+pub(crate) async fn revoke_sessions(state: &AppState, user_id: Uuid) -> Result<(), ApiError> {
+    state
+        .sessions
+        .close_all(user_id)
+        .await
+        .map(|_| ())
+        .map_err(|error| {
+            tracing::warn!(%error, %user_id, "session store unreachable while revoking sessions");
+            ApiError::service_unavailable(
+                "the change is saved, but the sessions could not be ended; retry with the same Idempotency-Key",
+            )
+        })
+}
+
 impl Registration {
     /// The domain's command, once the password is hashed off the runtime.
     async fn into_command(
@@ -125,9 +166,13 @@ pub async fn register(
     State(state): State<AppState>,
     request: CommandRequest<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let CommandRequest { context, body } = request;
+    let CommandRequest { mut context, body } = request;
     let command = body.parse()?.into_command(&state, context.at).await?;
     Span::current().record("user_id", tracing::field::display(command.user_id));
+    // The registration is the person's own act: its client address and
+    // agent are sealed under their key, and erased with them, rather than
+    // under the day's guest key.
+    context.metadata.user_id = Some(command.user_id.to_string());
     execute(&state, &context, || {
         plan_register(
             state.clone(),

@@ -1,9 +1,12 @@
 //! One module per aggregate: the request bodies, their validation into domain
 //! commands, and the load-decide plans that `command::execute` appends.
-//! Catalog writes take an [`Admin`](crate::auth::Admin): they are the
-//! admins' alone.
+//! Catalog writes and `users` take an [`Admin`](crate::auth::Admin): they
+//! are the admins' alone; `me` takes a [`SignedIn`](crate::auth::SignedIn)
+//! user, on their own account.
 
 pub mod accounts;
 pub mod brands;
 pub mod categories;
+pub mod me;
 pub mod products;
+pub mod users;

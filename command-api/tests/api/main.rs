@@ -2,11 +2,13 @@
 //! real application on an ephemeral port with its own database.
 
 mod accounts;
+mod admin_users;
 mod brands;
 mod categories;
 mod control_characters;
 mod errors;
 mod idempotency;
+mod me;
 mod preconditions;
 mod products;
 mod relay;

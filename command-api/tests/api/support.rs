@@ -13,6 +13,8 @@ use uuid::Uuid;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 pub const ADMIN_EMAIL: &str = "admin@shop.test";
 pub const ADMIN_PASSWORD: &str = "an admin's long passphrase";
+/// The password of every account [`TestApp::customer`] registers.
+pub const CUSTOMER_PASSWORD: &str = "a customer's long passphrase";
 
 pub struct TestApp {
     pub base: String,
@@ -80,7 +82,7 @@ impl TestApp {
     /// Registers a customer and returns a client logged in as them, with
     /// their id.
     pub async fn customer(&self, email: &str) -> (reqwest::Client, Uuid) {
-        let password = "a customer's long passphrase";
+        let password = CUSTOMER_PASSWORD;
         let response = self
             .anonymous
             .post(format!("{}/v1/users", self.base))
@@ -121,6 +123,39 @@ impl TestApp {
 
     pub async fn put(&self, path: &str, body: &Value) -> Response {
         self.send(Method::PUT, path, body).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(Method::DELETE, path)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Sends `body` (none when `None`) to `path` as `client`'s user.
+    pub async fn send_as(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let request = client.request(method, format!("{}{}", self.base, path));
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        request.send().await.expect("request sent")
+    }
+
+    /// The answer to a login, whatever it is.
+    pub async fn try_log_in(&self, email: &str, password: &str) -> Response {
+        self.anonymous
+            .post(format!("{}/v1/sessions", self.base))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// Rows in `event_store.events` appended since the set-up.
