@@ -22,9 +22,10 @@ use infrastructure::http_limits::request_limits;
 use infrastructure::metrics::{self, PoolMetrics};
 use infrastructure::passwords::PasswordHasher;
 use infrastructure::personal_data::PersonalData;
+use infrastructure::rate_limit::RateLimiter;
 use infrastructure::relay::OutboxRelay;
 use infrastructure::sessions::Sessions;
-use infrastructure::settings::{HttpSettings, Settings};
+use infrastructure::settings::{HttpSettings, IdempotencySettings, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::load_shed::error::Overloaded;
@@ -38,6 +39,7 @@ use crate::command::AppState;
 use crate::commands::{accounts, brands, categories, me, products, users};
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
+use crate::rate_limit::limit_commands;
 use crate::request::{request_context, RequestIds};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,44 @@ pub struct Application {
     address: SocketAddr,
     router: Router,
     relay: Option<OutboxRelay>,
+    housekeeping: Option<Housekeeping>,
+}
+
+/// What a serving process deletes on a schedule: idempotency keys past their
+/// retention and the guest-day keys past theirs. Every replica runs it; the
+/// deletes are idempotent and go through indexes.
+struct Housekeeping {
+    store: PgEventStore,
+    personal: PersonalData,
+    idempotency: IdempotencySettings,
+    guest_retention_days: u32,
+}
+
+impl Housekeeping {
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let every = Duration::from_secs(self.idempotency.cleanup_interval_seconds.max(1));
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+            let now = chrono::Utc::now();
+            let keys_before =
+                now - chrono::Duration::hours(self.idempotency.retention_hours as i64);
+            match self.store.prune_idempotency_keys(keys_before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "expired idempotency keys deleted"),
+                Err(error) => tracing::warn!(%error, "idempotency keys not pruned; next time"),
+            }
+            let guests_before = now - chrono::Duration::days(i64::from(self.guest_retention_days));
+            match self.personal.erase_guest_days_before(guests_before).await {
+                Ok(0) => {}
+                Ok(erased) => tracing::info!(erased, "guest-day keys past retention destroyed"),
+                Err(error) => tracing::warn!(%error, "guest-day keys not destroyed; next time"),
+            }
+        }
+    }
 }
 
 impl Application {
@@ -87,6 +127,12 @@ impl Application {
             None
         };
         let state = state_of(&settings, store).await?;
+        let housekeeping = (role == Role::Commands).then(|| Housekeeping {
+            store: state.store.clone(),
+            personal: state.personal.clone(),
+            idempotency: settings.idempotency.clone(),
+            guest_retention_days: settings.accounts.guest_data_retention_days,
+        });
         let router = match role {
             Role::Commands => router(state, &settings.http),
             Role::RelayOnly => Router::new()
@@ -108,6 +154,7 @@ impl Application {
             address,
             router,
             relay,
+            housekeeping,
         })
     }
 
@@ -131,6 +178,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
+        let housekeeping = self
+            .housekeeping
+            .map(|housekeeping| tokio::spawn(housekeeping.run(stopped.clone())));
         let relay = self.relay.map(|relay| {
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
@@ -156,6 +206,9 @@ impl Application {
         .await;
         if let Some(relay) = relay {
             relay.await.context("the outbox relay task failed")?;
+        }
+        if let Some(housekeeping) = housekeeping {
+            housekeeping.await.context("the housekeeping task failed")?;
         }
         served.context("the http server failed")?;
         tracing::info!("command api stopped");
@@ -199,6 +252,11 @@ pub async fn state_of(settings: &Settings, store: PgEventStore) -> anyhow::Resul
         sessions: Arc::new(sessions),
         passwords,
         trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
+        limiter: Arc::new(
+            RateLimiter::new(&settings.redis.url, &settings.redis.key_prefix)
+                .context("the rate limiter's Redis URL")?,
+        ),
+        rate_limits: settings.rate_limits.clone(),
     })
 }
 
@@ -233,6 +291,10 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/v1/users/{id}/status", put(users::change_status))
         .route("/v1/users/{id}/role", put(users::change_role))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_commands,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::map_response(retry_after))

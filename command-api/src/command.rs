@@ -17,6 +17,7 @@ use infrastructure::event_store::aggregates::{load, load_opening, Loaded, Upcast
 use infrastructure::event_store::{AppendOutcome, EventStoreError, PgEventStore, StreamAppend};
 use infrastructure::passwords::PasswordHasher;
 use infrastructure::personal_data::PersonalData;
+use infrastructure::rate_limit::{RateLimitSettings, RateLimiter};
 use infrastructure::sessions::Sessions;
 use infrastructure::settings::RelaySettings;
 use serde_json::{json, Value};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub passwords: PasswordHasher,
     pub trusted_proxies: Arc<Vec<IpAddr>>,
+    pub limiter: Arc<RateLimiter>,
+    pub rate_limits: RateLimitSettings,
 }
 
 /// Seals every personal value of `appends` under its person's key: the

@@ -15,6 +15,7 @@
 //! | 413 | body above `http.body_limit_bytes` |
 //! | 415 | body that is not JSON |
 //! | 422 | business rule broken; idempotency key reused for another request |
+//! | 429 | over a rate limit (with `Retry-After`) |
 //! | 500 | anything else (opaque; the cause chain is logged once) |
 //! | 503 | no database connection free in time (with `Retry-After`); the session store does not answer; the database does not answer (health) |
 
@@ -266,7 +267,7 @@ impl ApiError {
             "Idempotency key reused",
             "this Idempotency-Key was already used for a different request",
         )
-        .with("idempotency_key", key)
+        .with("idempotency_key", crate::request::client_key(key))
     }
 
     // ---- 401, 403 ----------------------------------------------------------
@@ -308,6 +309,18 @@ impl ApiError {
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    // ---- 429 ---------------------------------------------------------------
+
+    pub fn rate_limited(retry_after_seconds: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("too many requests; retry in {retry_after_seconds} s"),
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds))
     }
 
     // ---- 5xx ---------------------------------------------------------------
@@ -729,6 +742,7 @@ impl From<UserError> for ApiError {
                 "Email taken",
                 "an account with this email already exists",
             ),
+            UserError::EmailReserved => Self::invalid_field("email", &error),
             UserError::PhoneTaken { .. } => Self::new(
                 StatusCode::CONFLICT,
                 "phone-taken",

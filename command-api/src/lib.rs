@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod input;
 pub mod operator;
+pub mod rate_limit;
 pub mod request;
 
 pub use app::Application;

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::values::{forbidden_in_json, TextLayout};
+use infrastructure::client_address::client_address;
 use infrastructure::event_store::{EventMetadata, IdempotencyKey};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -251,7 +252,7 @@ where
         printable_strings(&bytes, T::MULTI_LINE_FIELDS)?;
         let body = ApiJson::<T>::parse(&bytes)?;
         let idempotency = key.map(|key| IdempotencyKey {
-            key,
+            key: scoped_key(&key, &metadata, &method, &path),
             fingerprint: fingerprint(&method, &path, &without_fields(&bytes, T::SECRET_FIELDS)),
         });
         Ok(Self {
@@ -277,7 +278,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandContext {
         let key = idempotency_key(&parts.headers)?;
         let preconditions = Preconditions::from_headers(&parts.headers)?;
         let idempotency = key.map(|key| IdempotencyKey {
-            key,
+            key: scoped_key(&key, &metadata, &parts.method, parts.uri.path()),
             fingerprint: fingerprint(&parts.method, parts.uri.path(), b""),
         });
         Ok(Self {
@@ -290,19 +291,25 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandContext {
     }
 }
 
-impl CommandContext {
-    /// Binds the idempotency key to `user_id` as well: keys are global, and
-    /// `/v1/me` is one path for every user, so without this two users' equal
-    /// requests under one key would get one answer.
-    pub fn bind_to_user(&mut self, user_id: Uuid) {
-        if let Some(key) = &mut self.idempotency {
-            let mut hasher = Sha256::new();
-            hasher.update(key.fingerprint.as_bytes());
-            hasher.update(b"\n");
-            hasher.update(user_id.to_string().as_bytes());
-            key.fingerprint = hex(&hasher.finalize());
-        }
-    }
+impl CommandContext {}
+
+/// An `Idempotency-Key` as it is stored: scoped to whoever sent it (the
+/// session's user, or the client address for a guest) and to the route, so
+/// that one client's key never answers another's request. The client's key
+/// comes first: it has no space in it (visible ASCII only), so
+/// [`client_key`] gets it back for a problem.
+fn scoped_key(key: &str, metadata: &EventMetadata, method: &Method, path: &str) -> String {
+    let sender = match (&metadata.user_id, &metadata.client_ip) {
+        (Some(user), _) => format!("user:{user}"),
+        (None, Some(ip)) => format!("ip:{ip}"),
+        (None, None) => "anonymous".to_owned(),
+    };
+    format!("{key} {sender} {method} {path}")
+}
+
+/// The key the client sent, from its stored form.
+pub fn client_key(stored: &str) -> &str {
+    stored.split(' ').next().unwrap_or(stored)
 }
 
 /// The body without its top-level `fields` (re-serialized), or as it came
@@ -398,35 +405,14 @@ fn metadata(parts: &Parts) -> (RequestIds, EventMetadata) {
 pub struct ClientAddress(pub IpAddr);
 
 impl ClientAddress {
-    pub fn of(parts_headers: &HeaderMap, peer: Option<IpAddr>, trusted: &[IpAddr]) -> Option<Self> {
-        let peer = peer?;
-        if !trusted.contains(&peer) {
-            return Some(Self(peer));
-        }
-        let forwarded: Vec<IpAddr> = parts_headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
-            .collect();
-        let client = forwarded
-            .iter()
-            .rev()
-            .find(|ip| !trusted.contains(ip))
-            .or(forwarded.first())
-            .copied()
-            .unwrap_or(peer);
-        Some(Self(client))
-    }
-
-    /// From a request's peer (`ConnectInfo`) and headers.
+    /// From a request's peer (`ConnectInfo`) and headers
+    /// (`infrastructure::client_address`).
     pub fn of_request(parts: &Parts, trusted: &[IpAddr]) -> Option<Self> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        Self::of(&parts.headers, peer, trusted)
+            .map(|ConnectInfo(addr)| addr.ip())?;
+        Some(Self(client_address(&parts.headers, peer, trusted)))
     }
 }
 

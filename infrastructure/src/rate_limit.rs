@@ -1,7 +1,10 @@
 //! Fixed-window rate limits in Redis, shared by both APIs.
 //!
-//! A client's window is the seed's `rate_limit:api:{ip}` entry,
-//! `{count, resetAt}`, counted by one Lua script, so concurrent requests on
+//! A client's window is an entry shaped like the seed's
+//! `rate_limit:api:{ip}`, `{count, resetAt}`, one per class of route
+//! (`rate_limit:api:{ip}` for reads, the seed's, then `rate_limit:write:{ip}`
+//! and `rate_limit:auth:{ip}`, so that each limit counts only its own
+//! requests), counted by one Lua script, so concurrent requests on
 //! any number of API processes never lose a count. Windows are aligned on the
 //! clock (every `window` seconds since the epoch), so all processes agree on
 //! when one resets. Stricter limits per account (logins) use
@@ -101,9 +104,10 @@ impl RateLimiter {
         })
     }
 
-    /// The key of a client address's window, as the seed names it.
-    pub fn client_key(&self, ip: &str) -> String {
-        format!("{}rate_limit:api:{ip}", self.prefix)
+    /// The key of a client address's window for `class` of route. Reads
+    /// are the seed's `api` class.
+    pub fn client_key(&self, class: &str, ip: &str) -> String {
+        format!("{}rate_limit:{class}:{ip}", self.prefix)
     }
 
     /// The key of an account's login window.
@@ -158,4 +162,22 @@ pub fn headers(policy: &str, standing: &Standing, now: DateTime<Utc>) -> (String
             standing.reset_after(now)
         ),
     )
+}
+
+/// [`headers`] as the response headers both APIs add.
+pub fn header_pairs(
+    policy: &str,
+    standing: &Standing,
+    now: DateTime<Utc>,
+) -> Vec<(axum::http::HeaderName, axum::http::HeaderValue)> {
+    let (policy, remaining) = headers(policy, standing, now);
+    [("ratelimit-policy", policy), ("ratelimit", remaining)]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            Some((
+                axum::http::HeaderName::from_static(name),
+                axum::http::HeaderValue::from_str(&value).ok()?,
+            ))
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@ const FIVE_A_MINUTE: Limit = Limit {
 async fn a_window_counts_every_request_and_keeps_the_seed_shape() {
     let prefix = format!("test-{}:", unique_suffix());
     let limiter = RateLimiter::new(REDIS_URL, &prefix).unwrap();
-    let key = limiter.client_key("192.168.1.1");
+    let key = limiter.client_key("api", "192.168.1.1");
     assert_eq!(key, format!("{prefix}rate_limit:api:192.168.1.1"));
     let now = Utc.with_ymd_and_hms(2030, 1, 15, 10, 30, 10).unwrap();
     // Concurrent requests: none lost, each gets its own count.

@@ -7,18 +7,14 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use infrastructure::client_address::client_address;
-use infrastructure::rate_limit::headers;
+use infrastructure::rate_limit::header_pairs;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
-
-static RATE_LIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-static RATE_LIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 pub async fn limit_reads(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if !state.rate_limits.enabled {
@@ -32,7 +28,7 @@ pub async fn limit_reads(State(state): State<AppState>, request: Request, next: 
         return next.run(request).await;
     };
     let client = client_address(request.headers(), peer.ip(), &state.trusted_proxies);
-    let key = state.limiter.client_key(&client.to_string());
+    let key = state.limiter.client_key("api", &client.to_string());
     let now = Utc::now();
     let standing = match state.limiter.count(&key, state.rate_limits.read, now).await {
         Ok(standing) => standing,
@@ -42,20 +38,14 @@ pub async fn limit_reads(State(state): State<AppState>, request: Request, next: 
             return next.run(request).await;
         }
     };
-    let (policy, remaining) = headers("read", &standing, now);
     let mut response = if standing.allowed() {
         next.run(request).await
     } else {
         metrics::counter!("rate_limited_total", "api" => "query").increment(1);
         ApiError::rate_limited(standing.reset_after(now)).into_response()
     };
-    let headers = response.headers_mut();
-    if let (Ok(policy), Ok(remaining)) = (
-        HeaderValue::from_str(&policy),
-        HeaderValue::from_str(&remaining),
-    ) {
-        headers.insert(RATE_LIMIT_POLICY.clone(), policy);
-        headers.insert(RATE_LIMIT.clone(), remaining);
+    for (name, value) in header_pairs("read", &standing, now) {
+        response.headers_mut().insert(name, value);
     }
     response
 }

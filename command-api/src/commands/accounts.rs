@@ -33,6 +33,7 @@ use crate::command::{
 };
 use crate::error::ApiError;
 use crate::input::{checked, Fields};
+use crate::rate_limit::limit_login;
 use crate::request::{CommandBody, CommandContext, CommandRequest};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,6 +278,7 @@ pub async fn log_in(
     context.idempotency = None;
     let email = Email::parse(&email).map_err(|error| ApiError::invalid_field("email", error))?;
     let index = index_of(&state, UniqueScope::UserEmail, email.as_str())?;
+    limit_login(&state, index.as_str()).await?;
     let owner = load_key(&state, UniqueScope::UserEmail, index.as_str())
         .await?
         .aggregate

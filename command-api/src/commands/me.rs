@@ -5,8 +5,9 @@
 //! `/v1/me/addresses`, and `DELETE /v1/me` (erasure, as
 //! [`users::erase_account`]).
 //!
-//! `/v1/me` is one path for every user, so each handler binds its
-//! idempotency key to the user as well ([`CommandContext::bind_to_user`]).
+//! `/v1/me` is one path for every user; idempotency keys are scoped to
+//! their sender by the request layer, so one user's key never answers
+//! another's request.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -149,7 +150,7 @@ pub async fn update_profile(
     State(state): State<AppState>,
     request: CommandRequest<UpdateProfileRequest>,
 ) -> Result<Response, ApiError> {
-    let CommandRequest { mut context, body } = request;
+    let CommandRequest { context, body } = request;
     if body.is_empty() {
         return Err(ApiError::invalid_field(
             "body",
@@ -157,7 +158,6 @@ pub async fn update_profile(
         ));
     }
     let user_id = session.user_id;
-    context.bind_to_user(user_id);
     execute(&state, &context, || {
         plan_update_profile(state.clone(), context.clone(), user_id, body.clone())
     })
@@ -246,11 +246,10 @@ pub async fn change_email(
     State(state): State<AppState>,
     request: CommandRequest<ChangeEmailRequest>,
 ) -> Result<Response, ApiError> {
-    let CommandRequest { mut context, body } = request;
+    let CommandRequest { context, body } = request;
     let email =
         Email::parse(&body.email).map_err(|error| ApiError::invalid_field("email", error))?;
     let user_id = session.user_id;
-    context.bind_to_user(user_id);
     let password = body.current_password;
     let response = execute(&state, &context, || {
         plan_change_email(
@@ -320,11 +319,10 @@ pub async fn change_password(
     State(state): State<AppState>,
     request: CommandRequest<ChangePasswordRequest>,
 ) -> Result<Response, ApiError> {
-    let CommandRequest { mut context, body } = request;
+    let CommandRequest { context, body } = request;
     let new_password = Password::parse(body.new_password)
         .map_err(|error| ApiError::invalid_field("new_password", error))?;
     let user_id = session.user_id;
-    context.bind_to_user(user_id);
     let current = body.current_password;
     let response = execute(&state, &context, || {
         plan_change_password(
@@ -369,9 +367,8 @@ async fn plan_change_password(
 pub async fn erase(
     SignedIn(session, _): SignedIn,
     State(state): State<AppState>,
-    mut context: CommandContext,
+    context: CommandContext,
 ) -> Result<Response, ApiError> {
-    context.bind_to_user(session.user_id);
     users::erase_account(&state, &context, session.user_id).await
 }
 
@@ -445,11 +442,10 @@ pub async fn add_address(
     State(state): State<AppState>,
     request: CommandRequest<AddAddressRequest>,
 ) -> Result<Response, ApiError> {
-    let CommandRequest { mut context, body } = request;
+    let CommandRequest { context, body } = request;
     let (address_id, address) = body.into_address()?;
     Span::current().record("address_id", tracing::field::display(address_id));
     let user_id = session.user_id;
-    context.bind_to_user(user_id);
     execute(&state, &context, || {
         let command = UserCommand::AddAddress {
             address_id,
@@ -581,7 +577,7 @@ pub async fn update_address(
     ApiPath(address_id): ApiPath<Uuid>,
     request: CommandRequest<UpdateAddressRequest>,
 ) -> Result<Response, ApiError> {
-    let CommandRequest { mut context, body } = request;
+    let CommandRequest { context, body } = request;
     if body.is_empty() {
         return Err(ApiError::invalid_field(
             "body",
@@ -589,7 +585,6 @@ pub async fn update_address(
         ));
     }
     let user_id = session.user_id;
-    context.bind_to_user(user_id);
     execute(&state, &context, || {
         plan_update_address(
             state.clone(),
@@ -635,10 +630,9 @@ pub async fn remove_address(
     SignedIn(session, _): SignedIn,
     State(state): State<AppState>,
     ApiPath(address_id): ApiPath<Uuid>,
-    mut context: CommandContext,
+    context: CommandContext,
 ) -> Result<Response, ApiError> {
     let user_id = session.user_id;
-    context.bind_to_user(user_id);
     let command = UserCommand::RemoveAddress {
         address_id,
         at: context.at,
@@ -660,10 +654,9 @@ pub async fn set_default_address(
     SignedIn(session, _): SignedIn,
     State(state): State<AppState>,
     ApiPath(address_id): ApiPath<Uuid>,
-    mut context: CommandContext,
+    context: CommandContext,
 ) -> Result<Response, ApiError> {
     let user_id = session.user_id;
-    context.bind_to_user(user_id);
     let command = UserCommand::SetDefaultAddress {
         address_id,
         at: context.at,

@@ -11,5 +11,6 @@ mod idempotency;
 mod me;
 mod preconditions;
 mod products;
+mod rate_limits;
 mod relay;
 mod support;

@@ -169,7 +169,7 @@ async fn a_profile_patch_merges_into_the_profile_and_moves_the_phone_claim() {
 }
 
 #[tokio::test]
-async fn an_idempotency_key_on_me_is_bound_to_its_user() {
+async fn an_idempotency_key_is_scoped_to_its_sender() {
     let app = TestApp::spawn().await;
     let (somchai, somchai_id) = app.customer("somchai@example.com").await;
     let (malee, _) = app.customer("malee@example.com").await;
@@ -186,13 +186,12 @@ async fn an_idempotency_key_on_me_is_bound_to_its_user() {
     let again = send(&somchai).await.unwrap();
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(ok_body(again, StatusCode::OK).await, first);
-    // The same key and body from another user is another request.
-    problem(
-        send(&malee).await.unwrap(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "idempotency-key-reused",
-    )
-    .await;
+    // The same key and body from another user is another request, with an
+    // answer of its own.
+    let other = send(&malee).await.unwrap();
+    assert!(other.headers().get("idempotent-replayed").is_none());
+    let other = ok_body(other, StatusCode::OK).await;
+    assert_ne!(other["id"], first["id"]);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use super::address::Address;
 use super::command::{ChangeEmail, RegisterUser, UpdateProfile, UserCommand};
 use super::error::UserError;
 use super::event::UserEvent;
+use super::personal::is_erased_placeholder;
 use super::profile::{
     check_notification_preferences, notification_channel_opted_out, Gender, PasswordHash,
     PersonName,
@@ -395,6 +396,9 @@ impl User {
     }
 
     fn register(&self, command: RegisterUser) -> Result<Vec<UserEvent>, UserError> {
+        if is_erased_placeholder(&command.email) {
+            return Err(UserError::EmailReserved);
+        }
         if let Some(user_id) = self.id {
             // The id of an erased person stays taken: reusing it would hand
             // the new account the old one's history (orders, reviews).
@@ -477,6 +481,9 @@ impl User {
         command: ChangeEmail,
     ) -> Result<Vec<UserEvent>, UserError> {
         let previous_email = self.email.clone().ok_or(UserError::NotRegistered)?;
+        if is_erased_placeholder(&command.email) {
+            return Err(UserError::EmailReserved);
+        }
         if previous_email == command.email {
             return Err(UserError::EmailUnchanged {
                 email: command.email,

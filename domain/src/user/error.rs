@@ -20,6 +20,9 @@ pub enum UserError {
     Erased { user_id: Uuid },
     #[error("email {email} is already taken")]
     EmailTaken { email: Email },
+    /// The placeholder domain of erased people's emails.
+    #[error("emails at erased.invalid are reserved")]
+    EmailReserved,
     #[error("phone {phone} is already taken")]
     PhoneTaken { phone: Phone },
     /// A decision that has to claim or release a phone number was not given

@@ -75,8 +75,20 @@ const ERASED_PASSWORD_HASH: &str = "$argon2id$erased";
 
 /// One per person, because the `users` read model keeps emails unique; under
 /// `.invalid` (RFC 2606), so that nothing is ever delivered to it.
+/// The domain of erased people's placeholder emails, which nobody may take:
+/// a live account holding one would collide with that person's erasure.
+pub const ERASED_EMAIL_DOMAIN: &str = "erased.invalid";
+
+/// Whether `email` is in the domain kept for erased people.
+pub fn is_erased_placeholder(email: &crate::values::Email) -> bool {
+    email
+        .as_str()
+        .rsplit_once('@')
+        .is_some_and(|(_, domain)| domain == ERASED_EMAIL_DOMAIN)
+}
+
 fn erased_email(user_id: Uuid) -> String {
-    format!("erased-{user_id}@erased.invalid")
+    format!("erased-{user_id}@{ERASED_EMAIL_DOMAIN}")
 }
 
 /// `+0` and 14 digits of the id: no country calling code starts with 0, so

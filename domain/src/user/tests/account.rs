@@ -321,6 +321,27 @@ fn changing_to_the_current_email_is_refused() {
 }
 
 #[test]
+fn the_placeholder_domain_of_erased_people_cannot_be_taken() {
+    // A live account at an erased person's placeholder would collide with
+    // that person's erasure in the read model.
+    let placeholder = Email::parse(&format!("erased-{}@erased.invalid", other_user_id())).unwrap();
+    Given::with(())
+        .given_no_previous_events()
+        .when(UserCommand::RegisterUser(RegisterUser {
+            email: placeholder.clone(),
+            ..register_cmd()
+        }))
+        .then_expect_error(UserError::EmailReserved);
+    Given::with(())
+        .given(vec![registered()])
+        .when(UserCommand::ChangeEmail(ChangeEmail {
+            email: placeholder,
+            at: later(),
+        }))
+        .then_expect_error(UserError::EmailReserved);
+}
+
+#[test]
 fn an_unverified_email_is_verified() {
     Given::with(())
         .given(vec![registered()])
