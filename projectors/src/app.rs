@@ -15,7 +15,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::health::{health_router, HealthBounds};
-use crate::projections::{activity_log, catalog_tables, product_cache, product_search};
+use crate::projections::{
+    activity_log, catalog_tables, product_cache, product_search, users_tables,
+};
 use crate::runtime::worker::rebuild_beside_live;
 use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions, WorkerStats};
 
@@ -25,9 +27,11 @@ pub const PROJECTIONS: &[&str] = &[
     product_search::NAME,
     product_cache::NAME,
     activity_log::NAME,
+    users_tables::NAME,
 ];
 
-/// Opens the personal data of the log for the projections that show it.
+/// Opens the personal data of the log for the projections that show it
+/// (the activity log, the users tables).
 pub fn personal_data(settings: &Settings, store: &PgEventStore) -> anyhow::Result<PersonalData> {
     Ok(PersonalData::new(
         store.pool().clone(),
@@ -75,6 +79,16 @@ pub async fn build_projection(
                 personal_data(settings, store)?,
             )
             .await?,
+        ),
+        users_tables::NAME => Arc::new(
+            users_tables::UsersTables::new(
+                store.pool().clone(),
+                upcasters,
+                personal_data(settings, store)?,
+            )
+            .with_parked_max_age(std::time::Duration::from_secs(
+                settings.projectors.parked_max_age_seconds,
+            )),
         ),
         other => anyhow::bail!(
             "unknown projection {other:?}; known: {}",

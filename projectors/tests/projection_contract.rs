@@ -15,6 +15,19 @@ use support::*;
 async fn every_projection_is_idempotent_resettable_and_rebuildable() {
     let h = harness().await;
     let (_, _, products) = h.seed_catalog(4).await;
+    let users = h.seed_users(2).await;
+    h.append_user(
+        users[0],
+        3,
+        &[support::users::address_added(
+            users[0],
+            uuid::Uuid::now_v7(),
+            support::users::postal("Somying", "9 Silom Rd"),
+            true,
+            4,
+        )],
+    )
+    .await;
     for id in &products {
         h.append(
             "product",

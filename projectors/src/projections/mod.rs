@@ -5,3 +5,4 @@ pub mod catalog_tables;
 pub mod product_cache;
 pub mod product_search;
 pub mod product_state;
+pub mod users_tables;

@@ -11,11 +11,13 @@ use projectors::projections::activity_log::ActivityLog;
 use projectors::projections::catalog_tables::CatalogTables;
 use projectors::projections::product_cache::ProductCache;
 use projectors::projections::product_search::ProductSearch;
+use projectors::projections::users_tables::UsersTables;
 use projectors::runtime::worker::rebuild;
 use projectors::runtime::{DeadLetters, Projection, WorkerStats};
 use redis::AsyncCommands;
 use serde_json::Value;
 
+use super::users::dump_users;
 use super::{dump_catalog, worker_options, Harness};
 
 /// A real adapter and a way to read back everything it stored.
@@ -35,6 +37,18 @@ impl Adapter for Tables {
     }
     async fn snapshot(&self) -> Value {
         Value::Array(dump_catalog(&self.1).await)
+    }
+}
+
+struct Users(Arc<UsersTables>, sqlx::PgPool);
+
+#[async_trait::async_trait]
+impl Adapter for Users {
+    fn projection(&self) -> Arc<dyn Projection> {
+        self.0.clone()
+    }
+    async fn snapshot(&self) -> Value {
+        Value::Array(dump_users(&self.1).await)
     }
 }
 
@@ -188,6 +202,14 @@ pub async fn adapters(h: &Harness) -> Vec<Arc<dyn Adapter>> {
                 .unwrap(),
             ),
             mongo.database(&s.mongo.database),
+        )),
+        Arc::new(Users(
+            Arc::new(UsersTables::new(
+                h.db.pool.clone(),
+                Upcasters::default(),
+                h.personal(),
+            )),
+            h.db.pool.clone(),
         )),
     ]
 }

@@ -9,6 +9,7 @@ use infrastructure::event_store::RecordedEvent;
 use projectors::runtime::{Projection, Worker, WorkerOptions};
 use uuid::Uuid;
 
+use super::users::registered;
 use super::{price_changed, product_created, worker_options, Harness};
 
 /// A live worker of the projection, fed through Kafka as in production.
@@ -70,7 +71,7 @@ impl Live {
     }
 
     /// What shoppers and admins do meanwhile: a new product, a price change
-    /// of an existing one, both applied by the live worker.
+    /// of an existing one, a new account, all applied by the live worker.
     pub async fn write(&self) {
         let (category, brand) = self.parents().await;
         let id = Uuid::now_v7();
@@ -98,6 +99,19 @@ impl Live {
                 &self.product.to_string(),
                 version,
                 &[price_changed(self.product, 1000 + version, 1001 + version)],
+            )
+            .await;
+        let user = Uuid::now_v7();
+        self.h
+            .append_user(
+                user,
+                0,
+                &[registered(
+                    user,
+                    &format!("live-{user}@example.com"),
+                    None,
+                    0,
+                )],
             )
             .await;
         self.catch_up().await;

@@ -1,10 +1,11 @@
 //! Shared set-up of the projector tests: an isolated database and names on
-//! the real servers, catalog events appended through the real event store, and
-//! bounded waits.
+//! the real servers, catalog events (and, in `users`, sealed user events)
+//! appended through the real event store, and bounded waits.
 #![allow(dead_code)]
 
 pub mod adapters;
 pub mod live;
+pub mod users;
 
 use std::time::Duration;
 
