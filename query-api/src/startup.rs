@@ -10,7 +10,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{middleware, Router};
 use infrastructure::consistency::ReadModel;
 use infrastructure::http_limits::request_limits;
@@ -82,16 +82,34 @@ impl ConsistencyWait {
 /// the concurrency limit and the request timeout. `/health` and `/metrics`
 /// stay outside the limit so that an overloaded server still reports
 /// itself. `pools` get gauges on `/metrics`.
+/// One read route of the API (all are GET).
+pub struct ReadRoute {
+    pub path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+/// Every read route. The router is built from this list alone, so the
+/// authorisation matrix, which walks it, sees every route the API serves.
+pub fn read_routes() -> Vec<ReadRoute> {
+    let route = |path, handler| ReadRoute { path, handler };
+    vec![
+        route("/v1/products", get(products::search_products)),
+        route("/v1/products/{id}", get(products::get_product)),
+        route("/v1/categories", get(catalog::list_categories)),
+        route("/v1/brands", get(catalog::list_brands)),
+        route("/v1/me", get(users::get_me)),
+        route("/v1/users", get(users::list_users)),
+        route("/v1/users/{id}", get(users::get_user)),
+    ]
+}
+
 pub fn router(state: AppState, http: &HttpSettings, pools: Vec<PoolMetrics>) -> Router {
     let consistency_bound = state.consistency.bound;
-    let reads = Router::new()
-        .route("/v1/products", get(products::search_products))
-        .route("/v1/products/{id}", get(products::get_product))
-        .route("/v1/categories", get(catalog::list_categories))
-        .route("/v1/brands", get(catalog::list_brands))
-        .route("/v1/me", get(users::get_me))
-        .route("/v1/users", get(users::list_users))
-        .route("/v1/users/{id}", get(users::get_user))
+    let reads = read_routes()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.handler)
+        })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), limit_reads))
         .layer(

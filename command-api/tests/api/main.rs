@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin_users;
+mod authorization;
 mod brands;
 mod categories;
 mod control_characters;

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod authorization;
 mod catalog;
 mod products;
 mod rate_limits;
