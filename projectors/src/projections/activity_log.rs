@@ -4,7 +4,8 @@
 //!
 //! The user agent and IP address come sealed in the event metadata
 //! (`infrastructure::personal_data`) and are opened here: a person erased
-//! before a rebuild has neither in the rebuilt log.
+//! before a rebuild has neither in the rebuilt log, and the erasure itself
+//! removes both from the person's documents in the live log.
 //!
 //! A batch is one unordered insert. The unique index on `eventId` turns a
 //! redelivered event into a duplicate-key error for that document alone,
@@ -19,7 +20,7 @@
 
 use async_trait::async_trait;
 use infrastructure::event_store::RecordedEvent;
-use infrastructure::personal_data::PersonalData;
+use infrastructure::personal_data::{PersonalData, ERASURE_EVENT_TYPE};
 use mongodb::bson::{doc, Bson, DateTime as BsonDateTime, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
@@ -68,6 +69,28 @@ impl ActivityLog {
 
     fn collection(&self) -> Collection<Document> {
         self.database.collection(self.collection)
+    }
+
+    /// The logs of people erased in `events` lose the address and agent they
+    /// were written with: a rebuild would open them as nothing, and the live
+    /// log must not keep more than a rebuild would.
+    async fn forget_erased(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let erased: Vec<&str> = events
+            .iter()
+            .filter(|e| e.aggregate_type == "user" && e.event_type == ERASURE_EVENT_TYPE)
+            .map(|e| e.aggregate_id.as_str())
+            .collect();
+        if erased.is_empty() {
+            return Ok(());
+        }
+        self.collection()
+            .update_many(
+                doc! { "userId": { "$in": &erased } },
+                doc! { "$set": { "details.ipAddress": Bson::Null, "details.userAgent": Bson::Null } },
+            )
+            .await
+            .map_err(ProjectionError::unavailable)?;
+        Ok(())
     }
 
     async fn create_indexes(&self) -> mongodb::error::Result<()> {
@@ -202,17 +225,19 @@ impl Projection for ActivityLog {
             .insert_many(documents)
             .ordered(false)
             .await;
-        let Err(error) = result else {
-            return Ok(Vec::new());
+        let refused = match result {
+            Ok(_) => Vec::new(),
+            Err(error) => match *error.kind {
+                mongodb::error::ErrorKind::InsertMany(ref failure)
+                    if failure.write_concern_error.is_none() =>
+                {
+                    refused_documents(events, failure.write_errors.as_deref())
+                }
+                _ => return Err(ProjectionError::unavailable(error)),
+            },
         };
-        match *error.kind {
-            mongodb::error::ErrorKind::InsertMany(ref failure)
-                if failure.write_concern_error.is_none() =>
-            {
-                Ok(refused_documents(events, failure.write_errors.as_deref()))
-            }
-            _ => Err(ProjectionError::unavailable(error)),
-        }
+        self.forget_erased(&opened).await?;
+        Ok(refused)
     }
 
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
