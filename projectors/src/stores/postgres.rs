@@ -18,6 +18,8 @@
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 
+use infrastructure::database::names_a_missing_relation;
+
 use crate::runtime::ProjectionError;
 
 pub const LIVE_SCHEMA: &str = "read_model";
@@ -214,6 +216,102 @@ impl TableSet {
             run(&mut tx, &format!("DROP SCHEMA {schema} CASCADE")).await?;
         }
         tx.commit().await.map_err(ProjectionError::unavailable)?;
+        Ok(())
+    }
+}
+
+/// What every PostgreSQL read model does the same way, named by its
+/// projection and the table it probes.
+pub struct PgReadModel {
+    pub projection: &'static str,
+    /// A table the projection writes, whose absence means the read-model
+    /// schema was dropped.
+    pub probe_table: &'static str,
+    /// Empties the read model's tables for a rebuild in place.
+    pub truncate: &'static str,
+}
+
+impl PgReadModel {
+    /// False when the schema went with the tables. Tables that are there but
+    /// were emptied by a reinstall are recorded as an unfinished rebuild
+    /// instead (`read_model.rebuilds`).
+    pub async fn is_intact(&self, pool: &PgPool) -> Result<bool, ProjectionError> {
+        sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(self.probe_table)
+            .fetch_one(pool)
+            .await
+            .map_err(ProjectionError::unavailable)
+    }
+
+    /// Through a table the projection writes: a dropped read-model schema is
+    /// a lost read model, rebuilt once the schema is reinstalled, rather than
+    /// a store refusing every event, which would dead-letter them.
+    pub async fn probe(&self, pool: &PgPool) -> Result<(), ProjectionError> {
+        match sqlx::query(&format!("SELECT 1 FROM {} LIMIT 0", self.probe_table))
+            .execute(pool)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if names_a_missing_relation(&error) => Err(ProjectionError::Lost),
+            Err(error) => Err(ProjectionError::unavailable(error)),
+        }
+    }
+
+    /// Lets the events of `aggregate_id` from `version` on apply again.
+    pub async fn forget_applied(
+        &self,
+        pool: &PgPool,
+        aggregate_id: &str,
+        version: i64,
+    ) -> Result<(), ProjectionError> {
+        sqlx::query(
+            "UPDATE projected_versions SET version = GREATEST($3 - 1, 0) \
+             WHERE projection = $1 AND aggregate_id = $2 AND version >= $3",
+        )
+        .bind(self.projection)
+        .bind(aggregate_id)
+        .bind(version)
+        .execute(pool)
+        .await
+        .map_err(ProjectionError::unavailable)?;
+        Ok(())
+    }
+
+    /// Empties the tables and the projection's bookkeeping, in one
+    /// transaction.
+    pub async fn reset(&self, pool: &PgPool) -> Result<(), ProjectionError> {
+        let mut tx = pool.begin().await.map_err(ProjectionError::unavailable)?;
+        run(&mut tx, self.truncate).await?;
+        for table in ["projected_versions", "parked_events"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE projection = $1"))
+                .bind(self.projection)
+                .execute(&mut *tx)
+                .await
+                .map_err(ProjectionError::unavailable)?;
+        }
+        tx.commit().await.map_err(ProjectionError::unavailable)?;
+        Ok(())
+    }
+
+    /// Records that the aggregate's events up to `version` are applied.
+    /// Never moves a version back, even beside a worker that recorded a
+    /// later one.
+    pub async fn record_version(
+        &self,
+        connection: &mut PgConnection,
+        aggregate_id: &str,
+        version: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO projected_versions (projection, aggregate_id, version) VALUES ($1, $2, $3) \
+             ON CONFLICT (projection, aggregate_id) DO UPDATE \
+             SET version = GREATEST(projected_versions.version, EXCLUDED.version)",
+        )
+        .bind(self.projection)
+        .bind(aggregate_id)
+        .bind(version)
+        .execute(connection)
+        .await?;
         Ok(())
     }
 }

@@ -28,16 +28,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::catalog::{BrandEvent, CategoryEvent, ProductEvent};
 use domain::inventory::InventoryEvent;
-use infrastructure::database::names_a_missing_relation;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::RecordedEvent;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::runtime::parking::Parking;
 use crate::runtime::{dead_letters, DeadLetter, NextGeneration, Projection, ProjectionError};
+use crate::stores::postgres::PgReadModel;
 use crate::stores::postgres::{pool_in_schema, LIVE_SCHEMA};
 
 pub const NAME: &str = "catalog-tables";
+
+const READ_MODEL: PgReadModel = PgReadModel {
+    projection: NAME,
+    probe_table: "products",
+    truncate: "TRUNCATE product_variants, product_images, product_attributes, \
+         products, brands, categories CASCADE",
+};
 const TYPES: &[&str] = &["category", "brand", "product", "inventory"];
 
 /// How long an event may stay parked before it is dead-lettered, unless
@@ -161,10 +168,14 @@ impl CatalogTables {
                         );
                     }
                     letters.push(letter);
-                    record_version(tx, &event).await?;
+                    READ_MODEL
+                        .record_version(tx, &event.aggregate_id, event.version)
+                        .await?;
                 }
                 Outcome::Applied(releases) => {
-                    record_version(tx, &event).await?;
+                    READ_MODEL
+                        .record_version(tx, &event.aggregate_id, event.version)
+                        .await?;
                     for key in releases {
                         let (released, undecodable) = self.parking.release(tx, &key).await?;
                         letters.extend(undecodable);
@@ -350,28 +361,11 @@ impl Projection for CatalogTables {
     }
 
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
-        // Tables that went with a dropped read-model schema. Tables that are
-        // there but were emptied by its reinstall are recorded as an
-        // unfinished rebuild instead.
-        sqlx::query_scalar("SELECT to_regclass('products') IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(ProjectionError::unavailable)
+        READ_MODEL.is_intact(&self.pool).await
     }
 
     async fn probe(&self) -> Result<(), ProjectionError> {
-        // Through a table the projection writes: a dropped read-model schema
-        // is a lost read model, rebuilt once the schema is reinstalled,
-        // rather than a store refusing every event, which would dead-letter
-        // them.
-        match sqlx::query("SELECT 1 FROM products LIMIT 0")
-            .execute(&self.pool)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error) if names_a_missing_relation(&error) => Err(ProjectionError::Lost),
-            Err(error) => Err(ProjectionError::unavailable(error)),
-        }
+        READ_MODEL.probe(&self.pool).await
     }
 
     async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
@@ -383,38 +377,13 @@ impl Projection for CatalogTables {
         aggregate_id: &str,
         version: i64,
     ) -> Result<(), ProjectionError> {
-        sqlx::query(
-            "UPDATE projected_versions SET version = GREATEST($3 - 1, 0) \
-             WHERE projection = $1 AND aggregate_id = $2 AND version >= $3",
-        )
-        .bind(NAME)
-        .bind(aggregate_id)
-        .bind(version)
-        .execute(&self.pool)
-        .await
-        .map_err(ProjectionError::unavailable)?;
-        Ok(())
+        READ_MODEL
+            .forget_applied(&self.pool, aggregate_id, version)
+            .await
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(ProjectionError::unavailable)?;
-        for statement in [
-            "TRUNCATE product_variants, product_images, product_attributes, \
-             products, brands, categories CASCADE",
-            "DELETE FROM projected_versions WHERE projection = 'catalog-tables'",
-            "DELETE FROM parked_events WHERE projection = 'catalog-tables'",
-        ] {
-            sqlx::query(statement)
-                .execute(&mut *tx)
-                .await
-                .map_err(ProjectionError::unavailable)?;
-        }
-        tx.commit().await.map_err(ProjectionError::unavailable)?;
-        Ok(())
+        READ_MODEL.reset(&self.pool).await
     }
 }
 
@@ -426,22 +395,4 @@ fn slug_constraint(aggregate_type: &str) -> Option<&'static str> {
         "brand" => Some("brands_slug_key"),
         _ => None,
     }
-}
-
-/// Never moves a version back, even beside a worker that recorded a later one.
-async fn record_version(
-    tx: &mut Transaction<'_, Postgres>,
-    event: &RecordedEvent,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO projected_versions (projection, aggregate_id, version) VALUES ($1, $2, $3) \
-         ON CONFLICT (projection, aggregate_id) DO UPDATE \
-         SET version = GREATEST(projected_versions.version, EXCLUDED.version)",
-    )
-    .bind(NAME)
-    .bind(&event.aggregate_id)
-    .bind(event.version)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

@@ -36,17 +36,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::user::UserEvent;
-use infrastructure::database::names_a_missing_relation;
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::RecordedEvent;
 use infrastructure::personal_data::{PersonalData, PersonalDataError};
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Transaction};
 
 use crate::runtime::parking::Parking;
 use crate::runtime::{dead_letters, DeadLetter, NextGeneration, Projection, ProjectionError};
+use crate::stores::postgres::PgReadModel;
 use crate::stores::postgres::{pool_in_schema, LIVE_SCHEMA};
 
 pub const NAME: &str = "users-tables";
+
+const READ_MODEL: PgReadModel = PgReadModel {
+    projection: NAME,
+    probe_table: "users",
+    // CASCADE as the catalog's: the seed's orders point at users.
+    truncate: "TRUNCATE user_addresses, user_profiles, users CASCADE",
+};
 const TYPES: &[&str] = &["user"];
 
 /// How long an event may stay parked before it is dead-lettered, unless
@@ -181,10 +188,14 @@ impl UsersTables {
                         dead_letters::write(&mut **tx, NAME, std::slice::from_ref(&letter))
                             .await?;
                         letters.push(letter);
-                        record_version(tx, &event).await?;
+                        READ_MODEL
+                        .record_version(tx, &event.aggregate_id, event.version)
+                        .await?;
                     }
                     Outcome::Applied(releases) => {
-                        record_version(tx, &event).await?;
+                        READ_MODEL
+                        .record_version(tx, &event.aggregate_id, event.version)
+                        .await?;
                         for key in releases {
                             let (released, undecodable) = self.parking.release(tx, &key).await?;
                             letters.extend(undecodable);
@@ -340,27 +351,11 @@ impl Projection for UsersTables {
     }
 
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
-        // Tables that went with a dropped read-model schema. Tables that are
-        // there but were emptied by its reinstall are recorded as an
-        // unfinished rebuild instead (migration 20261203000004).
-        sqlx::query_scalar("SELECT to_regclass('users') IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(ProjectionError::unavailable)
+        READ_MODEL.is_intact(&self.pool).await
     }
 
     async fn probe(&self) -> Result<(), ProjectionError> {
-        // Through a table the projection writes: a dropped read-model schema
-        // is a lost read model, rebuilt once the schema is reinstalled,
-        // rather than a store refusing every event.
-        match sqlx::query("SELECT 1 FROM users LIMIT 0")
-            .execute(&self.pool)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error) if names_a_missing_relation(&error) => Err(ProjectionError::Lost),
-            Err(error) => Err(ProjectionError::unavailable(error)),
-        }
+        READ_MODEL.probe(&self.pool).await
     }
 
     async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
@@ -372,53 +367,12 @@ impl Projection for UsersTables {
         aggregate_id: &str,
         version: i64,
     ) -> Result<(), ProjectionError> {
-        sqlx::query(
-            "UPDATE projected_versions SET version = GREATEST($3 - 1, 0) \
-             WHERE projection = $1 AND aggregate_id = $2 AND version >= $3",
-        )
-        .bind(NAME)
-        .bind(aggregate_id)
-        .bind(version)
-        .execute(&self.pool)
-        .await
-        .map_err(ProjectionError::unavailable)?;
-        Ok(())
+        READ_MODEL
+            .forget_applied(&self.pool, aggregate_id, version)
+            .await
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(ProjectionError::unavailable)?;
-        for statement in [
-            // CASCADE as the catalog's reset: the seed's orders point at
-            // users.
-            "TRUNCATE user_addresses, user_profiles, users CASCADE",
-            "DELETE FROM projected_versions WHERE projection = 'users-tables'",
-            "DELETE FROM parked_events WHERE projection = 'users-tables'",
-        ] {
-            sqlx::query(statement)
-                .execute(&mut *tx)
-                .await
-                .map_err(ProjectionError::unavailable)?;
-        }
-        tx.commit().await.map_err(ProjectionError::unavailable)?;
-        Ok(())
+        READ_MODEL.reset(&self.pool).await
     }
-}
-
-/// Never moves a version back, even beside a worker that recorded a later one.
-async fn record_version(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO projected_versions (projection, aggregate_id, version) VALUES ($1, $2, $3) \
-         ON CONFLICT (projection, aggregate_id) DO UPDATE \
-         SET version = GREATEST(projected_versions.version, EXCLUDED.version)",
-    )
-    .bind(NAME)
-    .bind(&event.aggregate_id)
-    .bind(event.version)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
