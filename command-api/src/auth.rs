@@ -7,7 +7,6 @@
 //! The acting user of every event comes from here, never from a header.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -49,22 +48,7 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
     }
     let mut request = Request::from_parts(parts, body);
     let sessions = &state.sessions;
-    let authorization = match request.headers().get(header::AUTHORIZATION) {
-        None => None,
-        Some(value) => match value.to_str() {
-            Ok(value) => Some(value.to_owned()),
-            Err(_) => {
-                return ApiError::unauthenticated(
-                    "the Authorization header must be `Bearer <token>`",
-                )
-                .into_response()
-            }
-        },
-    };
-    let actor = match sessions
-        .authenticate(authorization.as_deref(), Utc::now())
-        .await
-    {
+    let actor = match sessions.authenticate(request.headers(), Utc::now()).await {
         Ok(None) => Actor::Guest,
         Ok(Some((token, session))) => Actor::User { session, token },
         Err(AuthenticationError::Invalid(reason)) => {

@@ -223,16 +223,19 @@ pub enum AuthenticationError {
 }
 
 impl Sessions {
-    /// The session an `Authorization` header names: `None` without the
-    /// header (a guest). The one check both APIs run on every request.
+    /// The session a request's `Authorization` header names: `None` without
+    /// the header (a guest). The one check both APIs run on every request.
     pub async fn authenticate(
         &self,
-        authorization: Option<&str>,
+        headers: &axum::http::HeaderMap,
         now: DateTime<Utc>,
     ) -> Result<Option<(SessionToken, Session)>, AuthenticationError> {
-        let Some(authorization) = authorization else {
+        let Some(authorization) = headers.get(axum::http::header::AUTHORIZATION) else {
             return Ok(None);
         };
+        let authorization = authorization.to_str().map_err(|_| {
+            AuthenticationError::Invalid("the Authorization header must be `Bearer <token>`")
+        })?;
         let (scheme, credentials) =
             authorization
                 .trim()

@@ -6,7 +6,6 @@
 //! reads take [`SignedIn`] or [`Admin`].
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -39,21 +38,9 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let authorization = match request.headers().get(header::AUTHORIZATION) {
-        None => None,
-        Some(value) => match value.to_str() {
-            Ok(value) => Some(value.to_owned()),
-            Err(_) => {
-                return ApiError::unauthenticated(
-                    "the Authorization header must be `Bearer <token>`",
-                )
-                .into_response()
-            }
-        },
-    };
     let viewer = match state
         .sessions
-        .authenticate(authorization.as_deref(), Utc::now())
+        .authenticate(request.headers(), Utc::now())
         .await
     {
         Ok(None) => Viewer::Guest,
