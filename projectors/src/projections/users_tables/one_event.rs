@@ -223,37 +223,27 @@ pub(super) async fn apply(
             address,
             is_default,
             ..
-        } => {
-            sqlx::query(
-                "INSERT INTO user_addresses (id, user_id, type, first_name, last_name, company, \
-                 street_address_1, street_address_2, city, state_province, postal_code, country, \
-                 phone, is_default, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
-            )
-            .bind(address_id)
-            .bind(user_id)
-            .bind(address_type(address))
-            .bind_address(address)
-            .bind(is_default)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-            if *is_default {
-                set_default(conn, user_id, Some(*address_id), at).await?;
-            }
-            Ok(vec![])
         }
-        UserEvent::UserAddressUpdated {
+        | UserEvent::UserAddressUpdated {
             address_id,
             address,
             is_default,
             ..
         } => {
+            // One statement for both: the event carries the whole address.
             sqlx::query(
-                "UPDATE user_addresses SET type = $3, first_name = $4, last_name = $5, \
-                 company = $6, street_address_1 = $7, street_address_2 = $8, city = $9, \
-                 state_province = $10, postal_code = $11, country = $12, phone = $13, \
-                 is_default = $14, updated_at = $15 WHERE id = $1 AND user_id = $2",
+                "INSERT INTO user_addresses (id, user_id, type, first_name, last_name, company, \
+                 street_address_1, street_address_2, city, state_province, postal_code, country, \
+                 phone, is_default, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+                 ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, \
+                 first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name, \
+                 company = EXCLUDED.company, street_address_1 = EXCLUDED.street_address_1, \
+                 street_address_2 = EXCLUDED.street_address_2, city = EXCLUDED.city, \
+                 state_province = EXCLUDED.state_province, postal_code = EXCLUDED.postal_code, \
+                 country = EXCLUDED.country, phone = EXCLUDED.phone, \
+                 is_default = EXCLUDED.is_default, updated_at = EXCLUDED.updated_at \
+                 WHERE user_addresses.user_id = EXCLUDED.user_id",
             )
             .bind(address_id)
             .bind(user_id)
