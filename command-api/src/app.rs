@@ -38,9 +38,10 @@ use tracing::Level;
 
 use crate::auth::authenticate;
 use crate::command::AppState;
-use crate::commands::{accounts, brands, categories, me, products, users};
+use crate::commands::{accounts, brands, categories, codes, me, products, users};
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
+use crate::openapi;
 use crate::rate_limit::limit_commands;
 use crate::request::{request_context, RequestIds};
 
@@ -222,7 +223,8 @@ impl Application {
 /// problem documents, tracing, the body limit; then, around the commands
 /// only, the concurrency limit and the request timeout. `/health` and
 /// `/metrics` stay outside the limit so that an overloaded server still
-/// reports itself.
+/// reports itself, and `/openapi.json` and `/docs` with them: describing
+/// the API needs neither a session nor a share of the limit.
 /// What handlers share, for `store`'s database; the erasures of the log are
 /// applied to the key table again first (a restored key table must not
 /// bring back an erased person's key).
@@ -259,6 +261,10 @@ pub async fn state_of(settings: &Settings, store: PgEventStore) -> anyhow::Resul
                 .context("the rate limiter's Redis URL")?,
         ),
         rate_limits: settings.rate_limits.clone(),
+        code_ttl: chrono::TimeDelta::seconds(
+            i64::try_from(settings.accounts.code_ttl_seconds)
+                .context("accounts.code_ttl_seconds is too large")?,
+        ),
     })
 }
 
@@ -315,6 +321,26 @@ pub fn command_routes() -> Vec<CommandRoute> {
         route(Method::DELETE, "/v1/me", me::erase),
         route(Method::PUT, "/v1/me/email", me::change_email),
         route(Method::PUT, "/v1/me/password", me::change_password),
+        route(
+            Method::POST,
+            "/v1/me/email/verification",
+            codes::request_email_verification,
+        ),
+        route(
+            Method::POST,
+            "/v1/email-verifications/confirm",
+            codes::confirm_email,
+        ),
+        route(
+            Method::POST,
+            "/v1/password-resets",
+            codes::request_password_reset,
+        ),
+        route(
+            Method::POST,
+            "/v1/password-resets/confirm",
+            codes::confirm_password_reset,
+        ),
         route(Method::POST, "/v1/me/addresses", me::add_address),
         route(Method::PATCH, "/v1/me/addresses/{id}", me::update_address),
         route(Method::DELETE, "/v1/me/addresses/{id}", me::remove_address),
@@ -353,6 +379,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
     Router::new()
         .route("/health", get(health))
         .merge(metrics::routes(pools))
+        .merge(openapi::routes())
         .merge(commands)
         .fallback(|| async { ApiError::route_not_found() })
         .with_state(state)

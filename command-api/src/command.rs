@@ -14,14 +14,18 @@ use axum::Json;
 use cqrs_es::Aggregate;
 use domain::uniqueness::{unique_key_stream_id, UniqueKey, UniqueKeyEvent, UniqueScope};
 use infrastructure::event_store::aggregates::{load, load_opening, Loaded, Upcasters};
-use infrastructure::event_store::{AppendOutcome, EventStoreError, PgEventStore, StreamAppend};
+use infrastructure::event_store::{
+    AppendOutcome, ConsistencyToken, EventStoreError, PgEventStore, StreamAppend,
+};
 use infrastructure::passwords::PasswordHasher;
 use infrastructure::personal_data::PersonalData;
 use infrastructure::rate_limit::{RateLimitSettings, RateLimiter};
 use infrastructure::sessions::Sessions;
 use infrastructure::settings::RelaySettings;
+use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -45,6 +49,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<IpAddr>>,
     pub limiter: Arc<RateLimiter>,
     pub rate_limits: RateLimitSettings,
+    /// How long an emailed one-time code stays valid.
+    pub code_ttl: chrono::TimeDelta,
 }
 
 /// Seals every personal value of `appends` under its person's key: the
@@ -79,6 +85,22 @@ pub async fn seal_personal_data(
         }
     }
     Ok(())
+}
+
+/// What a command answers (stored with its idempotency key, and replayed
+/// as it was): the aggregate it addressed, that stream's version after the
+/// append (its ETag), the global position of the last event appended, and
+/// the consistency token a read can wait for.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Receipt {
+    pub id: Uuid,
+    /// The addressed stream's version after the append: the `ETag`.
+    pub version: i64,
+    /// The global position of the last event appended (0 when none was).
+    pub position: i64,
+    /// Opaque; a read sends it back (`Consistency-Token`) to see this command's effects.
+    #[schema(value_type = String)]
+    pub consistency_token: ConsistencyToken,
 }
 
 /// A decided command, ready to append.
@@ -196,12 +218,12 @@ where
                     json!({
                         "status": status.as_u16(),
                         "location": location,
-                        "body": {
-                            "id": id,
-                            "version": receipt.version_of(&version_stream).unwrap_or_default(),
-                            "position": receipt.last_position,
-                            "consistency_token": receipt.token,
-                        }
+                        "body": Receipt {
+                            id,
+                            version: receipt.version_of(&version_stream).unwrap_or_default(),
+                            position: receipt.last_position,
+                            consistency_token: receipt.token,
+                        },
                     })
                 },
             )

@@ -230,7 +230,7 @@ impl ApiError {
 
     // ---- 422 ---------------------------------------------------------------
 
-    fn rule(kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn rule(kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, kind, title, detail)
     }
 
@@ -532,6 +532,7 @@ fn value_field(error: &ValueError) -> &'static str {
         ValueError::Url(_) => "url",
         ValueError::Role(_) => "role",
         ValueError::BlindIndex { .. } => "blind_index",
+        ValueError::OneTimeCode { .. } => "code",
     }
 }
 
@@ -780,6 +781,11 @@ impl From<UserError> for ApiError {
             UserError::AddressNotFound { address_id } => Self::not_found("address", address_id),
             UserError::AddressAlreadyExists { .. } => {
                 Self::rule("address-exists", "Address exists", error.to_string())
+            }
+            UserError::NoPendingCode { .. }
+            | UserError::WrongCode { .. }
+            | UserError::CodeExpired { .. } => {
+                Self::rule("invalid-code", "Invalid code", error.to_string())
             }
             UserError::EmailUnchanged { .. }
             | UserError::EmailAlreadyVerified { .. }

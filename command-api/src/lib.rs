@@ -10,6 +10,7 @@ pub mod commands;
 pub mod error;
 pub mod health;
 pub mod input;
+pub mod openapi;
 pub mod operator;
 pub mod rate_limit;
 pub mod request;

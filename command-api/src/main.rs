@@ -39,6 +39,12 @@ enum Command {
         #[arg(long)]
         from_position: i64,
     },
+    /// Re-wrap every data key under the current master key, the step of a
+    /// master-key rotation that lets the old key be retired.
+    RewrapKeys {
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
 }
 
 #[tokio::main]
@@ -69,6 +75,10 @@ async fn main() -> anyhow::Result<()> {
                 operator::create_admin(&settings, &email, &first_name, &last_name, password)
                     .await?
             );
+            return Ok(());
+        }
+        Command::RewrapKeys { batch } => {
+            println!("{}", operator::rewrap_keys(&settings, batch).await?);
             return Ok(());
         }
         Command::ResetRelayCheckpoint { from_position } => {

@@ -1,6 +1,7 @@
 //! The operator's commands, run from the command line: skipping a stored
 //! event that cannot be decoded, resetting the relay's checkpoint so that it
-//! publishes again from a given event, and creating the first admin.
+//! publishes again from a given event, creating the first admin, and
+//! re-wrapping the data keys in a master-key rotation.
 
 use anyhow::{bail, Context};
 use chrono::Utc;
@@ -65,6 +66,34 @@ pub async fn reset_relay_checkpoint(
     Ok(format!(
         "relay {} will publish again from the event at position {from_position}",
         settings.relay.name
+    ))
+}
+
+/// Moves every data key under the current master key and says what is left
+/// under each: a retired key may be dropped from `previous_master_keys` once
+/// no key is under it.
+pub async fn rewrap_keys(settings: &Settings, batch: i64) -> anyhow::Result<String> {
+    let store = store(settings).await?;
+    let personal = infrastructure::personal_data::PersonalData::new(
+        store.pool().clone(),
+        &settings.personal_data,
+        domain::personal::personal_fields,
+        domain::personal::erased_value,
+    )?;
+    // A key table restored from before an erasure must not be re-wrapped
+    // with that key alive.
+    personal.reapply_erasures().await?;
+    let moved = personal.rewrap(batch).await?;
+    let left: Vec<String> = personal
+        .keys_by_master()
+        .await?
+        .into_iter()
+        .map(|(id, count)| format!("{id}: {count}"))
+        .collect();
+    Ok(format!(
+        "{moved} data keys re-wrapped under {}; live keys by master key: {}",
+        settings.personal_data.master_key_id,
+        left.join(", ")
     ))
 }
 

@@ -5,8 +5,9 @@
 //! with `Retry-After` and the draft `RateLimit` headers, which every limited
 //! response carries. When Redis does not answer, commands go on unlimited
 //! (`rate_limiter_unavailable_total`, a warning); the per-account login limit
-//! ([`limit_login`]) fails closed instead, since it is what stands between a
-//! password and a guessing script.
+//! ([`limit_login`]) and the per-account limit on one-time codes
+//! ([`limit_codes`]) fail closed instead, since they are what stands between
+//! a credential and a guessing script.
 
 use std::net::SocketAddr;
 
@@ -21,9 +22,18 @@ use infrastructure::rate_limit::header_pairs;
 use crate::command::AppState;
 use crate::error::ApiError;
 
-/// Registration and login, the routes a credential-stuffing script hits.
+/// Registration, login and password resets, the routes a credential-stuffing
+/// script hits.
 fn is_auth(method: &Method, path: &str) -> bool {
-    method == Method::POST && matches!(path, "/v1/sessions" | "/v1/users")
+    method == Method::POST
+        && matches!(
+            path,
+            "/v1/sessions"
+                | "/v1/users"
+                | "/v1/password-resets"
+                | "/v1/password-resets/confirm"
+                | "/v1/email-verifications/confirm"
+        )
 }
 
 pub async fn limit_commands(
@@ -74,27 +84,44 @@ pub async fn limit_commands(
 /// email, whoever tries it and from wherever): 429 past the limit, 503 when
 /// it cannot be counted.
 pub async fn limit_login(state: &AppState, account_index: &str) -> Result<(), ApiError> {
+    let key = state.limiter.login_key(account_index);
+    let limit = state.rate_limits.login_per_account;
+    limit_account(state, "login", &key, limit, "logins").await
+}
+
+/// Counts a one-time code request or attempt against the account (`account`
+/// is the user's id, or the blind index of the email a reset names): the
+/// bound on guesses at a code, and on mail sent to one address. Fails
+/// closed, as logins do.
+pub async fn limit_codes(state: &AppState, account: &str) -> Result<(), ApiError> {
+    let key = state.limiter.code_key(account);
+    let limit = state.rate_limits.codes_per_account;
+    limit_account(state, "code", &key, limit, "one-time codes").await
+}
+
+async fn limit_account(
+    state: &AppState,
+    policy: &'static str,
+    key: &str,
+    limit: infrastructure::rate_limit::Limit,
+    what: &str,
+) -> Result<(), ApiError> {
     if !state.rate_limits.enabled {
         return Ok(());
     }
     let now = Utc::now();
-    let key = state.limiter.login_key(account_index);
-    match state
-        .limiter
-        .count(&key, state.rate_limits.login_per_account, now)
-        .await
-    {
+    match state.limiter.count(key, limit, now).await {
         Ok(standing) if standing.allowed() => Ok(()),
         Ok(standing) => {
-            metrics::counter!("rate_limited_total", "api" => "command", "policy" => "login")
+            metrics::counter!("rate_limited_total", "api" => "command", "policy" => policy)
                 .increment(1);
             Err(ApiError::rate_limited(standing.reset_after(now)))
         }
         Err(error) => {
-            tracing::warn!(%error, "login limiter unreachable, logins refused");
-            Err(ApiError::service_unavailable(
-                "logins cannot be counted right now; retry later",
-            ))
+            tracing::warn!(%error, policy, "account limiter unreachable, requests refused");
+            Err(ApiError::service_unavailable(format!(
+                "{what} cannot be counted right now; retry later"
+            )))
         }
     }
 }

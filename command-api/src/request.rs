@@ -157,8 +157,16 @@ impl<T> ApiJson<T>
 where
     T: DeserializeOwned,
 {
-    /// Parses an already read body.
+    /// Parses an already read body, which must be a JSON object: serde also
+    /// reads a struct from an array of its fields in order, which would let
+    /// `["Renamed"]` set whatever field comes first.
     pub fn parse(bytes: &[u8]) -> Result<T, ApiError> {
+        let starts_an_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if !starts_an_object && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
+        }
         Json::<T>::from_bytes(bytes)
             .map(|Json(value)| value)
             .map_err(ApiError::from)

@@ -51,6 +51,13 @@ pub enum ValueError {
         BlindIndex::LEN
     )]
     BlindIndex { length: usize },
+    /// Carries the length only, for the same reason: a near-miss code is
+    /// nearly a credential.
+    #[error(
+        "invalid one-time code ({length} characters): must be {} digits",
+        crate::user::OneTimeCode::DIGITS
+    )]
+    OneTimeCode { length: usize },
 }
 
 macro_rules! string_newtype {

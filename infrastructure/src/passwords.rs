@@ -100,6 +100,7 @@ mod tests {
             argon2_iterations: 1,
             argon2_parallelism: 1,
             guest_data_retention_days: 1,
+            code_ttl_seconds: 60,
         })
         .unwrap()
     }

@@ -89,6 +89,19 @@ pub struct PersonalDataSettings {
     pub master_key_id: String,
     /// Base64 of 32 bytes: keys the blind indexes.
     pub blind_index_key: SecretString,
+    /// Master keys being rotated out: data keys still wrapped under one of
+    /// them open, and `PersonalData::rewrap` moves them under the current
+    /// one. Empty outside a rotation.
+    #[serde(default)]
+    pub previous_master_keys: Vec<PreviousMasterKey>,
+}
+
+/// A retired master key, kept until no data key is wrapped under it.
+#[derive(Clone, Deserialize)]
+pub struct PreviousMasterKey {
+    pub id: String,
+    /// Base64 of 32 bytes.
+    pub key: SecretString,
 }
 
 /// The keys shipped for local development and tests; a deployment that still
@@ -102,6 +115,14 @@ impl std::fmt::Debug for PersonalDataSettings {
             .field("master_key", &"***")
             .field("master_key_id", &self.master_key_id)
             .field("blind_index_key", &"***")
+            .field(
+                "previous_master_keys",
+                &self
+                    .previous_master_keys
+                    .iter()
+                    .map(|previous| previous.id.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -114,6 +135,8 @@ pub enum PersonalDataError {
     Erased(Uuid),
     #[error("the data key of subject {0} does not open under master key {1}")]
     Unwrap(Uuid, String),
+    #[error("personal_data.previous_master_keys names {0} twice, or the current master key's id")]
+    DuplicateMasterKeyId(String),
     #[error("a sealed value of subject {subject} in field {field} does not open")]
     Corrupt { subject: Uuid, field: String },
     #[error(transparent)]
@@ -143,6 +166,8 @@ pub struct PersonalData {
     writing_keys: Arc<Mutex<HashMap<Uuid, (Aes256Gcm, Instant)>>>,
     master: Aes256Gcm,
     master_key_id: String,
+    /// The retired master keys a data key may still be wrapped under, by id.
+    previous_masters: Arc<HashMap<String, Aes256Gcm>>,
     blind_index_key: Vec<u8>,
     personal_fields: PersonalFields,
     erased_value: ErasedValue,
@@ -158,6 +183,15 @@ impl PersonalData {
         let master = Aes256Gcm::new(&key_from_base64("master_key", &settings.master_key)?);
         let blind_index_key =
             key_from_base64("blind_index_key", &settings.blind_index_key)?.to_vec();
+        let mut previous_masters = HashMap::new();
+        for previous in &settings.previous_master_keys {
+            let key = Aes256Gcm::new(&key_from_base64("previous_master_keys", &previous.key)?);
+            if previous.id == settings.master_key_id
+                || previous_masters.insert(previous.id.clone(), key).is_some()
+            {
+                return Err(PersonalDataError::DuplicateMasterKeyId(previous.id.clone()));
+            }
+        }
         if settings.master_key.expose_secret().trim() == DEVELOPMENT_MASTER_KEY {
             tracing::warn!("personal_data.master_key is the development key: set APP__PERSONAL_DATA__MASTER_KEY outside development");
         }
@@ -166,6 +200,7 @@ impl PersonalData {
             writing_keys: Arc::default(),
             master,
             master_key_id: settings.master_key_id.clone(),
+            previous_masters: Arc::new(previous_masters),
             blind_index_key,
             personal_fields,
             erased_value,
@@ -276,25 +311,97 @@ impl PersonalData {
         for (subject, wrapped, key_id) in rows {
             let key = match wrapped {
                 None => None,
-                Some(wrapped) if wrapped.len() > NONCE_BYTES => {
-                    let (nonce, sealed) = wrapped.split_at(NONCE_BYTES);
-                    let key = self
-                        .master
-                        .decrypt(
-                            Nonce::from_slice(nonce),
-                            Payload {
-                                msg: sealed,
-                                aad: subject.as_bytes(),
-                            },
-                        )
-                        .map_err(|_| PersonalDataError::Unwrap(subject, key_id.clone()))?;
-                    Some(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)))
-                }
-                Some(_) => return Err(PersonalDataError::Unwrap(subject, key_id)),
+                Some(wrapped) => Some(Aes256Gcm::new(&self.unwrap(subject, &wrapped, &key_id)?)),
             };
             keys.insert(subject, key);
         }
         Ok(keys)
+    }
+
+    /// The data key `wrapped` under the master key `key_id`, the current one
+    /// or one being rotated out.
+    fn unwrap(
+        &self,
+        subject: Uuid,
+        wrapped: &[u8],
+        key_id: &str,
+    ) -> Result<Key<Aes256Gcm>, PersonalDataError> {
+        let master = if key_id == self.master_key_id {
+            &self.master
+        } else {
+            self.previous_masters
+                .get(key_id)
+                .ok_or_else(|| PersonalDataError::Unwrap(subject, key_id.to_owned()))?
+        };
+        if wrapped.len() <= NONCE_BYTES {
+            return Err(PersonalDataError::Unwrap(subject, key_id.to_owned()));
+        }
+        let (nonce, sealed) = wrapped.split_at(NONCE_BYTES);
+        let key = master
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: subject.as_bytes(),
+                },
+            )
+            .map_err(|_| PersonalDataError::Unwrap(subject, key_id.to_owned()))?;
+        Ok(*Key::<Aes256Gcm>::from_slice(&key))
+    }
+
+    /// Re-wraps every live data key that is not under the current master key,
+    /// `batch` rows per transaction: the step of a master-key rotation that
+    /// lets the old key be retired. The data keys, and so the events, do not
+    /// change. A key erased meanwhile stays erased (the update asks for a
+    /// wrapped key still there); rows locked by another rewrap are left to
+    /// it. Returns how many keys were re-wrapped.
+    pub async fn rewrap(&self, batch: i64) -> Result<u64, PersonalDataError> {
+        let mut total = 0;
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let rows: Vec<(Uuid, Vec<u8>, String)> = sqlx::query_as(
+                "SELECT subject_id, wrapped_key, master_key_id FROM event_store.subject_keys \
+                 WHERE wrapped_key IS NOT NULL AND master_key_id <> $1 \
+                 ORDER BY subject_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(&self.master_key_id)
+            .bind(batch.max(1))
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                tx.commit().await?;
+                return Ok(total);
+            }
+            for (subject, wrapped, key_id) in &rows {
+                let key = self.unwrap(*subject, wrapped, key_id)?;
+                sqlx::query(
+                    "UPDATE event_store.subject_keys SET wrapped_key = $2, master_key_id = $3 \
+                     WHERE subject_id = $1 AND wrapped_key IS NOT NULL",
+                )
+                .bind(subject)
+                .bind(self.wrap(*subject, &key))
+                .bind(&self.master_key_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            total += rows.len() as u64;
+            tracing::info!(
+                rewrapped = total,
+                "data keys re-wrapped under the current master key"
+            );
+        }
+    }
+
+    /// How many live data keys are wrapped under each master key: what tells
+    /// an operator that a retired key may be dropped.
+    pub async fn keys_by_master(&self) -> Result<Vec<(String, i64)>, PersonalDataError> {
+        Ok(sqlx::query_as(
+            "SELECT master_key_id, count(*) FROM event_store.subject_keys \
+             WHERE wrapped_key IS NOT NULL GROUP BY master_key_id ORDER BY master_key_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Seals the personal fields of an event of `subject` in place.

@@ -38,6 +38,9 @@ pub struct RateLimitSettings {
     pub auth: Limit,
     /// Logins per account, whatever address they come from.
     pub login_per_account: Limit,
+    /// One-time code requests and attempts per account: what bounds the
+    /// guesses against a code, and the mail sent to one address.
+    pub codes_per_account: Limit,
 }
 
 /// Where a request stands in its window.
@@ -113,6 +116,11 @@ impl RateLimiter {
     /// The key of an account's login window.
     pub fn login_key(&self, account_index: &str) -> String {
         format!("{}rate_limit:login:{account_index}", self.prefix)
+    }
+
+    /// The key of an account's one-time code window.
+    pub fn code_key(&self, account_index: &str) -> String {
+        format!("{}rate_limit:code:{account_index}", self.prefix)
     }
 
     /// Counts one request against `key` under `limit`.

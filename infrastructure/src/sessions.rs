@@ -60,7 +60,7 @@ impl SessionToken {
     }
 
     /// The session's key part: the token's SHA-256, in hex.
-    fn digest(&self) -> String {
+    pub fn digest(&self) -> String {
         Sha256::digest(self.0.expose_secret().as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))

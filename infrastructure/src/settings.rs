@@ -24,6 +24,7 @@ pub struct Settings {
     pub accounts: AccountSettings,
     pub rate_limits: crate::rate_limit::RateLimitSettings,
     pub idempotency: IdempotencySettings,
+    pub smtp: crate::mail::SmtpSettings,
 }
 
 /// How long an `Idempotency-Key` is honoured, and how often older ones are
@@ -46,6 +47,9 @@ pub struct AccountSettings {
     pub argon2_parallelism: u32,
     /// Days the addresses of anonymous requests stay readable.
     pub guest_data_retention_days: u32,
+    /// How long an emailed one-time code (verification, password reset)
+    /// stays valid.
+    pub code_ttl_seconds: u64,
 }
 
 /// How long a read that carries a consistency token waits for the read
@@ -264,6 +268,7 @@ read = { limit = 600, window_seconds = 60 }
 write = { limit = 120, window_seconds = 60 }
 auth = { limit = 20, window_seconds = 60 }
 login_per_account = { limit = 10, window_seconds = 900 }
+codes_per_account = { limit = 5, window_seconds = 900 }
 
 [accounts]
 session_ttl_seconds = 14400
@@ -271,6 +276,14 @@ argon2_memory_kib = 19456
 argon2_iterations = 2
 argon2_parallelism = 1
 guest_data_retention_days = 30
+code_ttl_seconds = 900
+
+# The local aiosmtpd of scripts/services; production names its relay, with
+# credentials in the URL (smtp://user:pass@host:587?tls=required).
+[smtp]
+url = "smtp://127.0.0.1:2525"
+from = "Shop <no-reply@shop.localhost>"
+timeout_ms = 10000
 
 "#;
 

@@ -129,10 +129,64 @@ pub fn isolated_settings(database_url: &str, suffix: &str) -> Settings {
         &mut settings.rate_limits.write,
         &mut settings.rate_limits.auth,
         &mut settings.rate_limits.login_per_account,
+        &mut settings.rate_limits.codes_per_account,
     ] {
         limit.limit = 100_000;
     }
     settings
+}
+
+/// The Maildir the local SMTP server of `scripts/services` delivers into
+/// (`SMTP_MAILDIR` overrides it, as it does for the script).
+pub fn maildir() -> std::path::PathBuf {
+    std::env::var_os("SMTP_MAILDIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.local/maildir")
+        })
+}
+
+/// Every message delivered to `recipient` so far, as raw text with
+/// quoted-printable soft line breaks joined, oldest first. Tests give each
+/// account an address of its own, which keeps their mail apart.
+pub fn mail_to(recipient: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for folder in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(maildir().join(folder)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(raw) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let (headers, _) = raw
+                .split_once("\r\n\r\n")
+                .or_else(|| raw.split_once("\n\n"))
+                .unwrap_or((&raw, ""));
+            let addressed = headers.lines().any(|line| {
+                let lower = line.to_ascii_lowercase();
+                (lower.starts_with("to:") || lower.starts_with("x-rcptto:"))
+                    && lower.contains(&recipient.to_ascii_lowercase())
+            });
+            if addressed {
+                let modified = entry.metadata().and_then(|m| m.modified()).ok();
+                found.push((modified, raw.replace("=\r\n", "").replace("=\n", "")));
+            }
+        }
+    }
+    found.sort_by_key(|(modified, _)| *modified);
+    found.into_iter().map(|(_, raw)| raw).collect()
+}
+
+/// The first run of `digits` ASCII digits that follows `marker` in `text`.
+pub fn code_after(text: &str, marker: &str, digits: usize) -> Option<String> {
+    let start = text.find(marker)? + marker.len();
+    let code: String = text[start..]
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (code.len() == digits).then_some(code)
 }
 
 /// Polls `check` until it yields a value or `timeout` passes; then panics

@@ -1,7 +1,8 @@
 //! The shapes read models are stored in and served as, shared by the
 //! projectors that write them and the query API that reads them: the product
 //! representation (PostgreSQL row, Redis `product:{id}` cache), the search
-//! document of the `products` index, and category and brand rows.
+//! document of the `products` index, and category and brand rows. Those the
+//! query API serves as they are carry their OpenAPI schemas (`ToSchema`).
 
 use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
@@ -11,7 +12,7 @@ use uuid::Uuid;
 
 /// A product as read clients get it: the seed's `products` columns (without
 /// the internal `cost_price`). Money is a string with two decimals.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductView {
     pub id: Uuid,
     pub sku: String,
@@ -103,7 +104,7 @@ pub fn product_cache_generation_prefix(prefix: &str, generation: u64) -> String 
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NamedRef {
     pub id: Uuid,
     pub name: Option<String>,
@@ -231,7 +232,7 @@ pub fn products_index_body() -> serde_json::Value {
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CategoryView {
     pub id: Uuid,
     pub parent_id: Option<Uuid>,
@@ -248,7 +249,7 @@ pub struct CategoryView {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BrandView {
     pub id: Uuid,
     pub name: String,

@@ -306,3 +306,84 @@ async fn blind_indexes_are_stable_per_scope_and_hide_the_value() {
         .chars()
         .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
 }
+
+/// A vault whose master key is `key` (base64 of 32 bytes) named `id`, with
+/// `previous` keys being rotated out.
+fn vault_under(db: &TestDatabase, id: &str, key: &str, previous: &[(&str, &str)]) -> PersonalData {
+    use infrastructure::personal_data::PreviousMasterKey;
+    let mut settings = Settings::load(8080, None).unwrap().personal_data;
+    settings.master_key_id = id.to_owned();
+    settings.master_key = key.to_owned().into();
+    settings.previous_master_keys = previous
+        .iter()
+        .map(|(id, key)| PreviousMasterKey {
+            id: (*id).to_owned(),
+            key: (*key).to_owned().into(),
+        })
+        .collect();
+    PersonalData::new(db.pool.clone(), &settings, personal_fields, erased_value).unwrap()
+}
+
+const OLD_MASTER: &str = "b2xkLW1hc3Rlci1rZXktb2YtdGhlLXJvdGF0aW9uISE=";
+const NEW_MASTER: &str = "bmV3LW1hc3Rlci1rZXktb2YtdGhlLXJvdGF0aW9uISE=";
+
+#[tokio::test]
+async fn a_master_key_rotation_rewraps_live_keys_and_keeps_erased_ones_destroyed() {
+    let db = TestDatabase::create().await;
+    let old = vault_under(&db, "2026-old", OLD_MASTER, &[]);
+    let (kept, erased) = (Uuid::now_v7(), Uuid::now_v7());
+    let kept_event = sealed_event(&old, kept).await;
+    let erased_event = sealed_event(&old, erased).await;
+    old.erase(erased).await.unwrap();
+
+    // The new key alone cannot open what the old one wrapped.
+    let new_only = vault_under(&db, "2026-new", NEW_MASTER, &[]);
+    let refused = new_only.open(&mut [kept_event.clone()]).await;
+    assert!(
+        matches!(refused, Err(PersonalDataError::Unwrap(..))),
+        "{refused:?}"
+    );
+
+    // During the rotation both open; the rewrap moves every live key.
+    let rotating = vault_under(&db, "2026-new", NEW_MASTER, &[("2026-old", OLD_MASTER)]);
+    let mut events = vec![kept_event.clone()];
+    rotating.open(&mut events).await.unwrap();
+    assert_eq!(events[0].payload, clear_payload());
+    // The erased person's key is gone already: one live key to move.
+    assert_eq!(
+        rotating.keys_by_master().await.unwrap(),
+        [("2026-old".to_owned(), 1)]
+    );
+    assert_eq!(rotating.rewrap(1).await.unwrap(), 1);
+    assert_eq!(rotating.rewrap(1).await.unwrap(), 0, "nothing left to move");
+    assert_eq!(
+        rotating.keys_by_master().await.unwrap(),
+        [("2026-new".to_owned(), 1)]
+    );
+
+    // Once rotated, the old key can go: the new one alone opens everything
+    // that was live, and the erased person stays erased.
+    let mut events = vec![kept_event, erased_event];
+    new_only.open(&mut events).await.unwrap();
+    assert_eq!(events[0].payload, clear_payload());
+    assert_eq!(
+        events[1].payload["email"],
+        format!("erased-{erased}@erased.invalid")
+    );
+    assert!(events[1].payload["first_name"].is_null());
+}
+
+#[tokio::test]
+async fn a_previous_master_key_cannot_reuse_an_id() {
+    let db = TestDatabase::create().await;
+    let mut settings = Settings::load(8080, None).unwrap().personal_data;
+    settings.previous_master_keys = vec![infrastructure::personal_data::PreviousMasterKey {
+        id: settings.master_key_id.clone(),
+        key: OLD_MASTER.to_owned().into(),
+    }];
+    let refused = PersonalData::new(db.pool.clone(), &settings, personal_fields, erased_value);
+    assert!(matches!(
+        refused,
+        Err(PersonalDataError::DuplicateMasterKeyId(_))
+    ));
+}

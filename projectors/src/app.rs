@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::health::{health_router, HealthBounds};
 use crate::projections::{
-    activity_log, catalog_tables, product_cache, product_search, users_tables,
+    account_mail, activity_log, catalog_tables, product_cache, product_search, users_tables,
 };
 use crate::runtime::worker::rebuild_beside_live;
 use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions, WorkerStats};
@@ -28,10 +28,11 @@ pub const PROJECTIONS: &[&str] = &[
     product_cache::NAME,
     activity_log::NAME,
     users_tables::NAME,
+    account_mail::NAME,
 ];
 
 /// Opens the personal data of the log for the projections that show it
-/// (the activity log, the users tables).
+/// (the activity log, the users tables) or deliver it (the account mail).
 pub fn personal_data(settings: &Settings, store: &PgEventStore) -> anyhow::Result<PersonalData> {
     Ok(PersonalData::new(
         store.pool().clone(),
@@ -89,6 +90,16 @@ pub async fn build_projection(
             .with_parked_max_age(std::time::Duration::from_secs(
                 settings.projectors.parked_max_age_seconds,
             )),
+        ),
+        account_mail::NAME => Arc::new(
+            account_mail::AccountMail::connect(
+                &settings.mongo.url,
+                &settings.mongo.database,
+                upcasters,
+                personal_data(settings, store)?,
+                infrastructure::mail::Mailer::new(&settings.smtp)?,
+            )
+            .await?,
         ),
         other => anyhow::bail!(
             "unknown projection {other:?}; known: {}",

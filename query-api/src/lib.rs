@@ -26,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod money;
+pub mod openapi;
 pub mod products;
 pub mod rate_limit;
 pub mod startup;

@@ -33,7 +33,7 @@ use crate::products::{
 };
 use crate::rate_limit::limit_reads;
 use crate::users::{self, PgUsersReadModel, UsersReadModel};
-use crate::{correlation, health};
+use crate::{correlation, health, openapi};
 
 /// What the handlers share: one adapter per port.
 #[derive(Clone)]
@@ -81,7 +81,7 @@ impl ConsistencyWait {
 /// metrics, correlation ids, the body limit; then, around the reads only,
 /// the concurrency limit and the request timeout. `/health` and `/metrics`
 /// stay outside the limit so that an overloaded server still reports
-/// itself. `pools` get gauges on `/metrics`.
+/// itself, and `/openapi.json` and `/docs` with them. `pools` get gauges on `/metrics`.
 /// One read route of the API (all are GET).
 pub struct ReadRoute {
     pub path: &'static str,
@@ -127,6 +127,7 @@ pub fn router(state: AppState, http: &HttpSettings, pools: Vec<PoolMetrics>) -> 
     Router::new()
         .route("/health", get(health::health))
         .merge(metrics::routes(pools))
+        .merge(openapi::routes())
         .merge(reads)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -13,38 +13,48 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use domain::uniqueness::{UniqueKey, UniqueScope};
 use domain::user::{
-    register_user, Claim, Gender, Password, PasswordHash, PersonName, RegisterUser, User,
-    UserCommand, UserRole, UserStatus,
+    register_user, Claim, CodePurpose, Gender, Password, PasswordHash, PersonName, RegisterUser,
+    User, UserCommand, UserRole, UserStatus,
 };
 use domain::values::{BlindIndex, Email, Phone};
 use infrastructure::event_store::aggregates::Loaded;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tracing::{instrument, Span};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::codes;
 use crate::auth::SignedIn;
 use crate::command::{
-    commit, execute, key_appends, load_as, load_key, load_new, AppState, Committed, Plan,
+    commit, execute, key_appends, load_as, load_key, load_new, AppState, Committed, Plan, Receipt,
 };
 use crate::error::ApiError;
 use crate::input::{checked, Fields};
+use crate::openapi::{
+    CommandHeaders, Conflict, Forbidden, InvalidCredentials, PreconditionFailed, RuleBroken,
+};
 use crate::rate_limit::limit_login;
 use crate::request::{CommandBody, CommandContext, CommandRequest};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// Unique, case-insensitive.
+    #[schema(format = Email)]
     pub email: String,
+    /// 8 to 128 characters, not in the list of common passwords.
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub password: String,
     pub first_name: String,
     pub last_name: String,
+    /// Unique among accounts.
     pub phone: Option<String>,
     pub date_of_birth: Option<NaiveDate>,
+    #[schema(value_type = Option<crate::openapi::GenderName>)]
     pub gender: Option<Gender>,
 }
 
@@ -90,7 +100,11 @@ impl RegisterRequest {
 }
 
 /// The blind index of a value within the scope of its claim.
-fn index_of(state: &AppState, scope: UniqueScope, value: &str) -> Result<BlindIndex, ApiError> {
+pub(crate) fn index_of(
+    state: &AppState,
+    scope: UniqueScope,
+    value: &str,
+) -> Result<BlindIndex, ApiError> {
     BlindIndex::parse(&state.personal.blind_index(scope.as_str(), value))
         .map_err(ApiError::internal)
 }
@@ -162,6 +176,25 @@ impl Registration {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "accounts",
+    operation_id = "register",
+    summary = "Register a customer",
+    description = "201 with `Location: /v1/users/{id}`. The email (case-insensitive) and the phone are unique \
+        (409 `email-taken`, `phone-taken`); the password is 8 to 128 characters and not a common one. A \
+        verification code is sent to the email.",
+    security((), ("bearerAuth" = [])),
+    params(CommandHeaders),
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered", body = Receipt),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
 pub async fn register(
     State(state): State<AppState>,
@@ -218,12 +251,21 @@ async fn plan_register(
         }),
         command,
     )?;
+    // The verification code, and for an admin the role, in the same append:
+    // no account exists without its first code, nor as a customer for a
+    // moment.
+    let mut registered = user.aggregate.clone();
+    for event in &decision.events {
+        registered.apply(event.clone());
+    }
     let mut events = decision.events;
+    let code = codes::issue(&state, id, CodePurpose::EmailVerification, at)?;
+    let requested = registered.decide(UserCommand::RequestEmailVerification { code, at })?;
+    for event in &requested {
+        registered.apply(event.clone());
+    }
+    events.extend(requested);
     if role != UserRole::Customer {
-        let mut registered = user.aggregate.clone();
-        for event in &events {
-            registered.apply(event.clone());
-        }
         events.extend(registered.decide(UserCommand::ChangeRole { role, at })?);
     }
     let mut keys: Vec<&Loaded<UniqueKey>> = vec![&email_key];
@@ -255,7 +297,7 @@ pub async fn create_admin(
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogInRequest {
     pub email: String,
@@ -264,6 +306,43 @@ pub struct LogInRequest {
 
 impl CommandBody for LogInRequest {}
 
+/// A login's answer. The token is shown here once, and never again.
+#[derive(Serialize, ToSchema)]
+pub struct SessionOpened {
+    /// The bearer token: 256 random bits, base64url.
+    pub token: String,
+    #[schema(value_type = String, examples("Bearer"))]
+    pub token_type: &'static str,
+    pub expires_at: DateTime<Utc>,
+    pub user_id: Uuid,
+    /// The role the session carries until it ends.
+    #[schema(value_type = crate::openapi::UserRoleName)]
+    pub role: &'static str,
+    /// The login's place in the log: a read that sends it sees the account
+    /// as of this login.
+    pub consistency_token: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    tag = "accounts",
+    operation_id = "log_in",
+    summary = "Log in",
+    description = "Opens a session: 201 with a bearer token and `Cache-Control: no-store`. An unknown email \
+        and a wrong password get the same 401 `invalid-credentials`, after the same work. A login is never \
+        replayed from an `Idempotency-Key` (its answer holds a secret). Logins are also limited per account \
+        (`rate_limits.login_per_account`), and refused with 503 when that limit cannot be counted.",
+    security((), ("bearerAuth" = [])),
+    params(CommandHeaders),
+    request_body = LogInRequest,
+    responses(
+        (status = 201, description = "Logged in", body = SessionOpened,
+            headers(("Cache-Control" = String, description = "`no-store`: the body holds a bearer token"))),
+        (status = 401, response = InvalidCredentials),
+        (status = 403, response = Forbidden),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
 pub async fn log_in(
     State(state): State<AppState>,
@@ -340,8 +419,10 @@ pub async fn log_in(
     })
     .await?;
     let consistency_token = match committed {
-        Committed::Appended(stored) => stored["body"]["consistency_token"].clone(),
-        Committed::Replayed(_) => serde_json::Value::Null,
+        Committed::Appended(stored) => stored["body"]["consistency_token"]
+            .as_str()
+            .map(str::to_owned),
+        Committed::Replayed(_) => None,
     };
     let email = user
         .aggregate
@@ -360,14 +441,14 @@ pub async fn log_in(
     metrics::counter!("logins_total", "outcome" => "opened").increment(1);
     let mut response = (
         StatusCode::CREATED,
-        Json(json!({
-            "token": token.expose_secret(),
-            "token_type": "Bearer",
-            "expires_at": session.expires_at,
-            "user_id": user_id,
-            "role": role.as_str(),
-            "consistency_token": consistency_token,
-        })),
+        Json(SessionOpened {
+            token: token.expose_secret().to_owned(),
+            token_type: "Bearer",
+            expires_at: session.expires_at,
+            user_id,
+            role: role.as_str(),
+            consistency_token,
+        }),
     )
         .into_response();
     // A bearer token must not be kept by any cache on the way.
@@ -377,6 +458,16 @@ pub async fn log_in(
     Ok(response)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/current",
+    tag = "accounts",
+    operation_id = "log_out",
+    summary = "Log out",
+    description = "Ends this request's session: the token opens nothing afterwards.",
+    security(("bearerAuth" = [])),
+    responses((status = 204, description = "Logged out")),
+)]
 pub async fn log_out(
     SignedIn(session, token): SignedIn,
     State(state): State<AppState>,

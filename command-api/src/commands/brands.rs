@@ -12,13 +12,19 @@ use domain::uniqueness::UniqueScope;
 use infrastructure::event_store::StreamAppend;
 use serde::Deserialize;
 use tracing::{instrument, Span};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::categories::merge_text;
 use crate::auth::Admin;
-use crate::command::{execute, key_appends, load_existing, load_key, load_new, AppState, Plan};
+use crate::command::{
+    execute, key_appends, load_existing, load_key, load_new, AppState, Plan, Receipt,
+};
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Fields, Patch};
+use crate::openapi::{
+    CommandHeaders, Conflict, Forbidden, NotFound, PreconditionFailed, RuleBroken,
+};
 use crate::request::{ApiPath, CommandBody, CommandContext, CommandRequest};
 
 /// The texts that may span lines; the domain allows tabs and line feeds in
@@ -33,15 +39,21 @@ impl CommandBody for UpdateBrandRequest {
     const MULTI_LINE_FIELDS: &'static [&'static str] = BRAND_MULTI_LINE;
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBrandRequest {
     /// Client-chosen id; a new UUID v7 when absent.
     pub brand_id: Option<Uuid>,
     pub name: String,
+    /// Lower-case words of `a-z 0-9` joined by single hyphens.
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 255)]
     pub slug: String,
     pub description: Option<String>,
+    /// An absolute `http(s)` URL, at most 500 characters.
+    #[schema(pattern = r"^\s*https?://[^/\s]\S*\s*$")]
     pub logo_url: Option<String>,
+    /// An absolute `http(s)` URL, at most 500 characters.
+    #[schema(pattern = r"^\s*https?://[^/\s]\S*\s*$")]
     pub website_url: Option<String>,
 }
 
@@ -64,6 +76,24 @@ impl CreateBrandRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/brands",
+    tag = "catalog",
+    operation_id = "create_brand",
+    summary = "Create a brand",
+    description = "Claims the slug (422 `slug-taken`).",
+    security(("bearerAuth" = [])),
+    params(CommandHeaders),
+    request_body = CreateBrandRequest,
+    responses(
+        (status = 201, description = "Created", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(brand_id = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
@@ -95,20 +125,27 @@ async fn plan_create(
 }
 
 /// A partial update: absent fields stay, `null` clears a nullable one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBrandRequest {
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub name: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String, pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 255)]
     pub slug: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub description: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*https?://[^/\s]\S*\s*$")]
     pub logo_url: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*https?://[^/\s]\S*\s*$")]
     pub website_url: Patch<String>,
+    /// Activates or deactivates the brand.
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = bool)]
     pub is_active: Patch<bool>,
 }
 
@@ -157,6 +194,26 @@ impl UpdateBrandRequest {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/brands/{id}",
+    tag = "catalog",
+    operation_id = "update_brand",
+    summary = "Update or (de)activate a brand",
+    description = "Absent fields stay; `null` clears a nullable one (on `name`, `slug` or `is_active` it \
+        is a 400); `{}` is a 400.",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The brand"), CommandHeaders),
+    request_body = UpdateBrandRequest,
+    responses(
+        (status = 200, description = "Updated", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(brand_id = %id))]
 pub async fn update(
     State(state): State<AppState>,

@@ -15,15 +15,19 @@ use domain::uniqueness::UniqueScope;
 use infrastructure::event_store::StreamAppend;
 use serde::Deserialize;
 use tracing::{instrument, Span};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Admin;
 use crate::command::{
     execute, key_appends, load_as, load_existing, load_key, load_new, require_reference, AppState,
-    Plan,
+    Plan, Receipt,
 };
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Fields, Patch};
+use crate::openapi::{
+    CommandHeaders, Conflict, Forbidden, NotFound, PreconditionFailed, RuleBroken,
+};
 use crate::request::{ApiPath, CommandBody, CommandContext, CommandRequest};
 
 /// Guards the ancestor walk against a corrupt (looping) tree.
@@ -41,15 +45,19 @@ impl CommandBody for UpdateCategoryRequest {
     const MULTI_LINE_FIELDS: &'static [&'static str] = CATEGORY_MULTI_LINE;
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCategoryRequest {
     /// Client-chosen id; a new UUID v7 when absent.
     pub category_id: Option<Uuid>,
     pub parent_id: Option<Uuid>,
     pub name: String,
+    /// Lower-case words of `a-z 0-9` joined by single hyphens.
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 255)]
     pub slug: String,
     pub description: Option<String>,
+    /// An absolute `http(s)` URL, at most 500 characters.
+    #[schema(pattern = r"^\s*https?://[^/\s]\S*\s*$")]
     pub image_url: Option<String>,
     pub meta_title: Option<String>,
     pub meta_description: Option<String>,
@@ -79,6 +87,26 @@ impl CreateCategoryRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/categories",
+    tag = "catalog",
+    operation_id = "create_category",
+    summary = "Create a category",
+    description = "Claims the slug. `parent_id` must name an existing category (422 \
+        `parent-category-not-found`); a client-chosen `category_id` that exists is a 422 `already-exists`, \
+        or with `If-None-Match: *` a 412.",
+    security(("bearerAuth" = [])),
+    params(CommandHeaders),
+    request_body = CreateCategoryRequest,
+    responses(
+        (status = 201, description = "Created", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(category_id = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
@@ -113,29 +141,40 @@ async fn plan_create(
 }
 
 /// A partial update: absent fields stay, `null` clears a nullable one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCategoryRequest {
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub name: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String, pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 255)]
     pub slug: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub description: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*https?://[^/\s]\S*\s*$")]
     pub image_url: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub meta_title: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub meta_description: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub meta_keywords: Patch<Vec<String>>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = i32)]
     pub sort_order: Patch<i32>,
     /// Moves the category (`null`: to the root).
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<Uuid>)]
     pub parent_id: Patch<Uuid>,
+    /// Activates or deactivates the category.
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = bool)]
     pub is_active: Patch<bool>,
 }
 
@@ -214,6 +253,27 @@ pub(crate) fn merge_keywords(patch: Patch<Vec<String>>, current: Vec<String>) ->
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/categories/{id}",
+    tag = "catalog",
+    operation_id = "update_category",
+    summary = "Update, move or (de)activate a category",
+    description = "Absent fields stay; `null` clears a nullable one (on `name`, `slug`, `sort_order` or \
+        `is_active` it is a 400); `{}` is a 400. `parent_id` moves the category (422 `category-cycle` \
+        under itself or a descendant), `is_active` toggles it.",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The category"), CommandHeaders),
+    request_body = UpdateCategoryRequest,
+    responses(
+        (status = 200, description = "Updated", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(category_id = %id))]
 pub async fn update(
     State(state): State<AppState>,

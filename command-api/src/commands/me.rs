@@ -12,11 +12,12 @@
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::Aggregate;
 use domain::uniqueness::{UniqueKey, UniqueScope};
 use domain::user::{
     change_email as decide_change_email, update_profile as decide_update_profile, Address,
-    AddressType, ChangeEmail, Gender, Password, PasswordHash, PersonName, UpdateProfile, User,
-    UserCommand,
+    AddressType, ChangeEmail, CodePurpose, Gender, Password, PasswordHash, PersonName,
+    UpdateProfile, User, UserCommand,
 };
 use domain::values::{Email, Phone, PostalAddressInput};
 use infrastructure::event_store::aggregates::Loaded;
@@ -24,42 +25,55 @@ use infrastructure::event_store::StreamAppend;
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::{instrument, Span};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::accounts::{revoke_sessions, LoadedClaim};
 use super::categories::merge_text;
-use super::users;
+use super::{codes, users};
 use crate::auth::SignedIn;
-use crate::command::{execute, key_appends, load_existing, AppState, Plan};
+use crate::command::{execute, key_appends, load_existing, AppState, Plan, Receipt};
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Fields, Patch};
+use crate::openapi::{
+    CommandHeaders, Conflict, InvalidCredentials, NotFound, PreconditionFailed, RuleBroken,
+};
 use crate::request::{ApiPath, CommandBody, CommandContext, CommandRequest};
 
 // ---- profile -------------------------------------------------------------
 
 /// A partial profile: absent fields stay, `null` clears a nullable one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub first_name: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub last_name: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub phone: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<NaiveDate>)]
     pub date_of_birth: Patch<NaiveDate>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<crate::openapi::GenderName>)]
     pub gender: Patch<Gender>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*https?://[^/\s]\S*\s*$")]
     pub avatar_url: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub bio: Patch<String>,
-    /// Replaced whole: a JSON object.
+    /// Replaced whole: a JSON object; `notifications`, when given, an object of booleans.
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Object)]
     pub preferences: Patch<Value>,
     /// Replaced whole: a JSON object.
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Object)]
     pub settings: Patch<Value>,
 }
 
@@ -144,6 +158,25 @@ impl UpdateProfileRequest {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/me",
+    tag = "me",
+    operation_id = "update_profile",
+    summary = "Update your profile",
+    description = "Absent fields stay; `null` clears `phone`, `date_of_birth`, `gender`, `avatar_url` and `bio` (on the \
+        others it is a 400); `{}` is a 400. A new phone is claimed (409 `phone-taken`).",
+    security(("bearerAuth" = [])),
+    params(CommandHeaders),
+    request_body = UpdateProfileRequest,
+    responses(
+        (status = 200, description = "Updated", body = Receipt),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %session.user_id))]
 pub async fn update_profile(
     SignedIn(session, _): SignedIn,
@@ -214,7 +247,11 @@ async fn phone_claim(
 /// 401 unless `password` is `user`'s current one. Checked inside the plan,
 /// after the idempotent replay (a replayed change would otherwise be checked
 /// against the password it set) and against the version the append asserts.
-async fn check_password(state: &AppState, user: &User, password: String) -> Result<(), ApiError> {
+pub(crate) async fn check_password(
+    state: &AppState,
+    user: &User,
+    password: String,
+) -> Result<(), ApiError> {
     let hash = user.password_hash().map(|hash| hash.expose().to_owned());
     let matches = state
         .passwords
@@ -229,10 +266,12 @@ async fn check_password(state: &AppState, user: &User, password: String) -> Resu
 }
 
 // Not Debug: it holds a password.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeEmailRequest {
+    #[schema(format = Email)]
     pub email: String,
+    #[schema(format = Password)]
     pub current_password: String,
 }
 
@@ -240,6 +279,26 @@ impl CommandBody for ChangeEmailRequest {
     const SECRET_FIELDS: &'static [&'static str] = &["current_password"];
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/me/email",
+    tag = "me",
+    operation_id = "change_email",
+    summary = "Change your email",
+    description = "Needs the current password (401 `invalid-credentials`), checked before the new email's claim (409 \
+        `email-taken`; the current email is a 422). Every session of the user ends, this one included.",
+    security(("bearerAuth" = [])),
+    params(CommandHeaders),
+    request_body = ChangeEmailRequest,
+    responses(
+        (status = 200, description = "Changed", body = Receipt),
+        (status = 401, response = InvalidCredentials),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %session.user_id))]
 pub async fn change_email(
     SignedIn(session, _): SignedIn,
@@ -293,7 +352,18 @@ async fn plan_change_email(
             at: context.at,
         },
     )?;
-    let mut appends = vec![user.append(&decision.events)];
+    // The new address gets its code in the same append.
+    let mut changed = user.aggregate.clone();
+    for event in &decision.events {
+        changed.apply(event.clone());
+    }
+    let code = codes::issue(&state, user_id, CodePurpose::EmailVerification, context.at)?;
+    let mut events = decision.events;
+    events.extend(changed.decide(UserCommand::RequestEmailVerification {
+        code,
+        at: context.at,
+    })?);
+    let mut appends = vec![user.append(&events)];
     appends.extend(key_appends(
         &[&new_claim.key, &previous_claim.key],
         &decision.unique_key_events,
@@ -302,10 +372,13 @@ async fn plan_change_email(
 }
 
 // Not Debug: it holds passwords.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    #[schema(format = Password)]
     pub current_password: String,
+    /// 8 to 128 characters, not in the list of common passwords.
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -313,6 +386,26 @@ impl CommandBody for ChangePasswordRequest {
     const SECRET_FIELDS: &'static [&'static str] = &["current_password", "new_password"];
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/me/password",
+    tag = "me",
+    operation_id = "change_password",
+    summary = "Change your password",
+    description = "Needs the current password (401 `invalid-credentials`); the new one meets the registration's policy. \
+        Every session of the user ends, this one included.",
+    security(("bearerAuth" = [])),
+    params(CommandHeaders),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed", body = Receipt),
+        (status = 401, response = InvalidCredentials),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %session.user_id))]
 pub async fn change_password(
     SignedIn(session, _): SignedIn,
@@ -363,26 +456,68 @@ async fn plan_change_password(
 
 // ---- erasure -----------------------------------------------------------------
 
+#[utoipa::path(
+    delete,
+    path = "/v1/me",
+    tag = "me",
+    operation_id = "erase_me",
+    summary = "Erase your account",
+    description = "As `DELETE /v1/users/{id}` on your own account, behind the current password \
+        (401 `invalid-credentials`): erasure cannot be undone, so a stolen session alone must not do it. \
+        Every session ends.",
+    security(("bearerAuth" = [])),
+    params(CommandHeaders),
+    request_body = EraseMeRequest,
+    responses(
+        (status = 204, description = "Erased",
+            headers(("Consistency-Token" = String, description = "The erasure's place in the log"))),
+        (status = 401, response = InvalidCredentials),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %session.user_id))]
 pub async fn erase(
     SignedIn(session, _): SignedIn,
     State(state): State<AppState>,
-    context: CommandContext,
+    request: CommandRequest<EraseMeRequest>,
 ) -> Result<Response, ApiError> {
-    users::erase_account(&state, &context, session.user_id).await
+    let CommandRequest { context, body } = request;
+    users::erase_account(
+        &state,
+        &context,
+        session.user_id,
+        Some(body.current_password),
+    )
+    .await
+}
+
+// Not Debug: it holds a password.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseMeRequest {
+    #[schema(format = Password)]
+    pub current_password: String,
+}
+
+impl CommandBody for EraseMeRequest {
+    const SECRET_FIELDS: &'static [&'static str] = &["current_password"];
 }
 
 // ---- address book ------------------------------------------------------------
 
 /// A new address: the seed's `user_addresses` columns but `is_default` (the
 /// first address is the default; `PUT .../default` moves it).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddAddressRequest {
     /// Client-chosen id; a new UUID v7 when absent.
     pub address_id: Option<Uuid>,
     /// `home` when absent.
     #[serde(rename = "type")]
+    #[schema(value_type = Option<crate::openapi::AddressTypeName>)]
     pub address_type: Option<AddressType>,
     pub first_name: String,
     pub last_name: String,
@@ -436,6 +571,24 @@ fn address_plan(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/me/addresses",
+    tag = "me",
+    operation_id = "add_address",
+    summary = "Add an address",
+    description = "The first address is the default. An invalid address is a 400 naming its first invalid field.",
+    security(("bearerAuth" = [])),
+    params(CommandHeaders),
+    request_body = AddAddressRequest,
+    responses(
+        (status = 201, description = "Added", body = Receipt),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %session.user_id, address_id = tracing::field::Empty))]
 pub async fn add_address(
     SignedIn(session, _): SignedIn,
@@ -478,30 +631,42 @@ async fn plan_address(
 
 /// A partial address: absent fields stay, `null` clears a nullable one
 /// (`company`, `street_address_2`, `phone`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAddressRequest {
     #[serde(rename = "type", default, deserialize_with = "patch")]
+    #[schema(value_type = crate::openapi::AddressTypeName)]
     pub address_type: Patch<AddressType>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub first_name: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub last_name: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub company: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub street_address_1: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub street_address_2: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub city: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub state_province: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub postal_code: Patch<String>,
+    /// ISO 3166-1 alpha-2.
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub country: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub phone: Patch<String>,
 }
 
@@ -570,6 +735,25 @@ impl UpdateAddressRequest {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/me/addresses/{id}",
+    tag = "me",
+    operation_id = "update_address",
+    summary = "Update an address",
+    description = "Absent fields stay; `null` clears `company`, `street_address_2` and `phone` (on the others it is a \
+        400); `{}` is a 400.",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The address, in the user's own book"), CommandHeaders),
+    request_body = UpdateAddressRequest,
+    responses(
+        (status = 200, description = "Updated", body = Receipt),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %session.user_id, address_id = %address_id))]
 pub async fn update_address(
     SignedIn(session, _): SignedIn,
@@ -625,6 +809,23 @@ async fn plan_update_address(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/me/addresses/{id}",
+    tag = "me",
+    operation_id = "remove_address",
+    summary = "Remove an address",
+    description = "When it was the default, the most recently added of the others becomes the default.",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The address, in the user's own book"), CommandHeaders),
+    responses(
+        (status = 200, description = "Removed", body = Receipt),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %session.user_id, address_id = %address_id))]
 pub async fn remove_address(
     SignedIn(session, _): SignedIn,
@@ -649,6 +850,23 @@ pub async fn remove_address(
     .await
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/me/addresses/{id}/default",
+    tag = "me",
+    operation_id = "set_default_address",
+    summary = "Make an address the default",
+    description = "Nothing is appended when it is the default already.",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The address, in the user's own book"), CommandHeaders),
+    responses(
+        (status = 200, description = "Done", body = Receipt),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %session.user_id, address_id = %address_id))]
 pub async fn set_default_address(
     SignedIn(session, _): SignedIn,

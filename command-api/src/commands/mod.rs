@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod brands;
 pub mod categories;
+pub mod codes;
 pub mod me;
 pub mod products;
 pub mod users;

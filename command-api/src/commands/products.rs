@@ -15,15 +15,20 @@ use domain::values::{Currency, Sku};
 use infrastructure::event_store::aggregates::load;
 use serde::Deserialize;
 use tracing::{instrument, Span};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::categories::{merge_keywords, merge_text};
 use crate::auth::Admin;
 use crate::command::{
     execute, key_appends, load_existing, load_key, load_new, require_reference, AppState, Plan,
+    Receipt,
 };
 use crate::error::ApiError;
 use crate::input::{self, checked, patch, Amount, Fields, Patch};
+use crate::openapi::{
+    CommandHeaders, Conflict, Forbidden, NotFound, PreconditionFailed, RuleBroken,
+};
 use crate::request::{ApiPath, CommandBody, CommandContext, CommandRequest};
 
 /// Every column of the seed's `products` row a client sets at creation.
@@ -40,13 +45,15 @@ impl CommandBody for UpdateProductRequest {
     const MULTI_LINE_FIELDS: &'static [&'static str] = PRODUCT_MULTI_LINE;
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
     /// Client-chosen id; a new UUID v7 when absent.
     pub product_id: Option<Uuid>,
     pub sku: String,
     pub name: String,
+    /// Lower-case words of `a-z 0-9` joined by single hyphens.
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 255)]
     pub slug: String,
     pub description: Option<String>,
     pub short_description: Option<String>,
@@ -56,6 +63,7 @@ pub struct CreateProductRequest {
     pub sale_price: Option<Amount>,
     pub cost_price: Option<Amount>,
     /// ISO 4217; THB when absent.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
     /// True when absent.
     pub track_inventory: Option<bool>,
@@ -126,6 +134,26 @@ impl CreateProductRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/products",
+    tag = "catalog",
+    operation_id = "create_product",
+    summary = "Create a product",
+    description = "Starts as `draft`, unfeatured, with its inventory initialised in the same append. The sku and the slug \
+        are claimed (422 `sku-taken`, `slug-taken`); `category_id` and `brand_id` must exist (422); \
+        `sale_price` must be below `regular_price` (422).",
+    security(("bearerAuth" = [])),
+    params(CommandHeaders),
+    request_body = CreateProductRequest,
+    responses(
+        (status = 201, description = "Created", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(product_id = tracing::field::Empty, sku = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
@@ -200,34 +228,47 @@ async fn check_references(
 
 /// A partial update of the details: absent fields stay, `null` clears a
 /// nullable one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProductRequest {
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String)]
     pub name: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = String, pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 255)]
     pub slug: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub description: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub short_description: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<Uuid>)]
     pub category_id: Patch<Uuid>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<Uuid>)]
     pub brand_id: Patch<Uuid>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<Amount>)]
     pub weight: Patch<Amount>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<Amount>)]
     pub length: Patch<Amount>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<Amount>)]
     pub width: Patch<Amount>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<Amount>)]
     pub height: Patch<Amount>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub meta_title: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<String>)]
     pub meta_description: Patch<String>,
     #[serde(default, deserialize_with = "patch")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub meta_keywords: Patch<Vec<String>>,
 }
 
@@ -288,6 +329,26 @@ fn merge_id(patch: Patch<Uuid>, current: Option<Uuid>) -> Option<Uuid> {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/products/{id}",
+    tag = "catalog",
+    operation_id = "update_product",
+    summary = "Update a product's details",
+    description = "Absent fields stay; `null` clears a nullable one (on `name` or `slug` it is a 400); `{}` is a 400. \
+        The sku cannot change. An active product cannot lose its category (422 `category-required`).",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The product"), CommandHeaders),
+    request_body = UpdateProductRequest,
+    responses(
+        (status = 200, description = "Done", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(product_id = %id))]
 pub async fn update(
     State(state): State<AppState>,
@@ -350,7 +411,7 @@ async fn plan_update(
 }
 
 /// The full price set: an absent `sale_price` or `cost_price` is cleared.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePriceRequest {
     pub regular_price: Amount,
@@ -360,6 +421,25 @@ pub struct ChangePriceRequest {
 
 impl CommandBody for ChangePriceRequest {}
 
+#[utoipa::path(
+    put,
+    path = "/v1/products/{id}/price",
+    tag = "catalog",
+    operation_id = "change_product_price",
+    summary = "Replace a product's prices",
+    description = "The whole price set: an absent `sale_price` or `cost_price` is cleared.",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The product"), CommandHeaders),
+    request_body = ChangePriceRequest,
+    responses(
+        (status = 200, description = "Done", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(product_id = %id))]
 pub async fn change_price(
     State(state): State<AppState>,
@@ -386,15 +466,35 @@ pub async fn change_price(
     .await
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeStatusRequest {
-    /// `draft | active | inactive | archived`.
+    #[schema(value_type = crate::openapi::ProductStatusName)]
     pub status: ProductStatus,
 }
 
 impl CommandBody for ChangeStatusRequest {}
 
+#[utoipa::path(
+    put,
+    path = "/v1/products/{id}/status",
+    tag = "catalog",
+    operation_id = "change_product_status",
+    summary = "Move a product through its life cycle",
+    description = "draft → active, active ↔ inactive, active | inactive → archived; activation needs a category. Any \
+        other move is a 422 `invalid-status-transition`, the current status a 422 `status-unchanged`.",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The product"), CommandHeaders),
+    request_body = ChangeStatusRequest,
+    responses(
+        (status = 200, description = "Done", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(product_id = %id, status = tracing::field::Empty))]
 pub async fn change_status(
     State(state): State<AppState>,
@@ -415,7 +515,7 @@ pub async fn change_status(
     .await
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetFeaturedRequest {
     pub featured: bool,
@@ -423,6 +523,25 @@ pub struct SetFeaturedRequest {
 
 impl CommandBody for SetFeaturedRequest {}
 
+#[utoipa::path(
+    put,
+    path = "/v1/products/{id}/featured",
+    tag = "catalog",
+    operation_id = "set_product_featured",
+    summary = "Feature or unfeature a product",
+    description = "Only an active product can be featured (422 `featured-requires-active`).",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The product"), CommandHeaders),
+    request_body = SetFeaturedRequest,
+    responses(
+        (status = 200, description = "Done", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(product_id = %id, featured = tracing::field::Empty))]
 pub async fn set_featured(
     State(state): State<AppState>,

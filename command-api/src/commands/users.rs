@@ -18,20 +18,26 @@ use domain::user::{
 use infrastructure::event_store::aggregates::Loaded;
 use serde::Deserialize;
 use tracing::{instrument, Span};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::accounts::{revoke_sessions, LoadedClaim};
 use crate::auth::Admin;
-use crate::command::{commit, execute, key_appends, load_existing, AppState, Committed, Plan};
+use crate::command::{
+    commit, execute, key_appends, load_existing, AppState, Committed, Plan, Receipt,
+};
 use crate::error::ApiError;
+use crate::openapi::{
+    CommandHeaders, Conflict, Forbidden, NotFound, PreconditionFailed, RuleBroken,
+};
 use crate::request::{
     ApiPath, CommandBody, CommandContext, CommandRequest, CONSISTENCY_TOKEN, IDEMPOTENT_REPLAYED,
 };
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeStatusRequest {
-    /// `active | suspended | inactive`.
+    #[schema(value_type = crate::openapi::UserStatusName)]
     pub status: UserStatus,
     /// Required for `suspended`, refused otherwise: what the user is told.
     pub reason: Option<String>,
@@ -60,6 +66,27 @@ impl ChangeStatusRequest {
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/users/{id}/status",
+    tag = "users",
+    operation_id = "change_user_status",
+    summary = "Suspend, reactivate or deactivate a user",
+    description = "`suspended` needs a `reason` (1 to 500 characters), the others refuse one (400). A move \
+        the life cycle does not allow, the current status included, is a 422 `invalid-status-transition`. A \
+        suspension or a deactivation ends every session of the user.",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The user"), CommandHeaders),
+    request_body = ChangeStatusRequest,
+    responses(
+        (status = 200, description = "Changed", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %id, status = tracing::field::Empty))]
 pub async fn change_status(
     _admin: Admin,
@@ -81,15 +108,34 @@ pub async fn change_status(
     Ok(response)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRoleRequest {
-    /// `customer | admin`.
+    #[schema(value_type = crate::openapi::UserRoleName)]
     pub role: UserRole,
 }
 
 impl CommandBody for ChangeRoleRequest {}
 
+#[utoipa::path(
+    put,
+    path = "/v1/users/{id}/role",
+    tag = "users",
+    operation_id = "change_user_role",
+    summary = "Change a user's role",
+    description = "Every session of the user ends: the new role applies from their next login.",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The user"), CommandHeaders),
+    request_body = ChangeRoleRequest,
+    responses(
+        (status = 200, description = "Changed", body = Receipt),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %id, role = tracing::field::Empty))]
 pub async fn change_role(
     _admin: Admin,
@@ -123,6 +169,27 @@ async fn plan_simple(
     Ok(Plan::updated(id, vec![user.append(&events)]))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}",
+    tag = "users",
+    operation_id = "erase_user",
+    summary = "Erase a user",
+    description = "Appends the erasure and releases the email's and the phone's claims, then destroys the \
+        person's data key and ends their sessions. Erasing again is a 404 (a replay of the same \
+        `Idempotency-Key` gets the 204 again).",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The user"), CommandHeaders),
+    responses(
+        (status = 204, description = "Erased",
+            headers(("Consistency-Token" = String, description = "The erasure's place in the log"))),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
+    ),
+)]
 #[instrument(skip_all, fields(user_id = %id))]
 pub async fn erase(
     _admin: Admin,
@@ -130,19 +197,22 @@ pub async fn erase(
     ApiPath(id): ApiPath<Uuid>,
     context: CommandContext,
 ) -> Result<Response, ApiError> {
-    erase_account(&state, &context, id).await
+    erase_account(&state, &context, id, None).await
 }
 
 /// Erases `user_id`: `UserErased` with the email and phone claims released
 /// in one append, then the data key destroyed and the sessions ended. 204,
 /// with the `Consistency-Token` of the append.
+/// `password`, when given, must be the user's current one (a person erasing
+/// their own account proves it is them; an admin does not know it).
 pub(crate) async fn erase_account(
     state: &AppState,
     context: &CommandContext,
     user_id: Uuid,
+    password: Option<String>,
 ) -> Result<Response, ApiError> {
     let committed = commit(state, context, || {
-        plan_erase(state.clone(), context.clone(), user_id)
+        plan_erase(state.clone(), context.clone(), user_id, password.clone())
     })
     .await?;
     // After a replay too: the request that appended may have failed here.
@@ -182,8 +252,12 @@ async fn plan_erase(
     state: AppState,
     context: CommandContext,
     user_id: Uuid,
+    password: Option<String>,
 ) -> Result<Plan, ApiError> {
     let user = load_existing::<User>(&state, &context, "user", user_id).await?;
+    if let Some(password) = password {
+        super::me::check_password(&state, &user.aggregate, password).await?;
+    }
     if user.aggregate.is_erased() {
         // An erasure appended by a request that failed before destroying the
         // key is finished now; the answer stays the domain's 404.

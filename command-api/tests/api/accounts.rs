@@ -82,7 +82,14 @@ async fn a_registration_stores_no_personal_value_in_the_clear() {
     }
 
     let events = app.opened_events(&id.to_string()).await;
-    assert_eq!(event_types(&events), ["UserRegistered", "UserLoggedIn"]);
+    assert_eq!(
+        event_types(&events),
+        [
+            "UserRegistered",
+            "UserEmailVerificationRequested",
+            "UserLoggedIn"
+        ]
+    );
     let registered = &events[0].payload["UserRegistered"];
     assert_eq!(registered["email"], "somchai@example.com");
     assert_eq!(registered["first_name"], "Somchai");
@@ -91,11 +98,15 @@ async fn a_registration_stores_no_personal_value_in_the_clear() {
         .as_str()
         .unwrap()
         .starts_with("$argon2id$"));
+    let code = events[1].payload["UserEmailVerificationRequested"]["code"]
+        .as_str()
+        .unwrap();
+    assert!(!stored.contains(code), "the code is stored in the clear");
     assert_eq!(
-        events[1].payload["UserLoggedIn"]["user_agent"],
+        events[2].payload["UserLoggedIn"]["user_agent"],
         "Somchai's phone/1.0"
     );
-    assert_eq!(events[1].metadata.user_id, Some(id.to_string()));
+    assert_eq!(events[2].metadata.user_id, Some(id.to_string()));
 }
 
 #[tokio::test]
@@ -243,7 +254,8 @@ async fn a_suspended_or_inactive_user_cannot_log_in() {
                 vec![StreamAppend {
                     stream_id: id.to_string(),
                     aggregate_type: "user".into(),
-                    expected_version: 1,
+                    // Registered, with its verification code.
+                    expected_version: 2,
                     events: vec![NewEvent {
                         event_id: Uuid::now_v7(),
                         event_type: event.into(),

@@ -27,8 +27,13 @@ enum Access {
 fn access_of(method: &Method, path: &str) -> Option<Access> {
     use Access::*;
     let access = match (method.as_str(), path) {
-        ("POST", "/v1/users") | ("POST", "/v1/sessions") => Anyone,
+        ("POST", "/v1/users")
+        | ("POST", "/v1/sessions")
+        | ("POST", "/v1/email-verifications/confirm")
+        | ("POST", "/v1/password-resets")
+        | ("POST", "/v1/password-resets/confirm") => Anyone,
         ("DELETE", "/v1/sessions/current")
+        | ("POST", "/v1/me/email/verification")
         | ("PATCH", "/v1/me")
         | ("DELETE", "/v1/me")
         | ("PUT", "/v1/me/email")

@@ -104,6 +104,44 @@ async fn malformed_input_is_400_and_appends_nothing() {
     assert_eq!(app.event_count().await, before);
 }
 
+/// A body is a JSON object. serde also reads a struct from an array of its
+/// fields in order, so without this check `["Renamed"]` renamed a category
+/// and an array of a brand's six fields created one (found by schemathesis).
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_400_and_appends_nothing() {
+    let app = TestApp::spawn().await;
+    let category = app.category("phones").await;
+    let before = app.event_count().await;
+    let renamed = format!("/v1/categories/{category}");
+    for (method, path, body) in [
+        (Method::PATCH, renamed.as_str(), json!(["Renamed"])),
+        (
+            Method::POST,
+            "/v1/brands",
+            json!([null, "Apple", "apple", null, null, null]),
+        ),
+        (
+            Method::POST,
+            "/v1/sessions",
+            json!([ADMIN_EMAIL, ADMIN_PASSWORD]),
+        ),
+        (Method::POST, "/v1/categories", json!("phones")),
+        (Method::POST, "/v1/categories", json!(null)),
+    ] {
+        let problem = problem(
+            app.send(method, path, &body).await,
+            StatusCode::BAD_REQUEST,
+            "validation",
+        )
+        .await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("JSON object"),
+            "{path} {body}: {problem}"
+        );
+    }
+    assert_eq!(app.event_count().await, before);
+}
+
 #[tokio::test]
 async fn oversized_and_non_json_bodies_are_refused() {
     let app = TestApp::spawn_with(|s| s.http.body_limit_bytes = 1024).await;

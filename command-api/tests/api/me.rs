@@ -581,7 +581,31 @@ async fn an_erasure_ends_the_sessions_frees_the_email_and_leaves_nothing_readabl
         .await,
     );
 
-    let erased = app.send_as(&somchai, Method::DELETE, "/v1/me", None).await;
+    // Erasure cannot be undone: the session alone is not enough.
+    let before = app.event_count().await;
+    for body in [None, Some(json!({ "current_password": "not my password" }))] {
+        let refused = app
+            .send_as(&somchai, Method::DELETE, "/v1/me", body.as_ref())
+            .await;
+        // 415 without a body, 401 with a wrong password.
+        assert!(
+            matches!(
+                refused.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNAUTHORIZED
+            ),
+            "{}",
+            refused.status()
+        );
+    }
+    assert_eq!(app.event_count().await, before, "nothing erased");
+    let erased = app
+        .send_as(
+            &somchai,
+            Method::DELETE,
+            "/v1/me",
+            Some(&json!({ "current_password": CUSTOMER_PASSWORD })),
+        )
+        .await;
     assert_eq!(erased.status(), StatusCode::NO_CONTENT);
     assert!(erased.headers().contains_key("consistency-token"));
     assert_signed_out(&app, &somchai).await;

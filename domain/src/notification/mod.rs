@@ -3,6 +3,11 @@
 //! notification aggregate, one stream per notification, that records what was
 //! sent on which channel and when the recipient read it.
 //!
+//! Account messages (email verification, password reset) come from the
+//! user's own events through `account::account_message_for`: they carry a
+//! one-time code, go by email only and are not stored as notification
+//! streams, because their record is the delivery itself.
+//!
 //! The process manager is the pure `notifications_for`: it knows nothing of the
 //! order or payment modules; the command side maps their events onto a
 //! `NotificationTrigger` and loads the recipient's `RecipientPreferences`.
@@ -17,6 +22,7 @@ use uuid::Uuid;
 
 use crate::values::{Currency, Money, OrderNumber};
 
+pub mod account;
 #[cfg(test)]
 mod tests;
 pub mod triggers;
@@ -31,6 +37,8 @@ pub enum NotificationType {
     OrderDelivered,
     OrderCancelled,
     RefundCompleted,
+    EmailVerification,
+    PasswordReset,
 }
 
 /// A milestone worth telling the customer about, as the command side maps it

@@ -12,6 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::address::Address;
+use super::code::{CodePurpose, CodeRefusal, IssuedCode, PendingCode};
 use super::command::{ChangeEmail, RegisterUser, UpdateProfile, UserCommand};
 use super::error::UserError;
 use super::event::UserEvent;
@@ -23,7 +24,7 @@ use super::profile::{
 use super::role::UserRole;
 use super::status::UserStatus;
 use crate::values::{
-    forbidden_in_json, unforbidden_text, Email, Phone, TextLayout, Url, ValueError,
+    forbidden_in_json, unforbidden_text, BlindIndex, Email, Phone, TextLayout, Url, ValueError,
 };
 
 /// One entry of the address book, in the order it was added.
@@ -52,6 +53,11 @@ pub struct User {
     erased: bool,
     email_verified: bool,
     phone_verified: bool,
+    // Defaulted so that snapshots taken before one-time codes existed load.
+    #[serde(default)]
+    pending_email_verification: Option<PendingCode>,
+    #[serde(default)]
+    pending_password_reset: Option<PendingCode>,
     avatar_url: Option<Url>,
     bio: Option<String>,
     preferences: Value,
@@ -155,6 +161,14 @@ impl User {
     pub fn phone_verified(&self) -> bool {
         self.phone_verified
     }
+    /// The live code of `purpose`, if one was issued and not used or voided
+    /// (it may have expired: expiry is checked against the time of use).
+    pub fn pending_code(&self, purpose: CodePurpose) -> Option<&PendingCode> {
+        match purpose {
+            CodePurpose::EmailVerification => self.pending_email_verification.as_ref(),
+            CodePurpose::PasswordReset => self.pending_password_reset.as_ref(),
+        }
+    }
     pub fn avatar_url(&self) -> Option<&Url> {
         self.avatar_url.as_ref()
     }
@@ -236,12 +250,56 @@ impl User {
             UserCommand::RegisterUser(_) => unreachable!("handled above"),
             UserCommand::UpdateProfile(update) => self.update_profile(user_id, update),
             UserCommand::ChangeEmail(change) => self.change_email(user_id, change),
-            UserCommand::VerifyEmail { at } => {
-                let email = self.email.clone().ok_or(UserError::NotRegistered)?;
-                if self.email_verified {
-                    return Err(UserError::EmailAlreadyVerified { email });
-                }
+            UserCommand::RequestEmailVerification { code, at } => {
+                let user_id = self.active_id()?;
+                let email = self.unverified_email()?;
+                let IssuedCode {
+                    code,
+                    code_hash,
+                    expires_at,
+                } = code;
+                Ok(vec![UserEvent::UserEmailVerificationRequested {
+                    user_id,
+                    email,
+                    code,
+                    code_hash,
+                    expires_at,
+                    at,
+                }])
+            }
+            UserCommand::VerifyEmail { code_hash, at } => {
+                let email = self.unverified_email()?;
+                self.check_code(CodePurpose::EmailVerification, &code_hash, at)?;
                 Ok(vec![UserEvent::UserEmailVerified { user_id, email, at }])
+            }
+            UserCommand::RequestPasswordReset { code, at } => {
+                let user_id = self.active_id()?;
+                let email = self.email.clone().ok_or(UserError::NotRegistered)?;
+                let IssuedCode {
+                    code,
+                    code_hash,
+                    expires_at,
+                } = code;
+                Ok(vec![UserEvent::UserPasswordResetRequested {
+                    user_id,
+                    email,
+                    code,
+                    code_hash,
+                    expires_at,
+                    at,
+                }])
+            }
+            UserCommand::ResetPassword {
+                code_hash,
+                password_hash,
+                at,
+            } => {
+                self.check_password_reset(&code_hash, at)?;
+                Ok(vec![UserEvent::UserPasswordReset {
+                    user_id,
+                    password_hash,
+                    at,
+                }])
             }
             UserCommand::VerifyPhone { at } => {
                 let phone = self.phone.clone().ok_or(UserError::NoPhone { user_id })?;
@@ -498,6 +556,43 @@ impl User {
         }])
     }
 
+    /// Whether `ResetPassword` with `code_hash` would be accepted `at`, without
+    /// a new hash: the command side asks before it spends an argon2 run.
+    pub fn check_password_reset(
+        &self,
+        code_hash: &BlindIndex,
+        at: DateTime<Utc>,
+    ) -> Result<(), UserError> {
+        self.active_id()?;
+        self.check_code(CodePurpose::PasswordReset, code_hash, at)
+    }
+
+    fn unverified_email(&self) -> Result<Email, UserError> {
+        let email = self.email.clone().ok_or(UserError::NotRegistered)?;
+        if self.email_verified {
+            return Err(UserError::EmailAlreadyVerified { email });
+        }
+        Ok(email)
+    }
+
+    fn check_code(
+        &self,
+        purpose: CodePurpose,
+        offered: &BlindIndex,
+        at: DateTime<Utc>,
+    ) -> Result<(), UserError> {
+        let pending = self
+            .pending_code(purpose)
+            .ok_or(UserError::NoPendingCode { purpose })?;
+        pending.check(offered, at).map_err(|refusal| match refusal {
+            CodeRefusal::Wrong => UserError::WrongCode { purpose },
+            CodeRefusal::Expired { expired_at } => UserError::CodeExpired {
+                purpose,
+                expired_at,
+            },
+        })
+    }
+
     /// The status being left, when `to` is reachable from it.
     fn transition_to(&self, to: UserStatus) -> Result<UserStatus, UserError> {
         let from = self.status;
@@ -591,11 +686,42 @@ impl Aggregate for User {
             } => {
                 self.email = Some(email);
                 self.email_verified = email_verified;
+                // Both codes went to the old address: neither may act on
+                // the account once it has moved.
+                self.pending_email_verification = None;
+                self.pending_password_reset = None;
             }
-            UserEvent::UserEmailVerified { .. } => self.email_verified = true,
+            UserEvent::UserEmailVerified { .. } => {
+                self.email_verified = true;
+                self.pending_email_verification = None;
+            }
+            UserEvent::UserEmailVerificationRequested {
+                code_hash,
+                expires_at,
+                ..
+            } => {
+                self.pending_email_verification = Some(PendingCode {
+                    code_hash,
+                    expires_at,
+                });
+            }
+            UserEvent::UserPasswordResetRequested {
+                code_hash,
+                expires_at,
+                ..
+            } => {
+                self.pending_password_reset = Some(PendingCode {
+                    code_hash,
+                    expires_at,
+                });
+            }
             UserEvent::UserPhoneVerified { .. } => self.phone_verified = true,
-            UserEvent::UserPasswordChanged { password_hash, .. } => {
+            // Whichever way the password changed, an outstanding reset code
+            // must not change it again.
+            UserEvent::UserPasswordChanged { password_hash, .. }
+            | UserEvent::UserPasswordReset { password_hash, .. } => {
                 self.password_hash = Some(password_hash);
+                self.pending_password_reset = None;
             }
             UserEvent::UserLoggedIn { at, .. } => self.last_login_at = Some(at),
             UserEvent::UserSuspended { status, .. }

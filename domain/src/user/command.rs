@@ -11,9 +11,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::address::Address;
+use super::code::IssuedCode;
 use super::profile::{Gender, PasswordHash, PersonName, SuspensionReason};
 use super::role::UserRole;
-use crate::values::{Email, Phone, Url};
+use crate::values::{BlindIndex, Email, Phone, Url};
 
 /// Opens the user's stream, as a customer. Go through
 /// `decision::register_user`: it adds the email and phone claims that this
@@ -63,7 +64,29 @@ pub enum UserCommand {
     RegisterUser(RegisterUser),
     UpdateProfile(UpdateProfile),
     ChangeEmail(ChangeEmail),
+    /// Issues a code proving the current email, replacing any earlier one.
+    RequestEmailVerification {
+        code: IssuedCode,
+        at: DateTime<Utc>,
+    },
+    /// `code_hash` is the digest of the code the person typed, computed as
+    /// for the issued one.
     VerifyEmail {
+        code_hash: BlindIndex,
+        at: DateTime<Utc>,
+    },
+    /// Issues a code allowing a new password without the old one. Only an
+    /// active account may reset: a suspended person must not regain access
+    /// this way.
+    RequestPasswordReset {
+        code: IssuedCode,
+        at: DateTime<Utc>,
+    },
+    /// Sets `password_hash` when `code_hash` is the digest of the live reset
+    /// code; the code is used up.
+    ResetPassword {
+        code_hash: BlindIndex,
+        password_hash: PasswordHash,
         at: DateTime<Utc>,
     },
     VerifyPhone {

@@ -5,6 +5,9 @@ use chrono::NaiveDate;
 use serde_json::Value;
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
+use super::code::CodePurpose;
 use super::status::UserStatus;
 use crate::values::{Email, Phone, ValueError};
 
@@ -57,6 +60,17 @@ pub enum UserError {
     AddressAlreadyExists { address_id: Uuid },
     #[error("address {address_id} not found")]
     AddressNotFound { address_id: Uuid },
+    /// No code of this purpose is live: none was requested, or the last one
+    /// was used, or replaced by an email change.
+    #[error("no {purpose} code is pending")]
+    NoPendingCode { purpose: CodePurpose },
+    #[error("the {purpose} code does not match")]
+    WrongCode { purpose: CodePurpose },
+    #[error("the {purpose} code expired at {expired_at}")]
+    CodeExpired {
+        purpose: CodePurpose,
+        expired_at: DateTime<Utc>,
+    },
     #[error(transparent)]
     InvalidValue(#[from] ValueError),
 }

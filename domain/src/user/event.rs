@@ -13,10 +13,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::address::Address;
+use super::code::OneTimeCode;
 use super::profile::{Gender, PasswordHash, PersonName, SuspensionReason};
 use super::role::UserRole;
 use super::status::UserStatus;
-use crate::values::{Email, Phone, Url};
+use crate::values::{BlindIndex, Email, Phone, Url};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum UserEvent {
@@ -63,6 +64,32 @@ pub enum UserEvent {
     UserEmailVerified {
         user_id: Uuid,
         email: Email,
+        at: DateTime<Utc>,
+    },
+    /// A code to prove `email` was issued; it replaces any earlier one.
+    /// `code` (sealed, as `email` is) is what the mail worker delivers;
+    /// the stream checks against `code_hash` alone.
+    UserEmailVerificationRequested {
+        user_id: Uuid,
+        email: Email,
+        code: OneTimeCode,
+        code_hash: BlindIndex,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    /// A code to set a new password was issued, to be mailed to `email`.
+    UserPasswordResetRequested {
+        user_id: Uuid,
+        email: Email,
+        code: OneTimeCode,
+        code_hash: BlindIndex,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    /// A new password set through a reset code, which is used up.
+    UserPasswordReset {
+        user_id: Uuid,
+        password_hash: PasswordHash,
         at: DateTime<Utc>,
     },
     UserPhoneVerified {
@@ -156,6 +183,9 @@ impl UserEvent {
             | UserEvent::UserProfileUpdated { user_id, .. }
             | UserEvent::UserEmailChanged { user_id, .. }
             | UserEvent::UserEmailVerified { user_id, .. }
+            | UserEvent::UserPasswordReset { user_id, .. }
+            | UserEvent::UserPasswordResetRequested { user_id, .. }
+            | UserEvent::UserEmailVerificationRequested { user_id, .. }
             | UserEvent::UserPhoneVerified { user_id, .. }
             | UserEvent::UserPasswordChanged { user_id, .. }
             | UserEvent::UserLoggedIn { user_id, .. }
@@ -177,6 +207,9 @@ impl UserEvent {
             | UserEvent::UserProfileUpdated { at, .. }
             | UserEvent::UserEmailChanged { at, .. }
             | UserEvent::UserEmailVerified { at, .. }
+            | UserEvent::UserPasswordReset { at, .. }
+            | UserEvent::UserPasswordResetRequested { at, .. }
+            | UserEvent::UserEmailVerificationRequested { at, .. }
             | UserEvent::UserPhoneVerified { at, .. }
             | UserEvent::UserPasswordChanged { at, .. }
             | UserEvent::UserLoggedIn { at, .. }
@@ -200,6 +233,9 @@ impl DomainEvent for UserEvent {
             UserEvent::UserProfileUpdated { .. } => "UserProfileUpdated",
             UserEvent::UserEmailChanged { .. } => "UserEmailChanged",
             UserEvent::UserEmailVerified { .. } => "UserEmailVerified",
+            UserEvent::UserPasswordReset { .. } => "UserPasswordReset",
+            UserEvent::UserPasswordResetRequested { .. } => "UserPasswordResetRequested",
+            UserEvent::UserEmailVerificationRequested { .. } => "UserEmailVerificationRequested",
             UserEvent::UserPhoneVerified { .. } => "UserPhoneVerified",
             UserEvent::UserPasswordChanged { .. } => "UserPasswordChanged",
             UserEvent::UserLoggedIn { .. } => "UserLoggedIn",

@@ -5,12 +5,14 @@
 //! single default, until the person is erased. Also owns the user decisions
 //! that reach other streams (email and phone uniqueness through `UniqueKey`
 //! claims named by blind indexes, and their release on erasure), the
-//! password policy a new password must meet before it is hashed, and the
-//! list of event fields that identify a person. The rules are written up in
+//! password policy a new password must meet before it is hashed, the
+//! one-time codes that verify an email or reset a password, and the list of
+//! event fields that identify a person. The rules are written up in
 //! docs/domain.md ("User aggregate").
 
 mod address;
 mod aggregate;
+mod code;
 mod command;
 mod decision;
 mod error;
@@ -26,6 +28,7 @@ mod tests;
 
 pub use address::{Address, AddressType};
 pub use aggregate::{User, UserAddress};
+pub use code::{CodePurpose, CodeRefusal, IssuedCode, OneTimeCode, PendingCode};
 pub use command::{ChangeEmail, RegisterUser, UpdateProfile, UserCommand};
 pub use decision::{
     change_email, email_stream_id, erase_user, phone_stream_id, register_user, update_profile,
@@ -34,7 +37,7 @@ pub use decision::{
 pub use error::UserError;
 pub use event::UserEvent;
 pub use password::{Password, PasswordError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
-pub use personal::{erased_value, personal_fields};
+pub use personal::{erased_value, is_erased_placeholder, personal_fields};
 pub use profile::{
     notification_channel_opted_out, Gender, PasswordHash, PasswordHashError, PersonName,
     SuspensionReason, NOTIFICATIONS_KEY,

@@ -36,6 +36,9 @@ pub fn personal_fields(event_type: &str) -> &'static [&'static str] {
         ],
         "UserEmailChanged" => &["previous_email", "email"],
         "UserEmailVerified" => &["email"],
+        // A live code is a credential: only its digest stays in the clear.
+        "UserEmailVerificationRequested" | "UserPasswordResetRequested" => &["email", "code"],
+        "UserPasswordReset" => &["password_hash"],
         "UserPhoneVerified" => &["phone"],
         // A hash is not a name, but it is the person's credential, and an
         // offline guess against it yields their password.
@@ -53,12 +56,21 @@ pub fn personal_fields(event_type: &str) -> &'static [&'static str] {
 /// value's parser accepts and that no real person can have.
 pub fn erased_value(event_type: &str, field: &str, user_id: Uuid) -> Value {
     match (event_type, field) {
-        ("UserRegistered" | "UserEmailVerified", "email")
+        (
+            "UserRegistered"
+            | "UserEmailVerified"
+            | "UserEmailVerificationRequested"
+            | "UserPasswordResetRequested",
+            "email",
+        )
         | ("UserEmailChanged", "email" | "previous_email") => json!(erased_email(user_id)),
         ("UserRegistered" | "UserProfileUpdated", "first_name" | "last_name") => {
             json!(ERASED_TEXT)
         }
-        ("UserRegistered" | "UserPasswordChanged", "password_hash") => {
+        ("UserEmailVerificationRequested" | "UserPasswordResetRequested", "code") => {
+            json!(ERASED_CODE)
+        }
+        ("UserRegistered" | "UserPasswordChanged" | "UserPasswordReset", "password_hash") => {
             json!(ERASED_PASSWORD_HASH)
         }
         ("UserPhoneVerified", "phone") => json!(erased_phone(user_id)),
@@ -68,6 +80,10 @@ pub fn erased_value(event_type: &str, field: &str, user_id: Uuid) -> Value {
 }
 
 const ERASED_TEXT: &str = "Erased";
+
+/// A code `OneTimeCode::parse` accepts; its digest is not the one kept, so
+/// it proves nothing.
+const ERASED_CODE: &str = "00000000";
 
 /// Accepted by `PasswordHash::parse` (an argon2id prefix, no whitespace) but
 /// not a PHC string any verifier can parse, so it matches no password.

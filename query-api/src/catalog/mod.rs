@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::Json;
 use infrastructure::views::{BrandView, CategoryView, ProductView};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub use postgres::PgCatalogReadModel;
@@ -15,6 +16,7 @@ use crate::auth::Viewer;
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, InvalidParam, StoreError};
 use crate::extract::ApiQuery;
+use crate::openapi::Forbidden;
 use crate::startup::AppState;
 use crate::BoxFuture;
 use infrastructure::consistency::CATALOG_TABLES;
@@ -75,21 +77,30 @@ pub struct BrandKey {
 }
 
 /// The query string of `GET /v1/categories`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CategoryParams {
+    /// `false` needs an admin's session (403); the public sees active ones only.
     pub is_active: Option<bool>,
+    /// Only the direct children of this category.
     pub parent_id: Option<Uuid>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the page before.
     pub after: Option<String>,
 }
 
 /// The query string of `GET /v1/brands`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BrandParams {
+    /// `false` needs an admin's session (403); the public sees active ones only.
     pub is_active: Option<bool>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the page before.
     pub after: Option<String>,
 }
 
@@ -149,7 +160,7 @@ pub trait CatalogReadModel: Send + Sync {
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
     /// Pass as `after` for the next page; null on the last one.
@@ -178,6 +189,20 @@ fn visible_activity(viewer: &Viewer, asked: Option<bool>) -> Result<Option<bool>
 }
 
 /// `GET /v1/categories`: the active ones, or for an admin any.
+#[utoipa::path(
+    get,
+    path = "/v1/categories",
+    tag = "catalog",
+    operation_id = "list_categories",
+    summary = "List categories",
+    description = "By `sort_order`, `name`, `id`, a page at a time.",
+    security((), ("bearerAuth" = [])),
+    params(CategoryParams),
+    responses(
+        (status = 200, description = "One page", body = Items<CategoryView>),
+        (status = 403, response = Forbidden),
+    ),
+)]
 #[tracing::instrument(name = "list_categories", skip(state, viewer))]
 pub async fn list_categories(
     State(state): State<AppState>,
@@ -197,6 +222,20 @@ pub async fn list_categories(
 }
 
 /// `GET /v1/brands`: the active ones, or for an admin any.
+#[utoipa::path(
+    get,
+    path = "/v1/brands",
+    tag = "catalog",
+    operation_id = "list_brands",
+    summary = "List brands",
+    description = "By `name`, `id`, a page at a time.",
+    security((), ("bearerAuth" = [])),
+    params(BrandParams),
+    responses(
+        (status = 200, description = "One page", body = Items<BrandView>),
+        (status = 403, response = Forbidden),
+    ),
+)]
 #[tracing::instrument(name = "list_brands", skip(state, viewer))]
 pub async fn list_brands(
     State(state): State<AppState>,

@@ -13,6 +13,7 @@ use infrastructure::relay::error_chain;
 use infrastructure::views::{CachedProduct, NamedRef, ProductView, SearchProduct};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub use cache::RedisProductCache;
@@ -23,6 +24,7 @@ use crate::consistency::ReadAfter;
 use crate::error::{ApiError, InvalidParam, StoreError};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::money::money_from_f64;
+use crate::openapi::{Forbidden, NotFound};
 use crate::startup::AppState;
 use crate::BoxFuture;
 use infrastructure::consistency::{CATALOG_TABLES, PRODUCT_CACHE, PRODUCT_SEARCH};
@@ -48,6 +50,22 @@ pub trait ProductSearch: Send + Sync {
 }
 
 /// `GET /v1/products/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/products/{id}",
+    tag = "products",
+    operation_id = "get_product",
+    summary = "One product",
+    description = "From the Redis cache, else the relational read model; `X-Cache` says which. A product \
+        that is not active does not exist for the public (404).",
+    security((), ("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The product")),
+    responses(
+        (status = 200, description = "The product", body = ProductView,
+            headers(("X-Cache" = String, description = "`hit` (Redis) or `miss` (PostgreSQL)"))),
+        (status = 404, response = NotFound),
+    ),
+)]
 #[tracing::instrument(name = "get_product", skip_all, fields(product_id = %id))]
 pub async fn get_product(
     State(state): State<AppState>,
@@ -88,7 +106,7 @@ fn with_cache_header(body: impl IntoResponse, value: &'static str) -> Response {
 }
 
 /// Product lifecycle states, as the `status` filter accepts them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProductStatus {
     Draft,
@@ -108,7 +126,7 @@ impl ProductStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchSort {
     Relevance,
@@ -125,17 +143,29 @@ pub const MAX_PER_PAGE: u32 = 100;
 pub const MAX_RESULT_WINDOW: u64 = 10_000;
 
 /// The query string of `GET /v1/products`, as sent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// Full text over the name, descriptions, category, brand and tags; at
+    /// most 200 characters once trimmed, and blank counts as none.
     pub q: Option<String>,
     pub category_id: Option<Uuid>,
     pub brand_id: Option<Uuid>,
+    /// On the effective price, included; a decimal >= 0.
     pub min_price: Option<Decimal>,
+    /// On the effective price, included; a decimal >= `min_price`.
     pub max_price: Option<Decimal>,
+    /// Anything but `active` needs an admin's session (403).
+    #[param(inline)]
     pub status: Option<ProductStatus>,
+    /// `relevance` with `q`, `newest` without.
+    #[param(inline)]
     pub sort: Option<SearchSort>,
+    /// `page * per_page` may not exceed 10,000; page on with `after` past that.
+    #[param(minimum = 1)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u32>,
     /// The `next_cursor` of the page before, instead of `page`: pages past
     /// the 10,000th hit are reached this way.
@@ -311,7 +341,7 @@ pub struct SearchPage {
 
 /// A search hit as clients get it: the index document, with money as
 /// two-decimal strings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct SearchItem {
     pub id: Uuid,
     pub sku: String,
@@ -328,6 +358,7 @@ pub struct SearchItem {
     pub stock: i32,
     pub rating: Option<f32>,
     pub tags: Vec<String>,
+    #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub status: String,
     pub featured: bool,
@@ -366,7 +397,7 @@ impl TryFrom<SearchProduct> for SearchItem {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResponse {
     pub items: Vec<SearchItem>,
     pub total: u64,
@@ -378,6 +409,21 @@ pub struct SearchResponse {
 }
 
 /// `GET /v1/products`
+#[utoipa::path(
+    get,
+    path = "/v1/products",
+    tag = "products",
+    operation_id = "search_products",
+    summary = "Search products",
+    description = "The public sees active products only (asking for another status is a 403); an admin \
+        sees every status. On a fresh system without an index the answer is an empty page.",
+    security((), ("bearerAuth" = [])),
+    params(SearchParams),
+    responses(
+        (status = 200, description = "One page of matches", body = SearchResponse),
+        (status = 403, response = Forbidden),
+    ),
+)]
 #[tracing::instrument(name = "search_products", skip_all)]
 pub async fn search_products(
     State(state): State<AppState>,

@@ -10,6 +10,7 @@ use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use infrastructure::consistency::USERS_TABLES;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub use postgres::PgUsersReadModel;
@@ -19,10 +20,11 @@ use crate::catalog::{page_of, Items, Listed, Page};
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, InvalidParam, StoreError};
 use crate::extract::{ApiPath, ApiQuery};
+use crate::openapi::{Forbidden, NotFound};
 use crate::startup::AppState;
 use crate::BoxFuture;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
@@ -39,7 +41,7 @@ pub struct UserView {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ProfileView {
     pub avatar_url: Option<String>,
     pub bio: Option<String>,
@@ -49,7 +51,7 @@ pub struct ProfileView {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct AddressView {
     pub id: Uuid,
     #[serde(rename = "type")]
@@ -70,7 +72,7 @@ pub struct AddressView {
 }
 
 /// A user with their profile and address book (the default first).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct UserDetail {
     #[serde(flatten)]
     pub user: UserView,
@@ -104,18 +106,44 @@ pub trait UsersReadModel: Send + Sync {
 }
 
 /// The query string of `GET /v1/users`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UserParams {
+    #[param(schema_with = status_schema)]
     pub status: Option<String>,
+    /// Exact, case-insensitive.
     pub email: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the page before.
     pub after: Option<String>,
 }
 
 const STATUSES: [&str; 3] = ["active", "inactive", "suspended"];
 
+fn status_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(STATUSES))
+        .build()
+}
+
 /// `GET /v1/me`
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "users",
+    operation_id = "get_me",
+    summary = "Your account",
+    description = "With its profile and addresses (the default first). 404 while the account is not \
+        projected yet: send the login's consistency token to wait for it.",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Your account", body = UserDetail),
+        (status = 404, response = NotFound),
+    ),
+)]
 #[tracing::instrument(name = "get_me", skip_all, fields(user_id = %session.user_id))]
 pub async fn get_me(
     State(state): State<AppState>,
@@ -134,6 +162,20 @@ pub async fn get_me(
 }
 
 /// `GET /v1/users/{id}` (admin)
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    tag = "users",
+    operation_id = "get_user",
+    summary = "One user",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "The user")),
+    responses(
+        (status = 200, description = "The user", body = UserDetail),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ),
+)]
 #[tracing::instrument(name = "get_user", skip(state, _admin))]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -149,6 +191,20 @@ pub async fn get_user(
 }
 
 /// `GET /v1/users` (admin): by status and email, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    tag = "users",
+    operation_id = "list_users",
+    summary = "List users",
+    description = "In registration order, a page at a time.",
+    security(("bearerAuth" = [])),
+    params(UserParams),
+    responses(
+        (status = 200, description = "One page", body = Items<UserView>),
+        (status = 403, response = Forbidden),
+    ),
+)]
 #[tracing::instrument(name = "list_users", skip(state, _admin, params))]
 pub async fn list_users(
     State(state): State<AppState>,

@@ -6,6 +6,7 @@ mod support;
 
 mod authorization;
 mod catalog;
+mod openapi;
 mod products;
 mod rate_limits;
 mod search;

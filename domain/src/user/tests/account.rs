@@ -342,46 +342,6 @@ fn the_placeholder_domain_of_erased_people_cannot_be_taken() {
 }
 
 #[test]
-fn an_unverified_email_is_verified() {
-    Given::with(())
-        .given(vec![registered()])
-        .when(UserCommand::VerifyEmail { at: at() })
-        .then_expect_events(vec![email_verified()]);
-}
-
-#[test]
-fn verifying_a_verified_email_is_refused() {
-    Given::with(())
-        .given(vec![registered(), email_verified()])
-        .when(UserCommand::VerifyEmail { at: at() })
-        .then_expect_error(UserError::EmailAlreadyVerified { email: email() });
-}
-
-#[test]
-fn a_changed_email_is_verified_again() {
-    Given::with(())
-        .given(vec![
-            registered(),
-            email_verified(),
-            UserEvent::UserEmailChanged {
-                user_id: user_id(),
-                previous_email: email(),
-                email: new_email(),
-                email_verified: false,
-                at: later(),
-            },
-        ])
-        .when(UserCommand::VerifyEmail { at: later() })
-        .then_expect_events(vec![UserEvent::UserEmailVerified {
-            user_id: user_id(),
-            email: new_email(),
-            at: later(),
-        }]);
-}
-
-// ---- phone ------------------------------------------------------------------
-
-#[test]
 fn a_phone_is_verified() {
     Given::with(())
         .given(vec![registered()])

@@ -3,6 +3,7 @@
 
 mod account;
 mod addresses;
+mod codes;
 mod decisions;
 mod erasure;
 mod password;
@@ -172,6 +173,54 @@ fn email_verified() -> UserEvent {
     }
 }
 
+/// The code every fixture issues, and the digest the tests treat as its own.
+fn code() -> OneTimeCode {
+    OneTimeCode::parse("48213907").unwrap()
+}
+
+fn code_hash() -> BlindIndex {
+    index('c')
+}
+
+fn wrong_code_hash() -> BlindIndex {
+    index('d')
+}
+
+/// Issued at `at()`, valid until `expires_at`.
+fn issued_code_until(expires_at: DateTime<Utc>) -> IssuedCode {
+    IssuedCode {
+        code: code(),
+        code_hash: code_hash(),
+        expires_at,
+    }
+}
+
+fn issued_code() -> IssuedCode {
+    issued_code_until(later())
+}
+
+fn verification_requested(expires_at: DateTime<Utc>) -> UserEvent {
+    UserEvent::UserEmailVerificationRequested {
+        user_id: user_id(),
+        email: email(),
+        code: code(),
+        code_hash: code_hash(),
+        expires_at,
+        at: at(),
+    }
+}
+
+fn reset_requested(expires_at: DateTime<Utc>) -> UserEvent {
+    UserEvent::UserPasswordResetRequested {
+        user_id: user_id(),
+        email: email(),
+        code: code(),
+        code_hash: code_hash(),
+        expires_at,
+        at: at(),
+    }
+}
+
 fn suspended() -> UserEvent {
     UserEvent::UserSuspended {
         user_id: user_id(),
@@ -293,7 +342,23 @@ fn every_command_but_registration() -> Vec<UserCommand> {
             email: new_email(),
             at: at(),
         }),
-        UserCommand::VerifyEmail { at: at() },
+        UserCommand::RequestEmailVerification {
+            code: issued_code(),
+            at: at(),
+        },
+        UserCommand::VerifyEmail {
+            code_hash: code_hash(),
+            at: at(),
+        },
+        UserCommand::RequestPasswordReset {
+            code: issued_code(),
+            at: at(),
+        },
+        UserCommand::ResetPassword {
+            code_hash: code_hash(),
+            password_hash: new_hash(),
+            at: at(),
+        },
         UserCommand::VerifyPhone { at: at() },
         UserCommand::ChangePassword {
             password_hash: new_hash(),
@@ -364,6 +429,13 @@ fn one_of_each_event() -> Vec<UserEvent> {
             at: at(),
         },
         email_verified(),
+        verification_requested(later()),
+        reset_requested(later()),
+        UserEvent::UserPasswordReset {
+            user_id: user_id(),
+            password_hash: new_hash(),
+            at: at(),
+        },
         phone_verified(),
         UserEvent::UserPasswordChanged {
             user_id: user_id(),

@@ -23,6 +23,7 @@ fn clear_values() -> Vec<String> {
         "mozilla",
         avatar().as_str(),
         hash().expose(),
+        code().as_str(),
         new_hash().expose(),
     ]
     .into_iter()
@@ -151,6 +152,8 @@ fn placeholders_parse_and_the_email_and_phone_differ_per_person() {
         ("UserEmailChanged", "email"),
         ("UserEmailChanged", "previous_email"),
         ("UserEmailVerified", "email"),
+        ("UserEmailVerificationRequested", "email"),
+        ("UserPasswordResetRequested", "email"),
     ] {
         assert_eq!(of(event_type, field, user_id()), email);
     }
@@ -165,7 +168,14 @@ fn placeholders_parse_and_the_email_and_phone_differ_per_person() {
             assert_eq!(of(event_type, field, user_id()), "Erased");
         }
     }
-    for event_type in ["UserRegistered", "UserPasswordChanged"] {
+    for event_type in [
+        "UserEmailVerificationRequested",
+        "UserPasswordResetRequested",
+    ] {
+        let code = of(event_type, "code", user_id());
+        assert!(OneTimeCode::parse(&code).is_ok(), "{code}");
+    }
+    for event_type in ["UserRegistered", "UserPasswordChanged", "UserPasswordReset"] {
         let hash = of(event_type, "password_hash", user_id());
         assert!(PasswordHash::parse(&hash).is_ok(), "{hash}");
     }

@@ -104,7 +104,7 @@ fn opt_out_needs_an_explicit_false() {
 #[test]
 fn event_types_are_the_variant_names_at_version_1_and_round_trip() {
     let events = one_of_each_event();
-    assert_eq!(events.len(), 16);
+    assert_eq!(events.len(), 19);
     for event in events {
         let json = serde_json::to_value(&event).unwrap();
         let tag = json.as_object().unwrap().keys().next().unwrap().clone();

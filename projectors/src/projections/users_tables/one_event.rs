@@ -193,7 +193,11 @@ pub(super) async fn apply(
         UserEvent::UserPhoneVerified { .. } => {
             update_user(conn, user_id, "phone_verified = TRUE", at).await
         }
-        UserEvent::UserPasswordChanged { password_hash, .. } => {
+        // A code request changes no column: the seed keeps no codes.
+        UserEvent::UserEmailVerificationRequested { .. }
+        | UserEvent::UserPasswordResetRequested { .. } => Ok(vec![]),
+        UserEvent::UserPasswordChanged { password_hash, .. }
+        | UserEvent::UserPasswordReset { password_hash, .. } => {
             sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
                 .bind(user_id)
                 .bind(password_hash.expose())
