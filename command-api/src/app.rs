@@ -38,7 +38,9 @@ use tracing::Level;
 
 use crate::auth::authenticate;
 use crate::command::AppState;
-use crate::commands::{accounts, brands, categories, codes, me, products, users};
+use crate::commands::{
+    accounts, brands, categories, codes, inventory, me, product_parts, products, users,
+};
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
 use crate::openapi;
@@ -313,6 +315,66 @@ pub fn command_routes() -> Vec<CommandRoute> {
             Method::PUT,
             "/v1/products/{id}/featured",
             products::set_featured,
+        ),
+        route(
+            Method::POST,
+            "/v1/products/{id}/images",
+            product_parts::add_image,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/products/{id}/images/{image_id}",
+            product_parts::remove_image,
+        ),
+        route(
+            Method::PUT,
+            "/v1/products/{id}/images/{image_id}/primary",
+            product_parts::set_primary_image,
+        ),
+        route(
+            Method::PUT,
+            "/v1/products/{id}/image-order",
+            product_parts::reorder_images,
+        ),
+        route(
+            Method::PUT,
+            "/v1/products/{id}/attributes/{name}",
+            product_parts::set_attribute,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/products/{id}/attributes/{name}",
+            product_parts::remove_attribute,
+        ),
+        route(
+            Method::POST,
+            "/v1/products/{id}/variants",
+            product_parts::add_variant,
+        ),
+        route(
+            Method::PATCH,
+            "/v1/products/{id}/variants/{variant_id}",
+            product_parts::update_variant,
+        ),
+        route(
+            Method::PUT,
+            "/v1/products/{id}/variants/{variant_id}/active",
+            product_parts::set_variant_active,
+        ),
+        route(
+            Method::POST,
+            "/v1/inventory/{sku}/adjustments",
+            inventory::adjust,
+        ),
+        route(
+            Method::PUT,
+            "/v1/inventory/{sku}/low-stock-threshold",
+            inventory::set_low_stock_threshold,
+        ),
+        route(
+            Method::PUT,
+            "/v1/inventory/{sku}/tracking",
+            inventory::set_tracking,
         ),
         route(Method::POST, "/v1/users", accounts::register),
         route(Method::POST, "/v1/sessions", accounts::log_in),

@@ -19,6 +19,7 @@
 use std::borrow::Cow;
 
 use domain::catalog::ProductStatus;
+use domain::inventory::StockAdjustmentReason;
 use domain::user::{AddressType, Gender, UserRole, UserStatus};
 use infrastructure::openapi::{
     add_components, bearer_scheme, each_operation, each_response, rate_limit_headers,
@@ -30,7 +31,9 @@ use utoipa::openapi::{RefOr, Response, Schema};
 use utoipa::{IntoParams, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::command::Receipt;
-use crate::commands::{accounts, brands, categories, codes, me, products, users};
+use crate::commands::{
+    accounts, brands, categories, codes, inventory, me, product_parts, products, users,
+};
 use crate::error::PROBLEM_TYPE_BASE;
 use crate::input::Amount;
 
@@ -52,6 +55,18 @@ use crate::input::Amount;
         products::change_price,
         products::change_status,
         products::set_featured,
+        product_parts::add_image,
+        product_parts::remove_image,
+        product_parts::set_primary_image,
+        product_parts::reorder_images,
+        product_parts::set_attribute,
+        product_parts::remove_attribute,
+        product_parts::add_variant,
+        product_parts::update_variant,
+        product_parts::set_variant_active,
+        inventory::adjust,
+        inventory::set_low_stock_threshold,
+        inventory::set_tracking,
         accounts::register,
         accounts::log_in,
         accounts::log_out,
@@ -73,7 +88,9 @@ use crate::input::Amount;
     ),
     components(schemas(Problem, FieldError)),
     tags(
-        (name = "catalog", description = "Categories, brands and products: an admin's session only"),
+        (name = "catalog", description = "Categories, brands and products with their images, attributes and \
+            variants: an admin's session only"),
+        (name = "inventory", description = "Stock of each sku, a product's or a variant's: an admin's session only"),
         (name = "accounts", description = "Registration and sessions"),
         (name = "me", description = "The signed-in user's own account"),
         (name = "codes", description = "One-time codes sent by email: verification and password reset"),
@@ -340,6 +357,21 @@ domain_enum!(
 domain_enum!(UserRoleName, "UserRole", UserRole::ALL);
 domain_enum!(UserStatusName, "UserStatus", UserStatus::ALL);
 domain_enum!(ProductStatusName, "ProductStatus", ProductStatus::ALL);
+domain_enum!(
+    /// Why stock was adjusted.
+    StockAdjustmentReasonName,
+    "StockAdjustmentReason",
+    every_adjustment_reason()
+);
+
+/// Every adjustment reason; the match stops compiling when the domain adds one.
+fn every_adjustment_reason() -> [StockAdjustmentReason; 5] {
+    use StockAdjustmentReason::{Correction, Damage, Other, Restock, Return};
+    let every = [Restock, Correction, Damage, Return, Other];
+    match every[0] {
+        Restock | Correction | Damage | Return | Other => every,
+    }
+}
 
 /// Every gender; the match stops compiling when the domain adds one.
 fn every_gender() -> [Gender; 3] {

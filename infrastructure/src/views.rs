@@ -40,9 +40,59 @@ pub struct ProductView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
+    /// The `product_images` rows, by `sort_order` then id.
+    #[serde(default)]
+    pub images: Vec<ProductImageView>,
+    /// The `product_attributes` rows, by `sort_order` then name.
+    #[serde(default)]
+    pub attributes: Vec<ProductAttributeView>,
+    /// The `product_variants` rows, inactive ones included, by sku.
+    #[serde(default)]
+    pub variants: Vec<ProductVariantView>,
+}
+
+/// A `product_images` row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProductImageView {
+    pub id: Uuid,
+    pub url: String,
+    pub alt_text: Option<String>,
+    pub is_primary: bool,
+    pub sort_order: i32,
+}
+
+/// A `product_attributes` row; the name is unique within its product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProductAttributeView {
+    pub id: Uuid,
+    pub name: String,
+    pub value: String,
+    pub sort_order: i32,
+}
+
+/// A `product_variants` row. `stock_quantity` is the variant's own stock
+/// (its inventory stream), not the product's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProductVariantView {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: Option<String>,
+    pub price: Decimal,
+    pub stock_quantity: i32,
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub is_active: bool,
 }
 
 impl ProductView {
+    /// Puts the child rows in the order every store serves them.
+    pub fn sort_children(&mut self) {
+        self.images
+            .sort_by_key(|image| (image.sort_order, image.id));
+        self.attributes
+            .sort_by(|a, b| (a.sort_order, &a.name).cmp(&(b.sort_order, &b.name)));
+        self.variants.sort_by(|a, b| a.sku.cmp(&b.sku));
+    }
+
     /// What a buyer pays now: the sale price when there is one.
     pub fn effective_price(&self) -> Decimal {
         self.sale_price.unwrap_or(self.regular_price)
@@ -295,6 +345,23 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
             published_at: None,
+            images: vec![ProductImageView {
+                id: Uuid::nil(),
+                url: "https://cdn.example.com/iphone.jpg".into(),
+                alt_text: None,
+                is_primary: true,
+                sort_order: 0,
+            }],
+            attributes: vec![],
+            variants: vec![ProductVariantView {
+                id: Uuid::nil(),
+                sku: "IPH-15-256".into(),
+                name: Some("256 GB".into()),
+                price: Decimal::new(4390000, 2),
+                stock_quantity: 7,
+                attributes: [("storage".to_owned(), "256 GB".to_owned())].into(),
+                is_active: true,
+            }],
         };
         let json = serde_json::to_value(CachedProduct::new(product.clone(), Utc::now())).unwrap();
         assert_eq!(json["id"], serde_json::json!(Uuid::nil()));
@@ -303,7 +370,32 @@ mod tests {
         assert_eq!(json["stock"], 45);
         assert!(json["cachedAt"].is_string());
         assert_eq!(json["regular_price"], "39900.00");
+        assert_eq!(json["variants"][0]["price"], "43900.00");
         let back: CachedProduct = serde_json::from_value(json).unwrap();
         assert_eq!(back.product, product);
+    }
+}
+
+#[cfg(test)]
+mod compatibility {
+    use super::*;
+
+    /// Entries written before images, attributes and variants were part of
+    /// the representation still decode (with none of them).
+    #[test]
+    fn a_product_stored_without_child_rows_decodes_with_none() {
+        let json = serde_json::json!({
+            "id": Uuid::nil(), "sku": "A-1", "name": "A", "slug": "a",
+            "description": null, "short_description": null, "category_id": null,
+            "brand_id": null, "regular_price": "10.00", "sale_price": null,
+            "currency": "THB", "track_inventory": true, "stock_quantity": 1,
+            "low_stock_threshold": 5, "weight": null, "length": null, "width": null,
+            "height": null, "meta_title": null, "meta_description": null,
+            "meta_keywords": [], "status": "draft", "featured": false,
+            "created_at": "2026-12-01T00:00:00Z", "updated_at": "2026-12-01T00:00:00Z",
+            "published_at": null
+        });
+        let view: ProductView = serde_json::from_value(json).unwrap();
+        assert!(view.images.is_empty() && view.attributes.is_empty() && view.variants.is_empty());
     }
 }

@@ -447,3 +447,249 @@ async fn a_read_with_the_commands_token_sees_its_write_every_time() {
     }
     cleanup(&h).await;
 }
+
+/// Sends `body` to the command API and returns the answer's consistency
+/// token, after checking the status.
+async fn command(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Value,
+    status: u16,
+) -> (Value, String) {
+    let response = client
+        .request(method, url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let token = response
+        .headers()
+        .get("consistency-token")
+        .map(|t| t.to_str().unwrap().to_owned());
+    let code = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(code, status, "{answer}");
+    (answer, token.expect("a command answers with a token"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn images_attributes_variants_and_stock_reach_every_store_and_the_product_read() {
+    use reqwest::Method;
+    let h = harness().await;
+    let platform = start(&h).await;
+    let client = platform.admin.clone();
+    let commands = &platform.commands;
+    let (product, _) = command(
+        &client,
+        Method::POST,
+        format!("{commands}/v1/products"),
+        json!({ "sku": "CMP-1", "name": "Complete", "slug": "complete",
+                "regular_price": "39900.00", "stock_quantity": 10 }),
+        201,
+    )
+    .await;
+    let id = product["id"].as_str().unwrap().to_owned();
+    let url = |path: &str| format!("{commands}/v1/products/{id}{path}");
+    let (front, _) = command(
+        &client,
+        Method::POST,
+        url("/images"),
+        json!({ "url": "https://cdn.example.com/front.jpg", "alt_text": "Front" }),
+        201,
+    )
+    .await;
+    let (back, _) = command(
+        &client,
+        Method::POST,
+        url("/images"),
+        json!({ "url": "https://cdn.example.com/back.jpg" }),
+        201,
+    )
+    .await;
+    let (front, back) = (front["id"].clone(), back["id"].clone());
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            format!("/images/{}/primary", back.as_str().unwrap()),
+            json!({}),
+        ),
+        (
+            Method::PUT,
+            "/image-order".to_owned(),
+            json!({ "image_ids": [back, front] }),
+        ),
+        (
+            Method::PUT,
+            "/attributes/Screen".to_owned(),
+            json!({ "value": "6.1 inches" }),
+        ),
+        (
+            Method::PUT,
+            "/attributes/Chip".to_owned(),
+            json!({ "value": "A17 Pro", "sort_order": -1 }),
+        ),
+    ] {
+        command(&client, method, url(&path), body, 200).await;
+    }
+    let (black, _) = command(
+        &client,
+        Method::POST,
+        url("/variants"),
+        json!({ "sku": "CMP-1-BLK", "price": "41900.00", "stock_quantity": 4,
+                "attributes": { "color": "Black" } }),
+        201,
+    )
+    .await;
+    let (white, _) = command(
+        &client,
+        Method::POST,
+        url("/variants"),
+        json!({ "sku": "CMP-1-WHT", "price": "41900.00", "attributes": { "color": "White" } }),
+        201,
+    )
+    .await;
+    let white = white["id"].as_str().unwrap().to_owned();
+    command(
+        &client,
+        Method::PUT,
+        url(&format!("/variants/{white}/active")),
+        json!({ "active": false }),
+        200,
+    )
+    .await;
+    command(
+        &client,
+        Method::POST,
+        format!("{commands}/v1/inventory/CMP-1/adjustments"),
+        json!({ "delta": -3, "reason": "damage" }),
+        200,
+    )
+    .await;
+    let (_, token) = command(
+        &client,
+        Method::POST,
+        format!("{commands}/v1/inventory/CMP-1-BLK/adjustments"),
+        json!({ "delta": 6, "reason": "restock" }),
+        200,
+    )
+    .await;
+
+    // The read waits for the token, so the first answer is already complete.
+    let read = |token: String| {
+        let client = client.clone();
+        let url = format!("{}/v1/products/{id}", platform.queries);
+        async move {
+            let response = client
+                .get(url)
+                .header("Consistency-Token", token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let cache = response.headers()["x-cache"].to_str().unwrap().to_owned();
+            (cache, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (cache, hit) = read(token.clone()).await;
+    assert_eq!(cache, "hit");
+    assert_eq!(hit["stock_quantity"], 7);
+    let images: Vec<(&Value, &Value, &Value)> = hit["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (&i["id"], &i["is_primary"], &i["sort_order"]))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            (&back, &json!(true), &json!(0)),
+            (&front, &json!(false), &json!(1))
+        ]
+    );
+    let attributes: Vec<(&Value, &Value)> = hit["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (&a["name"], &a["value"]))
+        .collect();
+    assert_eq!(
+        attributes,
+        [
+            (&json!("Chip"), &json!("A17 Pro")),
+            (&json!("Screen"), &json!("6.1 inches"))
+        ]
+    );
+    let variants: Vec<(&Value, &Value, &Value, &Value)> = hit["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (&v["id"], &v["stock_quantity"], &v["is_active"], &v["price"]))
+        .collect();
+    assert_eq!(
+        variants,
+        [
+            (&black["id"], &json!(10), &json!(true), &json!("41900.00")),
+            (&json!(white), &json!(0), &json!(false), &json!("41900.00")),
+        ]
+    );
+
+    // The seed's tables hold the same rows.
+    let rows: Vec<(String, i32, bool)> = sqlx::query_as(
+        "SELECT sku, stock_quantity, is_active FROM read_model.product_variants \
+         WHERE product_id = $1::uuid ORDER BY sku",
+    )
+    .bind(&id)
+    .fetch_all(&h.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("CMP-1-BLK".into(), 10, true),
+            ("CMP-1-WHT".into(), 0, false)
+        ]
+    );
+    let primary: String = sqlx::query_scalar(
+        "SELECT url FROM read_model.product_images WHERE product_id = $1::uuid AND is_primary",
+    )
+    .bind(&id)
+    .fetch_one(&h.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(primary, "https://cdn.example.com/back.jpg");
+
+    // Without the cache entry, PostgreSQL answers exactly as the cache did.
+    let mut redis = redis::Client::open(h.settings.redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis
+        .del(infrastructure::views::product_cache_key(
+            &h.settings.redis.key_prefix,
+            id.parse().unwrap(),
+        ))
+        .await
+        .unwrap();
+    let (cache, miss) = read(token).await;
+    assert_eq!(cache, "miss");
+    assert_eq!(miss, hit);
+
+    // Search carries the product's stock and attributes.
+    let found: Value = eventually("the stock and attributes in search", || async {
+        let page: Value = client
+            .get(format!("{}/v1/products?q=complete", platform.queries))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let item = &page["items"][0];
+        (item["stock"] == 7 && item["attributes"]["Chip"] == "A17 Pro").then(|| item.clone())
+    })
+    .await;
+    assert_eq!(found["id"], json!(id));
+    cleanup(&h).await;
+}

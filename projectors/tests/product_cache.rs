@@ -1,9 +1,14 @@
 //! The Redis product cache on a real Redis: the keys one write touches share a
-//! cluster slot, and a cache built on an earlier run of the server (which a
-//! restart from an older snapshot may have rolled back) is not trusted.
+//! cluster slot, a cache built on an earlier run of the server (which a
+//! restart from an older snapshot may have rolled back) or with an older
+//! entry layout is not trusted, and a variant's stock reaches its entry
+//! whatever the order of arrival.
 
 mod support;
 
+use domain::catalog::ProductEvent;
+use domain::inventory::InventoryEvent;
+use domain::values::{Price, Sku};
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::views::product_cache_key;
 use projectors::projections::product_cache::ProductCache;
@@ -215,6 +220,166 @@ async fn a_batch_folded_in_memory_caches_what_one_event_at_a_time_caches() {
     // A redelivery, and an older part of it, change nothing.
     assert!(cache.apply(&history).await.unwrap().is_empty());
     assert!(cache.apply(&history[..4]).await.unwrap().is_empty());
+    assert_eq!(entries(&h).await, one_at_a_time);
+    clean(&h).await;
+}
+
+#[tokio::test]
+async fn a_cache_of_an_older_entry_layout_is_rebuilt() {
+    let h = harness().await;
+    h.seed_catalog(1).await;
+    let cache = built_cache(&h).await;
+    // What the cache wrote before entries held the product's rows: the
+    // server's run alone.
+    let mut redis = h.redis().await;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let run_id = info
+        .lines()
+        .find_map(|line| line.strip_prefix("run_id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let marker = format!(
+        "{}projection:product-cache:initialized",
+        h.settings.redis.key_prefix
+    );
+    let _: () = redis.set(&marker, &run_id).await.unwrap();
+    assert!(
+        !cache.is_intact().await.unwrap(),
+        "entries of the older layout lack the product's rows"
+    );
+    clean(&h).await;
+}
+
+fn variant_added(product: uuid::Uuid, variant: uuid::Uuid, sku: &str, stock: i32) -> ProductEvent {
+    ProductEvent::ProductVariantAdded {
+        product_id: product,
+        variant_id: variant,
+        sku: Sku::parse(sku).unwrap(),
+        name: Some(sku.to_owned()),
+        price: Price::new(rust_decimal::Decimal::new(1000, 2)).unwrap(),
+        stock_quantity: stock,
+        attributes: [("color".to_owned(), sku.to_owned())].into(),
+        is_active: true,
+        at: chrono::Utc::now(),
+    }
+}
+
+fn variant_stock_adjusted(
+    product: uuid::Uuid,
+    variant: uuid::Uuid,
+    sku: &str,
+    previous: i64,
+    available: i64,
+) -> InventoryEvent {
+    InventoryEvent::StockAdjusted {
+        sku: Sku::parse(sku).unwrap(),
+        product_id: product,
+        variant_id: Some(variant),
+        delta: i32::try_from(available - previous).unwrap(),
+        reason: domain::inventory::StockAdjustmentReason::Restock,
+        note: None,
+        previous_available: previous,
+        available,
+        at: chrono::Utc::now(),
+    }
+}
+
+/// Variants' stock travels on the inventory topic, apart from the variant:
+/// whichever comes first, the entry ends with the latest level, on the
+/// one-by-one path and in a batch alike.
+#[tokio::test]
+async fn a_variants_stock_reaches_its_entry_whichever_arrives_first() {
+    let h = harness().await;
+    let product = uuid::Uuid::now_v7();
+    let (early, late) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    h.append(
+        "product",
+        &product.to_string(),
+        0,
+        &[product_created(
+            product, "VAR-P", "var-p", None, None, 100, 3,
+        )],
+    )
+    .await;
+    // The early variant's stock moves before the variant itself is known.
+    let mut early_stock = stock_initialized(product, "VAR-EARLY", 4);
+    if let InventoryEvent::StockInitialized { variant_id, .. } = &mut early_stock {
+        *variant_id = Some(early);
+    }
+    h.append(
+        "inventory",
+        "inventory:VAR-EARLY",
+        0,
+        &[
+            early_stock,
+            variant_stock_adjusted(product, early, "VAR-EARLY", 4, 9),
+        ],
+    )
+    .await;
+    h.append(
+        "product",
+        &product.to_string(),
+        1,
+        &[
+            variant_added(product, early, "VAR-EARLY", 4),
+            variant_added(product, late, "VAR-LATE", 2),
+        ],
+    )
+    .await;
+    // The late variant's stock moves after it is cached.
+    h.append(
+        "inventory",
+        "inventory:VAR-LATE",
+        0,
+        &[variant_stock_adjusted(product, late, "VAR-LATE", 2, 5)],
+    )
+    .await;
+    let history: Vec<_> = h
+        .recorded()
+        .await
+        .into_iter()
+        .filter(|e| matches!(e.aggregate_type.as_str(), "product" | "inventory"))
+        .collect();
+    let connect = || {
+        ProductCache::connect(
+            &h.settings.redis.url,
+            &h.settings.redis.key_prefix,
+            Upcasters::default(),
+        )
+    };
+    let key = product_cache_key(&h.settings.redis.key_prefix, product);
+    let stock_of = |entries: &serde_json::Map<String, serde_json::Value>| -> Vec<(String, i64)> {
+        entries[&key]["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["sku"].as_str().unwrap().to_owned(),
+                    v["stock_quantity"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+
+    let reference = connect().await.unwrap().one_event_at_a_time();
+    reference.reset().await.unwrap();
+    assert!(reference.apply(&history).await.unwrap().is_empty());
+    let one_at_a_time = entries(&h).await;
+    assert_eq!(
+        stock_of(&one_at_a_time),
+        [("VAR-EARLY".to_owned(), 9), ("VAR-LATE".to_owned(), 5)]
+    );
+    assert_eq!(one_at_a_time[&key]["stock"], 3, "the product's own stock");
+
+    let batched = connect().await.unwrap();
+    batched.reset().await.unwrap();
+    assert!(batched.apply(&history).await.unwrap().is_empty());
     assert_eq!(entries(&h).await, one_at_a_time);
     clean(&h).await;
 }

@@ -1,6 +1,6 @@
 //! One module per aggregate: the request bodies, their validation into domain
 //! commands, and the load-decide plans that `command::execute` appends.
-//! Catalog writes and `users` take an [`Admin`](crate::auth::Admin): they
+//! Catalog and inventory writes and `users` take an [`Admin`](crate::auth::Admin): they
 //! are the admins' alone; `me` takes a [`SignedIn`](crate::auth::SignedIn)
 //! user, on their own account.
 
@@ -8,6 +8,8 @@ pub mod accounts;
 pub mod brands;
 pub mod categories;
 pub mod codes;
+pub mod inventory;
 pub mod me;
+pub mod product_parts;
 pub mod products;
 pub mod users;

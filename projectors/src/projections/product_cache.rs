@@ -22,10 +22,16 @@
 //! deletes the old generation's keys; a reader that read the pointer just
 //! before the move at worst misses and reads PostgreSQL.
 //!
-//! The "initialized" marker holds the `run_id` of the Redis server that the
-//! cache was built on. A restarted server (restored from an older snapshot,
-//! or a promoted replica that missed writes) has another, so the cache is
-//! rebuilt from the event store rather than trusted.
+//! The "initialized" marker holds the entries' layout and the `run_id` of
+//! the Redis server that the cache was built on. A restarted server
+//! (restored from an older snapshot, or a promoted replica that missed
+//! writes) has another run, and an upgrade may bring another layout, so the
+//! cache is then rebuilt from the event store rather than trusted.
+//!
+//! Beside each entry, the stock record keeps the latest level inventory
+//! gave for the product and for each of its variants (`EarlyStock`): stock
+//! events travel on another topic and can arrive before the product or
+//! variant they concern, which then starts from them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,10 +51,14 @@ use infrastructure::views::{
 use redis::{AsyncCommands, Script};
 use uuid::Uuid;
 
-use super::product_state::{fold_product, stock_fact, StockFact};
+use super::product_state::{fold_product, stock_fact, EarlyStock, StockFact};
 use crate::runtime::{DeadLetter, NextGeneration, Projection, ProjectionError};
 
 pub const NAME: &str = "product-cache";
+
+/// The version of the entries' layout. 2: the product's images, attributes
+/// and variants, and a stock record holding each variant's level too.
+const ENTRY_LAYOUT: &str = "layout-2";
 
 /// The cache entry stored under `key`, or why it cannot be folded onto: an
 /// entry that does not decode is reported, never treated as absent (which
@@ -165,6 +175,14 @@ impl ProductCache {
         self.own_key(&format!("{{{entry}}}:{suffix}"))
     }
 
+    /// What the "initialized" marker holds for a cache built now: the
+    /// entries' layout and the server's run. A cache built with another
+    /// layout (entries without the product's rows) or on another run of the
+    /// server is rebuilt.
+    async fn marker(&self) -> Result<String, redis::RedisError> {
+        Ok(format!("{ENTRY_LAYOUT}:{}", self.server_run_id().await?))
+    }
+
     /// The server's `run_id`, which changes whenever it restarts.
     async fn server_run_id(&self) -> Result<String, redis::RedisError> {
         let mut redis = self.redis.connection().await?;
@@ -202,8 +220,7 @@ impl ProductCache {
             },
             "inventory" => match self.upcasters.decode::<InventoryEvent>(event) {
                 Ok(decoded) => {
-                    let Some(fact) = stock_fact(&decoded).filter(StockFact::is_product_level)
-                    else {
+                    let Some(fact) = stock_fact(&decoded) else {
                         return Ok(None);
                     };
                     let refused = self.write_stock(event, fact).await?;
@@ -222,7 +239,7 @@ impl ProductCache {
         &self,
         event: &RecordedEvent,
         product_id: Uuid,
-        fold: impl Fn(Option<ProductView>, Option<i32>) -> Option<ProductView>,
+        fold: impl Fn(Option<ProductView>, &EarlyStock) -> Option<ProductView>,
     ) -> Result<Option<String>, redis::RedisError> {
         let mut redis = self.redis.connection().await?;
         let product_key = product_cache_key(&self.prefix(), product_id);
@@ -233,12 +250,12 @@ impl ProductCache {
                 .get(&stock_key)
                 .query_async(&mut redis)
                 .await?;
-            let stock = stock_read.as_deref().and_then(|s| s.parse::<i32>().ok());
+            let stock = EarlyStock::parse(stock_read.as_deref());
             let view = match stored_entry(&product_key, current.as_deref()) {
                 Ok(cached) => cached.map(|cached| cached.product),
                 Err(reason) => return Ok(Some(reason)),
             };
-            let next = fold(view, stock)
+            let next = fold(view, &stock)
                 .map(|view| {
                     serde_json::to_string(&CachedProduct::new(view, Utc::now()))
                         .expect("cache entry serializes")
@@ -288,7 +305,12 @@ impl ProductCache {
                         .expect("cache entry serializes")
                 })
                 .unwrap_or_default();
-            let stock = fact.available.map(|a| a.to_string()).unwrap_or_default();
+            let mut early = EarlyStock::parse(stock_read.as_deref());
+            let stock = if early.record(&fact) {
+                early.encode()
+            } else {
+                String::new()
+            };
             let outcome = self
                 .guarded_write(
                     event,
@@ -457,9 +479,7 @@ impl ProductCache {
                     .upcasters
                     .decode::<InventoryEvent>(event)
                     .map_err(|e| e.to_string())?;
-                Ok(stock_fact(&decoded)
-                    .filter(StockFact::is_product_level)
-                    .map(|fact| (fact.product_id, Change::Stock(fact))))
+                Ok(stock_fact(&decoded).map(|fact| (fact.product_id, Change::Stock(fact))))
             }
             other => Err(format!("unexpected aggregate type {other}")),
         }
@@ -559,7 +579,7 @@ impl ProductFold<'_> {
             Ok(cached) => cached.map(|cached| cached.product),
             Err(reason) => return Folded::Refused(reason),
         };
-        let mut stock_level = stock.and_then(|s| s.parse::<i32>().ok());
+        let mut early = EarlyStock::parse(stock);
         let mut applied: Vec<i64> = versions
             .iter()
             .map(|v| v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0))
@@ -576,16 +596,14 @@ impl ProductFold<'_> {
                 continue;
             }
             let wrote = match change {
-                Change::Product(decoded) => {
-                    match fold_product(view.clone(), decoded, stock_level) {
-                        Some(next) => {
-                            view = Some(next);
-                            entry_changed = true;
-                            true
-                        }
-                        None => false,
+                Change::Product(decoded) => match fold_product(view.clone(), decoded, &early) {
+                    Some(next) => {
+                        view = Some(next);
+                        entry_changed = true;
+                        true
                     }
-                }
+                    None => false,
+                },
                 Change::Stock(fact) => {
                     let mut wrote = false;
                     if let Some(current) = view.as_mut() {
@@ -593,8 +611,7 @@ impl ProductFold<'_> {
                         entry_changed = true;
                         wrote = true;
                     }
-                    if let Some(available) = fact.available {
-                        stock_level = Some(available);
+                    if early.record(fact) {
                         stock_changed = true;
                         wrote = true;
                     }
@@ -614,9 +631,10 @@ impl ProductFold<'_> {
                 .expect("cache entry serializes"),
             _ => String::new(),
         };
-        let stock = match (stock_changed, stock_level) {
-            (true, Some(level)) => level.to_string(),
-            _ => String::new(),
+        let stock = if stock_changed {
+            early.encode()
+        } else {
+            String::new()
         };
         Folded::Write {
             entry,
@@ -698,7 +716,7 @@ impl Projection for ProductCache {
             let Some(built_on) = marker else {
                 return Ok(false);
             };
-            let running = self.server_run_id().await?;
+            let running = self.marker().await?;
             if built_on != running {
                 tracing::warn!(
                     projection = NAME,
@@ -722,10 +740,10 @@ impl Projection for ProductCache {
     /// readers at it again: a flushed server lost the pointer with the rest.
     async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
         self.guarded(async {
-            let running = self.server_run_id().await?;
+            let marker = self.marker().await?;
             let mut redis = self.redis.connection().await?;
             redis
-                .set::<_, _, ()>(self.own_key("initialized"), running)
+                .set::<_, _, ()>(self.own_key("initialized"), marker)
                 .await?;
             if !self.pinned {
                 self.point_readers_here().await?;

@@ -27,6 +27,24 @@ const PRODUCT_COLUMNS: &str = "id, sku, name, slug, description, short_descripti
     COALESCE(updated_at, created_at, 'epoch') AS updated_at, \
     published_at";
 
+/// The child rows of `p`, each as one JSON array in the order every store
+/// serves them (`ProductView::sort_children`); the price as text, so that
+/// no float stands between the column and the decimal.
+const PRODUCT_CHILDREN: &str = "\
+    (SELECT COALESCE(json_agg(json_build_object('id', i.id, 'url', i.url, 'alt_text', i.alt_text, \
+        'is_primary', COALESCE(i.is_primary, FALSE), 'sort_order', COALESCE(i.sort_order, 0)) \
+        ORDER BY COALESCE(i.sort_order, 0), i.id), '[]') \
+     FROM read_model.product_images i WHERE i.product_id = p.id) AS images, \
+    (SELECT COALESCE(json_agg(json_build_object('id', a.id, 'name', a.name, 'value', a.value, \
+        'sort_order', COALESCE(a.sort_order, 0)) \
+        ORDER BY COALESCE(a.sort_order, 0), a.name COLLATE \"C\"), '[]') \
+     FROM read_model.product_attributes a WHERE a.product_id = p.id) AS attributes, \
+    (SELECT COALESCE(json_agg(json_build_object('id', v.id, 'sku', v.sku, 'name', v.name, \
+        'price', COALESCE(v.price, 0)::text, 'stock_quantity', COALESCE(v.stock_quantity, 0), \
+        'attributes', COALESCE(v.attributes, '{}'), 'is_active', COALESCE(v.is_active, TRUE)) \
+        ORDER BY v.sku COLLATE \"C\"), '[]') \
+     FROM read_model.product_variants v WHERE v.product_id = p.id) AS variants";
+
 const CATEGORY_COLUMNS: &str = "id, parent_id, name, slug, description, image_url, \
     meta_title, meta_description, \
     COALESCE(meta_keywords, '{}') AS meta_keywords, \
@@ -53,7 +71,7 @@ impl PgCatalogReadModel {
     #[tracing::instrument(name = "pg_product", skip(self), fields(product_id = %id))]
     async fn fetch_product(&self, id: Uuid) -> Result<Option<ProductView>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {PRODUCT_COLUMNS} FROM read_model.products WHERE id = $1"
+            "SELECT {PRODUCT_COLUMNS}, {PRODUCT_CHILDREN} FROM read_model.products p WHERE p.id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -205,6 +223,19 @@ fn product_from(row: &PgRow) -> Result<ProductView, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         published_at: row.try_get("published_at")?,
+        images: json_column(row, "images")?,
+        attributes: json_column(row, "attributes")?,
+        variants: json_column(row, "variants")?,
+    })
+}
+
+/// A JSON column decoded into `T`; a shape that does not decode is a
+/// failure of the read model, not an empty list.
+fn json_column<T: serde::de::DeserializeOwned>(row: &PgRow, name: &str) -> Result<T, sqlx::Error> {
+    let value: serde_json::Value = row.try_get(name)?;
+    serde_json::from_value(value).map_err(|error| sqlx::Error::ColumnDecode {
+        index: name.to_owned(),
+        source: Box::new(error),
     })
 }
 

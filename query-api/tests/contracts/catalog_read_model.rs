@@ -36,6 +36,41 @@ pub(crate) async fn a_product_reads_back_whole<H: ReadModelHarness>() {
     product.length = Some(support::money("14.67"));
     product.meta_keywords = vec!["iphone".into(), "apple".into()];
     product.featured = true;
+    // Its rows, in the order every store serves them.
+    let image = |n: u128, sort_order, is_primary| infrastructure::views::ProductImageView {
+        id: Uuid::from_u128(n),
+        url: format!("https://cdn.example.com/{n}.jpg"),
+        alt_text: (n == 1).then(|| "Front".to_owned()),
+        is_primary,
+        sort_order,
+    };
+    product.images = vec![image(2, 0, true), image(1, 1, false), image(3, 1, false)];
+    let attribute =
+        |name: &str, value: &str, sort_order| infrastructure::views::ProductAttributeView {
+            id: Uuid::new_v4(),
+            name: name.into(),
+            value: value.into(),
+            sort_order,
+        };
+    product.attributes = vec![
+        attribute("Screen", "6.1\"\nSuper Retina", -1),
+        attribute("Chip", "A17 Pro", 0),
+        attribute("Colour", "Natural", 0),
+    ];
+    let variant =
+        |sku: &str, price: &str, stock, is_active| infrastructure::views::ProductVariantView {
+            id: Uuid::new_v4(),
+            sku: sku.into(),
+            name: Some(format!("{sku} name")),
+            price: support::money(price),
+            stock_quantity: stock,
+            attributes: [("storage".to_owned(), sku.to_owned())].into(),
+            is_active,
+        };
+    product.variants = vec![
+        variant("IPH-15-P-128", "39900.00", 3, true),
+        variant("IPH-15-P-256", "43900.50", 0, false),
+    ];
     harness.put_product(&product).await;
     harness.put_product(&support::product("Another")).await;
 

@@ -160,6 +160,53 @@ impl TestContext {
         .execute(self.pool())
         .await
         .expect("insert product");
+        // Children last first: the read model, not the insertion, orders them.
+        for image in product.images.iter().rev() {
+            sqlx::query(
+                "INSERT INTO read_model.product_images (id, product_id, url, alt_text, is_primary, sort_order) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(image.id)
+            .bind(product.id)
+            .bind(&image.url)
+            .bind(&image.alt_text)
+            .bind(image.is_primary)
+            .bind(image.sort_order)
+            .execute(self.pool())
+            .await
+            .expect("insert image");
+        }
+        for attribute in product.attributes.iter().rev() {
+            sqlx::query(
+                "INSERT INTO read_model.product_attributes (id, product_id, name, value, sort_order) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(attribute.id)
+            .bind(product.id)
+            .bind(&attribute.name)
+            .bind(&attribute.value)
+            .bind(attribute.sort_order)
+            .execute(self.pool())
+            .await
+            .expect("insert attribute");
+        }
+        for variant in product.variants.iter().rev() {
+            sqlx::query(
+                "INSERT INTO read_model.product_variants (id, product_id, sku, name, price, stock_quantity, \
+                 attributes, is_active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(variant.id)
+            .bind(product.id)
+            .bind(&variant.sku)
+            .bind(&variant.name)
+            .bind(variant.price)
+            .bind(variant.stock_quantity)
+            .bind(serde_json::to_value(&variant.attributes).unwrap())
+            .bind(variant.is_active)
+            .execute(self.pool())
+            .await
+            .expect("insert variant");
+        }
     }
 
     // ------------------------------------------------------------------ Redis
@@ -487,6 +534,9 @@ pub fn product(name: &str) -> ProductView {
         created_at: at(1),
         updated_at: at(2),
         published_at: Some(at(2)),
+        images: vec![],
+        attributes: vec![],
+        variants: vec![],
     }
 }
 

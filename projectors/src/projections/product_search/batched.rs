@@ -22,7 +22,7 @@ use super::{
     decode_stored, document_body, lookups_of, name_refs, pack, product_event_id, successful,
     unpack, ProductSearch, SearchError, Stored, StoredStock,
 };
-use crate::projections::product_state::{fold_product, stock_fact, StockFact};
+use crate::projections::product_state::{fold_product, stock_fact, EarlyStock, StockFact};
 use crate::runtime::DeadLetter;
 
 enum Change {
@@ -67,7 +67,7 @@ impl Fold<'_> {
         let Some(mut view) = fold_product(
             self.view.clone(),
             decoded,
-            early.and_then(|fact| fact.available),
+            &EarlyStock::product_only(early.and_then(|fact| fact.available)),
         ) else {
             return;
         };

@@ -39,7 +39,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::product_cache::product_id_of as product_event_id;
-use super::product_state::{fold_product, stock_fact, StockFact};
+use super::product_state::{fold_product, stock_fact, EarlyStock, StockFact};
 use crate::runtime::{DeadLetter, NextGeneration, Projection, ProjectionError};
 use crate::stores;
 
@@ -322,8 +322,11 @@ impl ProductSearch {
                 Some(_) => (None, stored_iv),
                 None => self.early_stock(&id).await?,
             };
-            let Some(mut view) = fold_product(view, decoded, early_stock.and_then(|f| f.available))
-            else {
+            let Some(mut view) = fold_product(
+                view,
+                decoded,
+                &EarlyStock::product_only(early_stock.and_then(|f| f.available)),
+            ) else {
                 return Ok(());
             };
             if let Some(fact) = early_stock {
