@@ -4,7 +4,6 @@
 //! re-wrapping the data keys in a master-key rotation.
 
 use anyhow::{bail, Context};
-use chrono::Utc;
 use infrastructure::database::connect_and_migrate;
 use infrastructure::event_store::postgres::SkipOutcome;
 use infrastructure::event_store::EventMetadata;
@@ -122,7 +121,7 @@ pub async fn create_admin(
         },
         idempotency: None,
         preconditions: Preconditions::default(),
-        at: Utc::now(),
+        at: crate::request::command_time(),
     };
     let request = RegisterRequest {
         email: email.to_owned(),

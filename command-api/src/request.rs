@@ -269,7 +269,7 @@ where
                 metadata,
                 idempotency,
                 preconditions,
-                at: Utc::now(),
+                at: command_time(),
             },
             body,
         })
@@ -294,12 +294,21 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandContext {
             metadata,
             idempotency,
             preconditions,
-            at: Utc::now(),
+            at: command_time(),
         })
     }
 }
 
 impl CommandContext {}
+
+/// The business time of a command: now, at the precision the read models
+/// keep (PostgreSQL's microseconds), so that a time read back from a table
+/// equals the event's, and a cache entry folded from the event equals the
+/// row.
+pub fn command_time() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
 
 /// An `Idempotency-Key` as it is stored: scoped to whoever sent it (the
 /// session's user, or the client address for a guest) and to the route, so
@@ -618,6 +627,14 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_time_keeps_the_microseconds_the_tables_keep() {
+        use chrono::Timelike;
+        for _ in 0..100 {
+            assert_eq!(command_time().nanosecond() % 1_000, 0);
+        }
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+
 use domain::catalog::ProductEvent;
 use domain::inventory::InventoryEvent;
 use infrastructure::views::{
@@ -13,14 +15,21 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The latest stock levels inventory events gave for a product and its
-/// variants, kept beside a document because those events can arrive before
-/// the product or variant they concern: a creation folded later starts from
-/// them rather than from its initial stock.
+/// The latest stock inventory events gave for a product (its level,
+/// tracking, threshold and the time of the latest) and its variants' levels,
+/// kept beside a document because those events can arrive before the
+/// product or variant they concern: a creation folded later starts from
+/// them rather than from its initial values, as the tables do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EarlyStock {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_inventory: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_stock_threshold: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variants: BTreeMap<Uuid, i32>,
 }
@@ -34,33 +43,35 @@ impl EarlyStock {
             return Self::default();
         };
         if let Ok(level) = stored.parse::<i32>() {
-            return Self {
-                product: Some(level),
-                variants: BTreeMap::new(),
-            };
+            return Self::product_only(Some(level));
         }
         serde_json::from_str(stored).unwrap_or_default()
     }
 
-    /// Records `fact`'s level; whether that changed the record.
+    /// Records `fact`; whether that changed the record.
     pub fn record(&mut self, fact: &StockFact) -> bool {
-        let Some(available) = fact.available else {
-            return false;
-        };
-        let slot = match fact.variant_id {
-            None => &mut self.product,
+        let before = self.clone();
+        match fact.variant_id {
             Some(variant_id) => {
-                return self.variants.insert(variant_id, available) != Some(available);
+                if let Some(available) = fact.available {
+                    self.variants.insert(variant_id, available);
+                }
             }
-        };
-        slot.replace(available) != Some(available)
+            None => {
+                self.product = fact.available.or(self.product);
+                self.track_inventory = fact.track_inventory.or(self.track_inventory);
+                self.low_stock_threshold = fact.low_stock_threshold.or(self.low_stock_threshold);
+                self.updated_at = self.updated_at.max(Some(fact.at));
+            }
+        }
+        *self != before
     }
 
-    /// Only the product's own level, for a store that holds no variant stock.
+    /// Only the product's own level, for a store that holds no more.
     pub fn product_only(level: Option<i32>) -> Self {
         Self {
             product: level,
-            variants: BTreeMap::new(),
+            ..Self::default()
         }
     }
 
@@ -127,9 +138,9 @@ fn fold_fields(
             regular_price: regular_price.amount(),
             sale_price: sale_price.map(|p| p.amount()),
             currency: currency.to_string(),
-            track_inventory: *track_inventory,
+            track_inventory: early.track_inventory.unwrap_or(*track_inventory),
             stock_quantity: early.product.unwrap_or(*stock_quantity),
-            low_stock_threshold: *low_stock_threshold,
+            low_stock_threshold: early.low_stock_threshold.unwrap_or(*low_stock_threshold),
             weight: weight.map(Decimal::from),
             length: length.map(Decimal::from),
             width: width.map(Decimal::from),
@@ -140,7 +151,7 @@ fn fold_fields(
             status: status.as_str().to_owned(),
             featured: *featured,
             created_at: *at,
-            updated_at: *at,
+            updated_at: early.updated_at.map_or(*at, |stock_at| stock_at.max(*at)),
             published_at: None,
             images: Vec::new(),
             attributes: Vec::new(),
@@ -333,6 +344,8 @@ fn set_primary(view: &mut ProductView, image_id: Uuid) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StockFact {
     pub product_id: Uuid,
+    /// When it happened: a product's row counts as updated then.
+    pub at: DateTime<Utc>,
     pub variant_id: Option<Uuid>,
     pub available: Option<i32>,
     pub track_inventory: Option<bool>,
@@ -341,9 +354,11 @@ pub struct StockFact {
 
 pub fn stock_fact(event: &InventoryEvent) -> Option<StockFact> {
     let clamp = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+    let at = inventory_event_time(event);
     let fact = |product_id: &Uuid, variant_id: &Option<Uuid>| {
         Some(StockFact {
             product_id: *product_id,
+            at,
             variant_id: *variant_id,
             available: None,
             track_inventory: None,
@@ -409,6 +424,21 @@ pub fn stock_fact(event: &InventoryEvent) -> Option<StockFact> {
     }
 }
 
+/// When an inventory event happened.
+pub fn inventory_event_time(event: &InventoryEvent) -> DateTime<Utc> {
+    match event {
+        InventoryEvent::StockInitialized { at, .. }
+        | InventoryEvent::StockAdjusted { at, .. }
+        | InventoryEvent::LowStockThresholdSet { at, .. }
+        | InventoryEvent::InventoryTrackingChanged { at, .. }
+        | InventoryEvent::StockReserved { at, .. }
+        | InventoryEvent::StockReleased { at, .. }
+        | InventoryEvent::LowStockReached { at, .. }
+        | InventoryEvent::OutOfStock { at, .. }
+        | InventoryEvent::BackInStock { at, .. } => *at,
+    }
+}
+
 impl StockFact {
     /// Whether it concerns the product itself, which documents hold, rather
     /// than one of its variants.
@@ -428,6 +458,7 @@ impl StockFact {
             }
             return;
         }
+        view.updated_at = view.updated_at.max(self.at);
         if let Some(available) = self.available {
             view.stock_quantity = available;
         }
@@ -589,6 +620,7 @@ mod tests {
         let mut known = EarlyStock::default();
         let fact = |variant_id, available| StockFact {
             product_id: id,
+            at: Utc::now(),
             variant_id: Some(variant_id),
             available: Some(available),
             track_inventory: None,
@@ -614,6 +646,38 @@ mod tests {
             view.stock_quantity, 3,
             "a variant's stock is not the product's"
         );
+    }
+
+    /// As the tables apply a parked stock event once the row exists: the
+    /// product starts with the threshold, tracking and time it carried.
+    #[test]
+    fn stock_known_before_the_product_gives_it_its_threshold_tracking_and_time() {
+        let id = Uuid::now_v7();
+        let created = created(id);
+        let ProductEvent::ProductCreated { at: created_at, .. } = created else {
+            unreachable!()
+        };
+        let later = created_at + chrono::TimeDelta::seconds(5);
+        let mut known = EarlyStock::default();
+        assert!(known.record(&StockFact {
+            product_id: id,
+            at: later,
+            variant_id: None,
+            available: None,
+            track_inventory: Some(false),
+            low_stock_threshold: Some(9),
+        }));
+        let view = fold_all(&[created], &known);
+        assert_eq!(
+            (
+                view.track_inventory,
+                view.low_stock_threshold,
+                view.stock_quantity
+            ),
+            (false, 9, 3)
+        );
+        assert_eq!(view.updated_at, later);
+        assert_eq!(view.created_at, created_at);
     }
 
     #[test]

@@ -670,16 +670,4 @@ pub(super) async fn apply_inventory(
     Ok(Outcome::Applied(vec![]))
 }
 
-pub(super) fn inventory_event_time(event: &InventoryEvent) -> chrono::DateTime<chrono::Utc> {
-    match event {
-        InventoryEvent::StockInitialized { at, .. }
-        | InventoryEvent::StockAdjusted { at, .. }
-        | InventoryEvent::LowStockThresholdSet { at, .. }
-        | InventoryEvent::InventoryTrackingChanged { at, .. }
-        | InventoryEvent::StockReserved { at, .. }
-        | InventoryEvent::StockReleased { at, .. }
-        | InventoryEvent::LowStockReached { at, .. }
-        | InventoryEvent::OutOfStock { at, .. }
-        | InventoryEvent::BackInStock { at, .. } => *at,
-    }
-}
+pub(super) use crate::projections::product_state::inventory_event_time;

@@ -825,6 +825,9 @@ impl StoredStock {
     fn into_fact(self) -> StockFact {
         StockFact {
             product_id: self.product_id.unwrap_or_default(),
+            // The lookup keeps no time: the earliest leaves the document's
+            // `updatedAt` as the product's own events set it.
+            at: chrono::DateTime::<chrono::Utc>::MIN_UTC,
             variant_id: None,
             available: self.available,
             track_inventory: self.track_inventory,
