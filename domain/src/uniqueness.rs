@@ -25,6 +25,9 @@ pub enum UniqueScope {
     CategorySlug,
     BrandSlug,
     CouponCode,
+    /// Keyed by the cart owner (`user:<id>`, `guest:<session>`): the owner's
+    /// one active cart, a hint the cart's own status confirms.
+    ActiveCart,
 }
 
 impl UniqueScope {
@@ -37,6 +40,7 @@ impl UniqueScope {
             UniqueScope::CategorySlug => "category_slug",
             UniqueScope::BrandSlug => "brand_slug",
             UniqueScope::CouponCode => "coupon_code",
+            UniqueScope::ActiveCart => "active_cart",
         }
     }
 }

@@ -132,6 +132,15 @@ impl CartOwner {
             CartOwner::User { .. } => None,
         }
     }
+
+    /// The owner as one key (`user:<id>`, `guest:<session>`): the key of the
+    /// owner's active-cart claim and of the Redis `cart:` entry.
+    pub fn key(&self) -> String {
+        match self {
+            CartOwner::User { user_id } => format!("user:{user_id}"),
+            CartOwner::Guest { session_id } => format!("guest:{session_id}"),
+        }
+    }
 }
 
 /// Where a cart is in its life. `NotOpened` is the state of an empty stream and
@@ -168,6 +177,19 @@ pub struct CartLineKey {
     pub product_id: Uuid,
     pub variant_id: Option<Uuid>,
     pub options: BTreeMap<String, String>,
+}
+
+impl CartLineKey {
+    /// The line's id in the API (`/v1/carts/{id}/items/{item_id}`): a name-based
+    /// UUID (v5) of the key, so the same product, variant and options always
+    /// name the same line, in the command API and in every read model, without
+    /// an id stored anywhere.
+    pub fn item_id(&self) -> Uuid {
+        /// The namespace of cart line ids (a v4 drawn once).
+        const CART_LINES: Uuid = Uuid::from_u128(0x6f1e_2b9c_8d4a_4c1e_9a37_52e0_b6d1_c803);
+        let canonical = serde_json::json!([self.product_id, self.variant_id, self.options]);
+        Uuid::new_v5(&CART_LINES, canonical.to_string().as_bytes())
+    }
 }
 
 /// One line of the cart, as the seed's `items[]` holds it.

@@ -1911,3 +1911,45 @@ proptest! {
         }
     }
 }
+
+mod line_ids {
+    use super::*;
+
+    fn key(product: u128, variant: Option<u128>, options: &[(&str, &str)]) -> CartLineKey {
+        CartLineKey {
+            product_id: Uuid::from_u128(product),
+            variant_id: variant.map(Uuid::from_u128),
+            options: options
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_line_id_names_its_product_variant_and_options_and_nothing_else() {
+        let line = key(1, Some(2), &[("color", "black"), ("storage", "256GB")]);
+        assert_eq!(line.item_id(), line.clone().item_id(), "stable");
+        assert_eq!(line.item_id().get_version_num(), 5);
+        for other in [
+            key(9, Some(2), &[("color", "black"), ("storage", "256GB")]),
+            key(1, None, &[("color", "black"), ("storage", "256GB")]),
+            key(1, Some(2), &[("color", "white"), ("storage", "256GB")]),
+            key(1, Some(2), &[("color", "black")]),
+        ] {
+            assert_ne!(line.item_id(), other.item_id(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn owners_have_distinct_keys() {
+        let user = CartOwner::User {
+            user_id: Uuid::from_u128(7),
+        };
+        let guest = CartOwner::Guest {
+            session_id: SessionId::parse("abc").unwrap(),
+        };
+        assert_eq!(user.key(), format!("user:{}", Uuid::from_u128(7)));
+        assert_eq!(guest.key(), "guest:abc");
+    }
+}
