@@ -39,7 +39,7 @@ use tracing::Level;
 use crate::auth::authenticate;
 use crate::command::AppState;
 use crate::commands::{
-    accounts, brands, categories, codes, inventory, me, product_parts, products, users,
+    accounts, brands, carts, categories, codes, inventory, me, product_parts, products, users,
 };
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
@@ -267,6 +267,11 @@ pub async fn state_of(settings: &Settings, store: PgEventStore) -> anyhow::Resul
             i64::try_from(settings.accounts.code_ttl_seconds)
                 .context("accounts.code_ttl_seconds is too large")?,
         ),
+        cart_policy: domain::cart::CartPolicy {
+            max_quantity_per_line: settings.carts.max_quantity_per_line,
+            ttl: chrono::TimeDelta::hours(i64::from(settings.carts.ttl_hours)),
+        },
+        shipping_methods: Arc::new(settings.carts.shipping_methods.clone()),
     })
 }
 
@@ -375,6 +380,29 @@ pub fn command_routes() -> Vec<CommandRoute> {
             Method::PUT,
             "/v1/inventory/{sku}/tracking",
             inventory::set_tracking,
+        ),
+        route(Method::POST, "/v1/carts", carts::open),
+        route(Method::POST, "/v1/carts/{id}/items", carts::add_item),
+        route(
+            Method::PATCH,
+            "/v1/carts/{id}/items/{item_id}",
+            carts::change_item,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/carts/{id}/items/{item_id}",
+            carts::remove_item,
+        ),
+        route(Method::PUT, "/v1/carts/{id}/coupon", carts::apply_coupon),
+        route(
+            Method::DELETE,
+            "/v1/carts/{id}/coupon",
+            carts::remove_coupon,
+        ),
+        route(
+            Method::PUT,
+            "/v1/carts/{id}/shipping-method",
+            carts::select_shipping_method,
         ),
         route(Method::POST, "/v1/users", accounts::register),
         route(Method::POST, "/v1/sessions", accounts::log_in),

@@ -51,6 +51,10 @@ pub struct AppState {
     pub rate_limits: RateLimitSettings,
     /// How long an emailed one-time code stays valid.
     pub code_ttl: chrono::TimeDelta,
+    /// The line cap and time to live of carts.
+    pub cart_policy: domain::cart::CartPolicy,
+    /// The shipping methods a cart can choose, with their fees.
+    pub shipping_methods: Arc<std::collections::BTreeMap<String, rust_decimal::Decimal>>,
 }
 
 /// Seals every personal value of `appends` under its person's key: the

@@ -22,6 +22,7 @@
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use domain::cart::CartError;
 use domain::catalog::{BrandError, CategoryError, InvalidDimension, ProductError};
 use domain::inventory::InventoryError;
 use domain::user::{PasswordError, UserError};
@@ -729,6 +730,59 @@ impl From<InventoryError> for ApiError {
                 Self::rule("reservation-conflict", "Reservation conflict", detail)
             }
             InventoryError::InvalidValue(value) => value.into(),
+        }
+    }
+}
+
+impl From<CartError> for ApiError {
+    fn from(error: CartError) -> Self {
+        let detail = error.to_string();
+        match error {
+            CartError::NotOpened | CartError::LineNotFound { .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Resource not found",
+                detail,
+            ),
+            CartError::AlreadyOpened { cart_id } => already_exists("cart", cart_id, detail),
+            CartError::OwnerHasActiveCart { cart_id } => Self::new(
+                StatusCode::CONFLICT,
+                "cart-exists",
+                "An active cart exists",
+                detail,
+            )
+            .with("cart_id", cart_id),
+            CartError::ProductNotAvailable { product_id } => {
+                Self::rule("product-unavailable", "Product unavailable", detail)
+                    .with("product_id", product_id)
+            }
+            CartError::QuantityAboveLimit { max, .. } => {
+                Self::rule("quantity-above-limit", "Quantity above the limit", detail)
+                    .with("max", max)
+            }
+            CartError::InvalidOption { .. } => Self::invalid_field("options", detail),
+            CartError::AmountOutOfRange { .. } => {
+                Self::rule("amount-out-of-range", "Amount out of range", detail)
+            }
+            CartError::Empty => Self::rule("cart-empty", "Cart empty", detail),
+            CartError::AlreadyCheckedOut { order_id } => {
+                Self::rule("cart-checked-out", "Cart checked out", detail)
+                    .with("order_id", order_id)
+            }
+            CartError::Expired { expires_at } => {
+                Self::rule("cart-expired", "Cart expired", detail).with("expires_at", expires_at)
+            }
+            CartError::NotYetExpired { .. } => {
+                Self::rule("cart-not-expired", "Cart not expired", detail)
+            }
+            CartError::Merged { into_cart_id } => {
+                Self::rule("cart-merged", "Cart merged", detail).with("into_cart_id", into_cart_id)
+            }
+            CartError::NotAGuestCart { .. }
+            | CartError::NotAUserCart { .. }
+            | CartError::MergeIntoItself { .. } => {
+                Self::rule("cart-merge-refused", "Cart merge refused", detail)
+            }
         }
     }
 }

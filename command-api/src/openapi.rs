@@ -32,7 +32,7 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::command::Receipt;
 use crate::commands::{
-    accounts, brands, categories, codes, inventory, me, product_parts, products, users,
+    accounts, brands, carts, categories, codes, inventory, me, product_parts, products, users,
 };
 use crate::error::PROBLEM_TYPE_BASE;
 use crate::input::Amount;
@@ -67,6 +67,13 @@ use crate::input::Amount;
         inventory::adjust,
         inventory::set_low_stock_threshold,
         inventory::set_tracking,
+        carts::open,
+        carts::add_item,
+        carts::change_item,
+        carts::remove_item,
+        carts::apply_coupon,
+        carts::remove_coupon,
+        carts::select_shipping_method,
         accounts::register,
         accounts::log_in,
         accounts::log_out,
@@ -91,6 +98,8 @@ use crate::input::Amount;
         (name = "catalog", description = "Categories, brands and products with their images, attributes and \
             variants: an admin's session only"),
         (name = "inventory", description = "Stock of each sku, a product's or a variant's: an admin's session only"),
+        (name = "carts", description = "Shopping carts: the signed-in user's, or a guest's named by its \
+            `X-Cart-Session`"),
         (name = "accounts", description = "Registration and sessions"),
         (name = "me", description = "The signed-in user's own account"),
         (name = "codes", description = "One-time codes sent by email: verification and password reset"),

@@ -42,6 +42,14 @@ pub const PRODUCT_CACHE: ReadModel = ReadModel {
     projection: "product-cache",
     aggregate_types: &["product", "inventory"],
 };
+pub const CART_DOCUMENTS: ReadModel = ReadModel {
+    projection: "cart-documents",
+    aggregate_types: &["cart"],
+};
+pub const CART_CACHE: ReadModel = ReadModel {
+    projection: "cart-cache",
+    aggregate_types: &["cart"],
+};
 pub const PRODUCT_SEARCH: ReadModel = ReadModel {
     projection: "product-search",
     aggregate_types: &["category", "brand", "product", "inventory"],

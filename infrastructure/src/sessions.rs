@@ -43,7 +43,9 @@ pub struct Session {
 pub struct SessionToken(SecretString);
 
 impl SessionToken {
-    fn generate() -> Self {
+    /// 256 random bits, base64url: a session's bearer token, or a guest's
+    /// cart session.
+    pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         OsRng.fill_bytes(&mut bytes);
         Self(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))

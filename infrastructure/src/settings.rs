@@ -25,6 +25,17 @@ pub struct Settings {
     pub rate_limits: crate::rate_limit::RateLimitSettings,
     pub idempotency: IdempotencySettings,
     pub smtp: crate::mail::SmtpSettings,
+    pub carts: CartSettings,
+}
+
+/// The cart rules a shop configures: how long a cart lives after its last
+/// change, the most units one line may hold, and the shipping methods a
+/// cart can choose with their fees (THB, as decimal strings).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CartSettings {
+    pub ttl_hours: u32,
+    pub max_quantity_per_line: u32,
+    pub shipping_methods: std::collections::BTreeMap<String, rust_decimal::Decimal>,
 }
 
 /// How long an `Idempotency-Key` is honoured, and how often older ones are
@@ -278,6 +289,11 @@ argon2_parallelism = 1
 guest_data_retention_days = 30
 code_ttl_seconds = 900
 
+[carts]
+ttl_hours = 168
+max_quantity_per_line = 10
+shipping_methods = { standard = "50.00", express = "150.00", pickup = "0.00" }
+
 # The local aiosmtpd of scripts/services; production names its relay, with
 # credentials in the URL (smtp://user:pass@host:587?tls=required).
 [smtp]
@@ -348,6 +364,7 @@ impl fmt::Debug for Settings {
             .field("accounts", &self.accounts)
             .field("rate_limits", &self.rate_limits)
             .field("idempotency", &self.idempotency)
+            .field("carts", &self.carts)
             .finish()
     }
 }

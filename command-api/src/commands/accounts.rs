@@ -319,8 +319,54 @@ pub struct SessionOpened {
     #[schema(value_type = crate::openapi::UserRoleName)]
     pub role: &'static str,
     /// The login's place in the log: a read that sends it sees the account
-    /// as of this login.
+    /// as of this login (and the merged cart, when there was one).
     pub consistency_token: Option<String>,
+    /// The user's active cart, when the login merged the guest's cart of
+    /// the request's `X-Cart-Session` into it.
+    pub cart_id: Option<Uuid>,
+}
+
+/// Merges the guest's active cart into the user's; the user's cart and the
+/// merge's consistency token, or `None` when there was nothing to merge. A
+/// merge that fails does not fail the login: the guest's cart stays as it
+/// was, and the failure is logged.
+async fn merge_guest_cart(
+    state: &AppState,
+    context: &CommandContext,
+    user_id: Uuid,
+    guest: domain::cart::CartOwner,
+) -> Option<(Uuid, Option<String>)> {
+    let outcome = commit(state, context, || {
+        let (state, context, guest) = (state.clone(), context.clone(), guest.clone());
+        async move {
+            super::carts::plan_merge_at_login(state, context, user_id, guest)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::rule(
+                        "nothing-to-merge",
+                        "Nothing to merge",
+                        "no active guest cart",
+                    )
+                })
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Committed::Appended(stored)) => {
+            let cart_id = stored["body"]["id"].as_str()?.parse().ok()?;
+            let token = stored["body"]["consistency_token"]
+                .as_str()
+                .map(str::to_owned);
+            tracing::info!(%cart_id, "guest cart merged at login");
+            Some((cart_id, token))
+        }
+        Ok(Committed::Replayed(_)) => None,
+        Err(error) if error.kind() == "nothing-to-merge" => None,
+        Err(error) => {
+            tracing::warn!(kind = error.kind(), "guest cart not merged at login");
+            None
+        }
+    }
 }
 
 #[utoipa::path(
@@ -346,8 +392,12 @@ pub struct SessionOpened {
 #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
 pub async fn log_in(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     request: CommandRequest<LogInRequest>,
 ) -> Result<Response, ApiError> {
+    // Read before the credentials: a malformed cart session is the
+    // request's fault, whatever the password.
+    let cart_session = super::carts::cart_session(&headers)?;
     let CommandRequest {
         mut context,
         body: LogInRequest { email, password },
@@ -418,12 +468,21 @@ pub async fn log_in(
         }
     })
     .await?;
-    let consistency_token = match committed {
+    let mut consistency_token = match committed {
         Committed::Appended(stored) => stored["body"]["consistency_token"]
             .as_str()
             .map(str::to_owned),
         Committed::Replayed(_) => None,
     };
+    let mut cart_id = None;
+    if let Some(token) = cart_session {
+        if let Some((merged_into, token)) =
+            merge_guest_cart(&state, &context, user_id, super::carts::guest_owner(&token)).await
+        {
+            cart_id = Some(merged_into);
+            consistency_token = token.or(consistency_token);
+        }
+    }
     let email = user
         .aggregate
         .email()
@@ -448,6 +507,7 @@ pub async fn log_in(
             user_id,
             role: role.as_str(),
             consistency_token,
+            cart_id,
         }),
     )
         .into_response();

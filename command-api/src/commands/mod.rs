@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod brands;
+pub mod carts;
 pub mod categories;
 pub mod codes;
 pub mod inventory;

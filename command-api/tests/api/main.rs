@@ -5,6 +5,7 @@ mod accounts;
 mod admin_users;
 mod authorization;
 mod brands;
+mod carts;
 mod categories;
 mod codes;
 mod control_characters;
