@@ -1,14 +1,18 @@
 //! The shapes read models are stored in and served as, shared by the
 //! projectors that write them and the query API that reads them: the product
 //! representation (PostgreSQL row, Redis `product:{id}` cache), the search
-//! document of the `products` index, and category and brand rows. Those the
-//! query API serves as they are carry their OpenAPI schemas (`ToSchema`).
+//! document of the `products` index, category and brand rows, and the cart
+//! (the Mongo `carts` document and the Redis `cart:{owner}` entry, in
+//! [`carts`]). Those the query API serves as they are carry their OpenAPI
+//! schemas (`ToSchema`).
 
 use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub mod carts;
 
 /// A product as read clients get it: the seed's `products` columns (without
 /// the internal `cost_price`). Money is a string with two decimals.

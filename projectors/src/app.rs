@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 
 use crate::health::{health_router, HealthBounds};
 use crate::projections::{
-    account_mail, activity_log, catalog_tables, product_cache, product_search, users_tables,
+    account_mail, activity_log, cart_cache, cart_documents, catalog_tables, product_cache,
+    product_search, users_tables,
 };
 use crate::runtime::worker::rebuild_beside_live;
 use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions, WorkerStats};
@@ -29,6 +30,8 @@ pub const PROJECTIONS: &[&str] = &[
     activity_log::NAME,
     users_tables::NAME,
     account_mail::NAME,
+    cart_documents::NAME,
+    cart_cache::NAME,
 ];
 
 /// Opens the personal data of the log for the projections that show it
@@ -98,6 +101,22 @@ pub async fn build_projection(
                 upcasters,
                 personal_data(settings, store)?,
                 infrastructure::mail::Mailer::new(&settings.smtp)?,
+            )
+            .await?,
+        ),
+        cart_documents::NAME => Arc::new(
+            cart_documents::CartDocuments::connect(
+                &settings.mongo.url,
+                &settings.mongo.database,
+                upcasters,
+            )
+            .await?,
+        ),
+        cart_cache::NAME => Arc::new(
+            cart_cache::CartCache::connect(
+                &settings.redis.url,
+                &settings.redis.key_prefix,
+                upcasters,
             )
             .await?,
         ),

@@ -693,3 +693,174 @@ async fn images_attributes_variants_and_stock_reach_every_store_and_the_product_
     assert_eq!(found["id"], json!(id));
     cleanup(&h).await;
 }
+
+/// A guest fills a cart, logs in, and reads the merged cart back through the
+/// query API with the login's consistency token: from Redis, and from
+/// MongoDB when the cache entry is gone, the same both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_guest_cart_merged_at_login_reads_back_from_redis_and_mongo() {
+    use reqwest::Method;
+    let h = harness().await;
+    let platform = start(&h).await;
+    let admin = platform.admin.clone();
+    let commands = &platform.commands;
+    let (category, _) = command(
+        &admin,
+        Method::POST,
+        format!("{commands}/v1/categories"),
+        json!({ "name": "Phones", "slug": "phones" }),
+        201,
+    )
+    .await;
+    let (product, _) = command(
+        &admin,
+        Method::POST,
+        format!("{commands}/v1/products"),
+        json!({ "sku": "CART-E2E", "name": "iPhone 15 Pro", "slug": "cart-e2e",
+                "category_id": category["id"], "regular_price": "39900.00",
+                "sale_price": "35900.00", "stock_quantity": 45 }),
+        201,
+    )
+    .await;
+    let product_id = product["id"].as_str().unwrap().to_owned();
+    command(
+        &admin,
+        Method::PUT,
+        format!("{commands}/v1/products/{product_id}/status"),
+        json!({ "status": "active" }),
+        200,
+    )
+    .await;
+    // A customer, and a guest who shops before logging in as them.
+    let email = "cart-e2e@shop.test";
+    let password = "a customer's long passphrase";
+    let guest = reqwest::Client::new();
+    command(
+        &guest,
+        Method::POST,
+        format!("{commands}/v1/users"),
+        json!({ "email": email, "password": password, "first_name": "Somchai", "last_name": "Jaidee" }),
+        201,
+    )
+    .await;
+    let opened = guest
+        .post(format!("{commands}/v1/carts"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let session = opened.headers()["x-cart-session"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let guest_cart: Value = opened.json().await.unwrap();
+    let guest_cart = guest_cart["id"].as_str().unwrap().to_owned();
+    let added = guest
+        .post(format!("{commands}/v1/carts/{guest_cart}/items"))
+        .header("X-Cart-Session", &session)
+        .json(&json!({ "product_id": product_id, "quantity": 2,
+                       "options": { "color": "black", "storage": "256GB" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201, "{:?}", added.text().await);
+    let login: Value = guest
+        .post(format!("{commands}/v1/sessions"))
+        .header("X-Cart-Session", &session)
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cart_id = login["cart_id"]
+        .as_str()
+        .expect("the merged cart")
+        .to_owned();
+    let token = login["consistency_token"].as_str().unwrap().to_owned();
+    let customer = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", login["token"].as_str().unwrap())
+                    .parse()
+                    .unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    let read = |client: reqwest::Client| {
+        let url = format!("{}/v1/carts/{cart_id}", platform.queries);
+        let token = token.clone();
+        async move {
+            let response = client
+                .get(url)
+                .header("Consistency-Token", token)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let cache = response
+                .headers()
+                .get("x-cache")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (
+                status,
+                cache,
+                response.json::<Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (status, cache, hit) = read(customer.clone()).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("hit")), "{hit}");
+    assert_eq!(hit["summary"]["subtotal"], "71800.00");
+    assert_eq!(hit["summary"]["estimated_tax"], "5026.00");
+    assert_eq!(hit["summary"]["estimated_total"], "76826.00");
+    assert_eq!(hit["items"][0]["quantity"], 2);
+    assert_eq!(hit["items"][0]["unit_price"], "35900.00");
+    // The guest's cart is gone from every store; nobody else sees this one.
+    assert_eq!(read(guest.clone()).await.0, 404);
+
+    // Mongo holds the seed's document, money as Decimal128.
+    let mongo = mongodb::Client::with_uri_str(&h.settings.mongo.url)
+        .await
+        .unwrap();
+    let carts = mongo
+        .database(&h.settings.mongo.database)
+        .collection::<mongodb::bson::Document>("carts");
+    let document = carts
+        .find_one(doc! { "_id": &cart_id })
+        .await
+        .unwrap()
+        .expect("the user's cart document");
+    let summary = document.get_document("summary").unwrap();
+    assert_eq!(
+        summary.get("estimatedTotal").unwrap().element_type(),
+        mongodb::bson::spec::ElementType::Decimal128
+    );
+    assert!(carts
+        .find_one(doc! { "_id": &guest_cart })
+        .await
+        .unwrap()
+        .is_none());
+
+    // Without the Redis entry, Mongo answers the same.
+    let mut redis = redis::Client::open(h.settings.redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis
+        .keys(format!("{}*cart:*", h.settings.redis.key_prefix))
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "the cart's Redis entry");
+    let _: () = redis.del(keys).await.unwrap();
+    let (status, cache, miss) = read(customer).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("miss")));
+    assert_eq!(miss, hit);
+    cleanup(&h).await;
+}

@@ -37,10 +37,14 @@ async fn every_projection_is_idempotent_resettable_and_rebuildable() {
         )
         .await;
     }
+    // Carts of every kind, for the cart projections.
+    support::carts::seed_carts(&h).await;
     let events = h.recorded().await;
     let options = WorkerOptions::from_settings(&h.settings.projectors);
     let dead_letters = DeadLetters::new(h.db.pool.clone());
-    for adapter in adapters(&h).await {
+    let mut all = adapters(&h).await;
+    all.extend(support::carts::adapters(&h).await);
+    for adapter in all {
         let projection = adapter.projection();
         let name = projection.name();
         projection.reset().await.unwrap();

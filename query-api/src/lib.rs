@@ -5,19 +5,23 @@
 //! - `GET /v1/categories`, `GET /v1/brands`: the PostgreSQL read model
 //! - `GET /v1/me`, `GET /v1/users`, `GET /v1/users/{id}`: the accounts
 //!   read model, for the logged-in user and for admins
+//! - `GET /v1/carts/{id}`: the Redis cart cache, then the Mongo cart
+//!   documents, for the cart's owner only
 //! - `GET /health`
 //!
 //! Public reads show only active products, categories and brands; an admin's
 //! session ([`auth`]) sees them all.
 //!
 //! Each store sits behind a port ([`catalog::CatalogReadModel`],
-//! [`products::ProductCache`], [`products::ProductSearch`]) next to the
-//! handlers that use it; [`startup::Application`] wires the real adapters.
+//! [`products::ProductCache`], [`products::ProductSearch`],
+//! [`carts::CartCache`], [`carts::CartDocuments`]) next to the handlers that
+//! use it; [`startup::Application`] wires the real adapters.
 //!
 //! Every read accepts the consistency token of a command and waits until the
 //! read models it reads have applied it ([`consistency`]).
 
 pub mod auth;
+pub mod carts;
 pub mod catalog;
 pub mod consistency;
 pub mod correlation;

@@ -24,16 +24,16 @@ use utoipa::{OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::consistency::{CONSISTENCY_TOKEN_HEADER, CONSISTENCY_TOKEN_PARAM};
 use crate::error::PROBLEM_BASE;
-use crate::{catalog, products, users};
+use crate::{carts, catalog, products, users};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Query API",
         description = "The read side of the platform: products (the Redis cache, then PostgreSQL), product \
-            search (Elasticsearch), categories, brands and accounts, as the projectors left them. A read \
-            that carries a command's consistency token waits until what it reads has applied it. See \
-            docs/query-api.md.",
+            search (Elasticsearch), categories, brands, accounts and carts (the Redis cart cache, then \
+            MongoDB), as the projectors left them. A read that carries a command's consistency token \
+            waits until what it reads has applied it. See docs/query-api.md.",
     ),
     paths(
         products::search_products,
@@ -43,12 +43,14 @@ use crate::{catalog, products, users};
         users::get_me,
         users::list_users,
         users::get_user,
+        carts::get_cart,
     ),
     components(schemas(Problem, InvalidParam)),
     tags(
         (name = "products", description = "Products by id and search; the public sees active ones only"),
         (name = "catalog", description = "Categories and brands; the public sees active ones only"),
         (name = "users", description = "Accounts: your own, or for an admin anyone's"),
+        (name = "carts", description = "Carts, for their owner only: the signed-in user, or a guest by cart session"),
     ),
 )]
 struct ApiDoc;
@@ -238,7 +240,7 @@ fn problem_responses() -> Value {
         ),
         "NotFound": problem(
             "`not-found`: nothing of this kind has this id (or, for the public, a product that is not \
-             active).",
+             active; for anyone but its owner, a cart).",
             json!({}),
         ),
         "RateLimited": problem(
@@ -282,6 +284,28 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "dangling references: {missing:?}");
+    }
+
+    #[test]
+    fn a_cart_names_its_owners_session_and_says_where_it_came_from() {
+        let document = document();
+        let operation = &document["paths"]["/v1/carts/{id}"]["get"];
+        let found = &operation["responses"]["200"];
+        assert_eq!(found["headers"]["X-Cache"]["required"], true);
+        assert_eq!(
+            operation["responses"]["404"]["$ref"],
+            "#/components/responses/NotFound"
+        );
+        let session = operation["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "X-Cart-Session")
+            .expect("the guest's cart session header");
+        assert_eq!(session["in"], "header");
+        let item = &document["components"]["schemas"]["CartItemView"]["properties"];
+        assert_eq!(item["unit_price"]["type"], "string", "money is a string");
+        assert!(item.get("item_id").is_some());
     }
 
     #[test]

@@ -23,6 +23,7 @@ use tower::load_shed::error::Overloaded;
 use tower::{BoxError, ServiceBuilder};
 
 use crate::auth::authenticate;
+use crate::carts::{self, CartCache, CartDocuments, MongoCartDocuments, RedisCartCache};
 use crate::catalog::{self, CatalogReadModel, PgCatalogReadModel};
 use crate::consistency::{
     wait_until_applied, AppliedTokens, ConsistencyWait, PgAppliedTokens, ReadAfter,
@@ -48,6 +49,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub rate_limits: RateLimitSettings,
     pub trusted_proxies: Arc<Vec<IpAddr>>,
+    pub cart_cache: Arc<dyn CartCache>,
+    pub cart_documents: Arc<dyn CartDocuments>,
 }
 
 impl AppState {
@@ -100,6 +103,7 @@ pub fn read_routes() -> Vec<ReadRoute> {
         route("/v1/me", get(users::get_me)),
         route("/v1/users", get(users::list_users)),
         route("/v1/users/{id}", get(users::get_user)),
+        route("/v1/carts/{id}", get(carts::get_cart)),
     ]
 }
 
@@ -192,8 +196,8 @@ pub struct Application {
 
 impl Application {
     /// Connects PostgreSQL (creating the database and running the migrations,
-    /// so the read-model tables exist), prepares the Redis and Elasticsearch
-    /// adapters (they connect on first use) and binds `http.host:http.port`
+    /// so the read-model tables exist), prepares the Redis, Elasticsearch and
+    /// MongoDB adapters (they connect on first use) and binds `http.host:http.port`
     /// (port 0: an ephemeral one, see [`Application::port`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // First: whatever is recorded before the recorder exists is lost.
@@ -233,6 +237,10 @@ impl Application {
                 ElasticsearchProductSearch::new(&settings.elasticsearch)
                     .context("elasticsearch settings are invalid")?,
             ),
+            cart_cache: Arc::new(
+                RedisCartCache::new(&settings.redis).context("redis settings are invalid")?,
+            ),
+            cart_documents: Arc::new(MongoCartDocuments::new(&settings.mongo)),
         };
         Self::bind(&settings, state, pools).await
     }

@@ -380,7 +380,11 @@ async fn merge_guest_cart(
         replayed from an `Idempotency-Key` (its answer holds a secret). Logins are also limited per account \
         (`rate_limits.login_per_account`), and refused with 503 when that limit cannot be counted.",
     security((), ("bearerAuth" = [])),
-    params(CommandHeaders),
+    params(
+        ("X-Cart-Session" = Option<String>, Header,
+            description = "A guest's cart session: its active cart is merged into the user's (`cart_id`)"),
+        CommandHeaders,
+    ),
     request_body = LogInRequest,
     responses(
         (status = 201, description = "Logged in", body = SessionOpened,

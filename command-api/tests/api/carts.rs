@@ -448,3 +448,23 @@ async fn a_login_without_a_user_cart_opens_one_for_the_guests_lines() {
     assert_eq!(event_types(&events), ["CartOpened", "GuestCartMerged"]);
     assert_eq!(payload(&events[1])["summary"]["subtotal"], "71800.00");
 }
+
+#[tokio::test]
+async fn a_login_with_a_malformed_cart_session_is_400_whatever_the_password() {
+    let app = TestApp::spawn().await;
+    for password in [CUSTOMER_PASSWORD, "wrong"] {
+        problem(
+            as_guest(
+                &app,
+                Some("not-ours"),
+                Method::POST,
+                "/v1/sessions",
+                Some(json!({ "email": "nobody@example.com", "password": password })),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid-header",
+        )
+        .await;
+    }
+}

@@ -1,7 +1,11 @@
-//! The read models, one module each, and the product state two of them share.
+//! The read models, one module each, the product state two of them share,
+//! and the cart fold the two cart read models share.
 
 pub mod account_mail;
 pub mod activity_log;
+pub mod cart_cache;
+pub mod cart_documents;
+pub mod cart_state;
 pub mod catalog_tables;
 pub mod product_cache;
 pub mod product_search;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod adapters;
+pub mod carts;
 pub mod live;
 pub mod users;
 

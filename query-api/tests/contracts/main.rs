@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cart_cache;
+mod cart_documents;
 mod catalog_read_model;
 mod product_cache;
 mod product_search;

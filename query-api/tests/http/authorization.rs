@@ -2,7 +2,8 @@
 //! a guest, the owning customer, another customer, a customer whose sessions
 //! were revoked (as a suspension does) and an admin. The routes come from
 //! `read_routes()`, which the router is built from, so a route without a row
-//! here fails the test. "Allowed" is any answer but 401 and 403.
+//! here fails the test. "Allowed" is any answer but 401 and 403; a route
+//! for its owner only answers the owner and is a 404 for everyone else.
 
 use reqwest::StatusCode;
 use uuid::Uuid;
@@ -14,6 +15,8 @@ enum Access {
     Anyone,
     SignedIn,
     Admin,
+    /// The resource's owner only: it does not exist for anyone else.
+    Owner,
 }
 
 fn access_of(path: &str) -> Option<Access> {
@@ -21,6 +24,7 @@ fn access_of(path: &str) -> Option<Access> {
         "/v1/products" | "/v1/products/{id}" | "/v1/categories" | "/v1/brands" => Access::Anyone,
         "/v1/me" => Access::SignedIn,
         "/v1/users" | "/v1/users/{id}" => Access::Admin,
+        "/v1/carts/{id}" => Access::Owner,
         _ => return None,
     })
 }
@@ -32,6 +36,10 @@ async fn every_read_admits_exactly_whom_it_should() {
     context.insert_product(&product).await;
     let owner = Uuid::now_v7();
     let revoked = Uuid::now_v7();
+    let cart = support::seed_cart();
+    context
+        .cart_document_put(&support::user_owner(owner), &cart)
+        .await;
     let clients = [
         ("guest", reqwest::Client::new()),
         ("owner", context.client_as(owner, "customer").await),
@@ -61,6 +69,7 @@ async fn every_read_admits_exactly_whom_it_should() {
         let access = access_of(route.path).unwrap();
         let id = match route.path {
             "/v1/products/{id}" => product.id,
+            "/v1/carts/{id}" => cart.cart_id,
             _ => owner,
         };
         let path = route.path.replace("{id}", &id.to_string());
@@ -73,6 +82,8 @@ async fn every_read_admits_exactly_whom_it_should() {
                 .status();
             let expected = match (access, *who) {
                 (_, "revoked") => Some(StatusCode::UNAUTHORIZED),
+                (Access::Owner, "owner") => Some(StatusCode::OK),
+                (Access::Owner, _) => Some(StatusCode::NOT_FOUND),
                 (Access::Anyone, _) => None,
                 (_, "guest") => Some(StatusCode::UNAUTHORIZED),
                 (Access::SignedIn, _) => None,

@@ -5,6 +5,7 @@
 mod support;
 
 mod authorization;
+mod carts;
 mod catalog;
 mod openapi;
 mod products;

@@ -4,6 +4,13 @@
 //! what a test created, even when it fails.
 #![allow(dead_code)]
 
+mod carts;
+
+// Not every test binary that includes this module reads carts.
+#[allow(unused_imports)]
+pub use carts::{guest_session, seed_cart, user_owner};
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -21,6 +28,7 @@ use infrastructure::views::{
     product_cache_key, products_index_body, BrandView, CachedProduct, CategoryView, NamedRef,
     ProductView, SearchProduct,
 };
+use query_api::carts::{MongoCartDocuments, RedisCartCache};
 use query_api::catalog::PgCatalogReadModel;
 use query_api::products::{ElasticsearchProductSearch, RedisProductCache};
 use query_api::users::PgUsersReadModel;
@@ -33,6 +41,7 @@ use uuid::Uuid;
 pub const DEAD_REDIS: &str = "redis://127.0.0.1:1";
 pub const DEAD_ELASTICSEARCH: &str = "http://127.0.0.1:1";
 pub const DEAD_POSTGRES: &str = "postgres://postgres@127.0.0.1:1/nothing";
+pub const DEAD_MONGO: &str = "mongodb://127.0.0.1:1/?directConnection=true";
 
 pub fn es_client(url: &str) -> Elasticsearch {
     let transport = TransportBuilder::new(SingleNodeConnectionPool::new(
@@ -45,11 +54,14 @@ pub fn es_client(url: &str) -> Elasticsearch {
 }
 
 /// One test's slice of the servers. Dropping it deletes the Elasticsearch
-/// indexes and Redis keys it created, then the database.
+/// indexes and Redis keys it created and, when it wrote there, its Mongo
+/// database, then the database.
 pub struct TestContext {
     pub settings: Settings,
     pub suffix: String,
     created_indexes: Mutex<Vec<String>>,
+    /// Whether the test wrote to its Mongo database, which `Drop` then drops.
+    used_mongo: AtomicBool,
     // Dropped last, after the clean-up in `Drop`.
     pub db: TestDatabase,
 }
@@ -63,6 +75,7 @@ impl TestContext {
             settings,
             suffix,
             created_indexes: Mutex::new(Vec::new()),
+            used_mongo: AtomicBool::new(false),
             db,
         }
     }
@@ -333,6 +346,8 @@ impl TestContext {
             ),
             rate_limits: self.settings.rate_limits.clone(),
             trusted_proxies: Arc::new(self.settings.http.trusted_proxies.clone()),
+            cart_cache: Arc::new(RedisCartCache::new(&self.settings.redis).expect("redis adapter")),
+            cart_documents: Arc::new(MongoCartDocuments::new(&self.settings.mongo)),
         }
     }
 
@@ -398,6 +413,12 @@ impl Drop for TestContext {
         let es_url = self.settings.elasticsearch.url.clone();
         let redis_url = self.settings.redis.url.clone();
         let pattern = format!("{}*", self.settings.redis.key_prefix);
+        let mongo = self.used_mongo.load(Ordering::SeqCst).then(|| {
+            (
+                self.settings.mongo.url.clone(),
+                self.settings.mongo.database.clone(),
+            )
+        });
         // Drop cannot await: a helper thread with its own runtime cleans up.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -405,6 +426,11 @@ impl Drop for TestContext {
                 .build()
                 .ok()?;
             runtime.block_on(async move {
+                if let Some((url, database)) = mongo {
+                    if let Ok(client) = mongodb::Client::with_uri_str(&url).await {
+                        let _ = client.database(&database).drop().await;
+                    }
+                }
                 let es = es_client(&es_url);
                 for index in &indexes {
                     let _ = es
