@@ -300,7 +300,7 @@ impl ProductCache {
             let next = cached
                 .map(|cached| {
                     let mut view = cached.product;
-                    fact.apply_to(&mut view);
+                    fact.apply_to_row(&mut view);
                     serde_json::to_string(&CachedProduct::new(view, Utc::now()))
                         .expect("cache entry serializes")
                 })
@@ -607,7 +607,7 @@ impl ProductFold<'_> {
                 Change::Stock(fact) => {
                     let mut wrote = false;
                     if let Some(current) = view.as_mut() {
-                        fact.apply_to(current);
+                        fact.apply_to_row(current);
                         entry_changed = true;
                         wrote = true;
                     }

@@ -446,6 +446,19 @@ impl StockFact {
         self.variant_id.is_none()
     }
 
+    /// [`StockFact::apply_to`] as the `products` row takes it: a change of
+    /// the product's own stock moves its `updated_at` too. For the stores
+    /// that must answer as the tables do (the Redis cache); the search
+    /// document's `updatedAt` follows the product's own events, because its
+    /// stock lookup keeps no time and an early stock fact would otherwise
+    /// give another document than a late one.
+    pub fn apply_to_row(&self, view: &mut ProductView) {
+        if self.variant_id.is_none() {
+            view.updated_at = view.updated_at.max(self.at);
+        }
+        self.apply_to(view);
+    }
+
     /// Applies the fact to the product, or to its variant (only the level:
     /// a variant row has no threshold or tracking flag of its own).
     pub fn apply_to(&self, view: &mut ProductView) {
@@ -458,7 +471,6 @@ impl StockFact {
             }
             return;
         }
-        view.updated_at = view.updated_at.max(self.at);
         if let Some(available) = self.available {
             view.stock_quantity = available;
         }

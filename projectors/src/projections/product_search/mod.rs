@@ -825,8 +825,8 @@ impl StoredStock {
     fn into_fact(self) -> StockFact {
         StockFact {
             product_id: self.product_id.unwrap_or_default(),
-            // The lookup keeps no time: the earliest leaves the document's
-            // `updatedAt` as the product's own events set it.
+            // The lookup keeps no time, and the document's `updatedAt` does
+            // not follow stock (`StockFact::apply_to_row`).
             at: chrono::DateTime::<chrono::Utc>::MIN_UTC,
             variant_id: None,
             available: self.available,
