@@ -1,5 +1,6 @@
 //! `GET /health`: 200 while PostgreSQL (the store every read falls back to)
-//! answers, 503 otherwise; Redis and Elasticsearch are reported, not required.
+//! answers, 503 otherwise; Redis, Elasticsearch and MongoDB (carts) are
+//! reported, not required.
 
 use std::future::Future;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub struct Checks {
     pub postgres: Check,
     pub redis: Check,
     pub elasticsearch: Check,
+    pub mongodb: Check,
 }
 
 #[derive(Debug, Serialize)]
@@ -39,19 +41,21 @@ pub struct Health {
 
 #[tracing::instrument(name = "health", skip_all)]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (postgres, redis, elasticsearch) = tokio::join!(
+    let (postgres, redis, elasticsearch, mongodb) = tokio::join!(
         check("postgresql", state.read_model.ping()),
         check("redis", state.cache.ping()),
         check("elasticsearch", state.search.ping()),
+        check("mongodb", state.cart_documents.ping()),
     );
     let checks = Checks {
         postgres,
         redis,
         elasticsearch,
+        mongodb,
     };
     let (code, status) = if checks.postgres == Check::Down {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-    } else if checks.redis == Check::Down || checks.elasticsearch == Check::Down {
+    } else if [checks.redis, checks.elasticsearch, checks.mongodb].contains(&Check::Down) {
         (StatusCode::OK, "degraded")
     } else {
         (StatusCode::OK, "ok")

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use query_api::carts::MongoCartDocuments;
 use query_api::products::ElasticsearchProductSearch;
 use query_api::AppState;
 
@@ -17,7 +18,7 @@ async fn health_reports_every_store() {
         health,
         serde_json::json!({
             "status": "ok",
-            "checks": { "postgres": "up", "redis": "up", "elasticsearch": "up" }
+            "checks": { "postgres": "up", "redis": "up", "elasticsearch": "up", "mongodb": "up" }
         })
     );
 }
@@ -57,6 +58,23 @@ async fn health_is_degraded_without_elasticsearch_and_503_without_postgres() {
     assert_eq!(health["status"], "unavailable");
     assert_eq!(health["checks"]["postgres"], "down");
     assert_eq!(health["checks"]["redis"], "up");
+}
+
+#[tokio::test]
+async fn health_is_degraded_without_mongodb() {
+    let context = TestContext::new().await;
+    let mut mongo = context.settings.mongo.clone();
+    mongo.url = support::DEAD_MONGO.into();
+    let app = context
+        .spawn_app_with(AppState {
+            cart_documents: Arc::new(MongoCartDocuments::new(&mongo)),
+            ..context.state()
+        })
+        .await;
+    let health = app.get_json("/health", 200).await;
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["checks"]["mongodb"], "down");
+    assert_eq!(health["checks"]["postgres"], "up");
 }
 
 #[tokio::test]
