@@ -29,7 +29,6 @@
 //! (`product_cache`): a blue/green rebuild fills `{prefix}g{N}:` and moves
 //! the pointer `{prefix}generation:cart-cache`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,13 +36,12 @@ use chrono::{DateTime, Utc};
 use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::RecordedEvent;
 use infrastructure::redis_connection::{RedisConnection, RedisTimeouts};
-use infrastructure::views::carts::{
-    cart_cache_generation_key, cart_cache_generation_prefix, cart_cache_key, CachedCart,
-};
-use redis::{AsyncCommands, Script};
+use infrastructure::views::carts::{cart_cache_generation_key, cart_cache_key, CachedCart};
+use redis::Script;
 
 use super::cart_state::{by_cart, CartEvents, CartFold, TYPES};
 use crate::runtime::{DeadLetter, NextGeneration, Projection, ProjectionError};
+use crate::stores::redis::Generations;
 
 pub const NAME: &str = "cart-cache";
 
@@ -94,15 +92,7 @@ struct Read {
 }
 
 pub struct CartCache {
-    redis: RedisConnection,
-    /// The configured prefix, under which every generation lives.
-    base: String,
-    generation: AtomicU64,
-    /// The live generation must be read from the pointer before the next
-    /// write: at start, and after another process swapped.
-    stale: AtomicBool,
-    /// A generation being built, whatever the pointer says.
-    pinned: bool,
+    place: Generations,
     upcasters: Upcasters,
     script: Script,
     batched: bool,
@@ -118,11 +108,13 @@ impl CartCache {
         // No connection yet: Redis down at boot holds back this projection
         // (its worker waits for the store), not the process.
         Ok(Self {
-            redis: RedisConnection::new(url, timeouts)?,
-            base: prefix.to_owned(),
-            generation: AtomicU64::new(0),
-            stale: AtomicBool::new(true),
-            pinned: false,
+            place: Generations::new(
+                RedisConnection::new(url, timeouts)?,
+                prefix,
+                cart_cache_generation_key(prefix),
+                NAME,
+                ENTRY_LAYOUT,
+            ),
             upcasters,
             script: Script::new(GUARDED_WRITE),
             batched: true,
@@ -140,19 +132,16 @@ impl CartCache {
         &self,
         operation: impl std::future::Future<Output = Result<T, redis::RedisError>>,
     ) -> Result<T, ProjectionError> {
-        self.redis
-            .guard(operation)
-            .await
-            .map_err(ProjectionError::unavailable)
+        self.place.guarded(operation).await
     }
 
     /// The prefix of the generation this instance writes.
     fn prefix(&self) -> String {
-        cart_cache_generation_prefix(&self.base, self.generation.load(Ordering::SeqCst))
+        self.place.prefix()
     }
 
     fn own_key(&self, suffix: &str) -> String {
-        format!("{}projection:{NAME}:{suffix}", self.prefix())
+        self.place.own_key(suffix)
     }
 
     /// The keys a cart's events touch: its state, in the slot of its
@@ -163,44 +152,9 @@ impl CartCache {
         (state, entry)
     }
 
-    /// Reads which generation is live, when that may have changed.
-    async fn follow_live_generation(&self) -> Result<(), redis::RedisError> {
-        if self.pinned || !self.stale.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let mut redis = self.redis.connection().await?;
-        let live: Option<u64> = redis.get(cart_cache_generation_key(&self.base)).await?;
-        self.generation.store(live.unwrap_or(0), Ordering::SeqCst);
-        self.stale.store(false, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// What the "initialized" marker holds for a cache built now: the keys'
-    /// layout and the server's run, so that a cache built with another
-    /// layout, or on a run of the server that a restart may have rolled
-    /// back, is rebuilt.
-    async fn marker(&self) -> Result<String, redis::RedisError> {
-        let mut redis = self.redis.connection().await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut redis)
-            .await?;
-        let run_id = info
-            .lines()
-            .find_map(|line| line.strip_prefix("run_id:"))
-            .map(|id| id.trim().to_owned())
-            .ok_or_else(|| {
-                redis::RedisError::from((
-                    redis::ErrorKind::ResponseError,
-                    "INFO server has no run_id",
-                ))
-            })?;
-        Ok(format!("{ENTRY_LAYOUT}:{run_id}"))
-    }
-
     /// Reads the state and entry of each of `carts` in one pipeline.
     async fn read(&self, carts: &[&CartEvents<'_>]) -> Result<Vec<Read>, redis::RedisError> {
-        let mut redis = self.redis.connection().await?;
+        let mut redis = self.place.redis().connection().await?;
         let mut reads = redis::pipe();
         let keys: Vec<(String, String)> = carts.iter().map(|cart| self.keys_of(cart)).collect();
         for (state, entry) in &keys {
@@ -262,7 +216,7 @@ impl CartCache {
         if written.is_empty() {
             return Ok((letters, Vec::new()));
         }
-        let mut redis = self.redis.connection().await?;
+        let mut redis = self.place.redis().connection().await?;
         let outcomes: Vec<i32> = writes.query_async(&mut redis).await?;
         let contended = written
             .into_iter()
@@ -289,7 +243,7 @@ impl CartCache {
             let mut pipe = redis::pipe();
             pipe.cmd("SCRIPT").arg("LOAD").arg(GUARDED_WRITE).ignore();
             self.push_write(&mut pipe, &read, &plan);
-            let mut redis = self.redis.connection().await?;
+            let mut redis = self.place.redis().connection().await?;
             let outcome: Vec<i32> = pipe.query_async(&mut redis).await?;
             if outcome.first() != Some(&-1) {
                 return Ok(Vec::new());
@@ -297,60 +251,14 @@ impl CartCache {
         }
     }
 
-    /// Deletes every key matching `pattern`, a page of `SCAN` at a time,
-    /// each page bounded on its own.
-    async fn delete_matching(&self, pattern: &str) -> Result<(), ProjectionError> {
-        let mut cursor = 0u64;
-        loop {
-            let next = self
-                .guarded(async {
-                    let mut redis = self.redis.connection().await?;
-                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut redis)
-                        .await?;
-                    if !keys.is_empty() {
-                        let _: () = redis.del(keys).await?;
-                    }
-                    Ok(next)
-                })
-                .await?;
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
-
     async fn delete_generation(&self) -> Result<(), ProjectionError> {
-        self.delete_matching(&format!("{}cart:*", self.prefix()))
-            .await?;
-        self.delete_matching(&format!("{}projection:{NAME}:*", self.prefix()))
-            .await
-    }
-
-    async fn point_readers_here(&self) -> Result<(), redis::RedisError> {
-        let mut redis = self.redis.connection().await?;
-        redis
-            .set::<_, _, ()>(
-                cart_cache_generation_key(&self.base),
-                self.generation.load(Ordering::SeqCst),
-            )
-            .await
+        self.place.delete_generation("cart:*").await
     }
 
     /// The cache under the prefix of `generation`, whatever is live.
     fn at_generation(&self, generation: u64) -> CartCache {
         CartCache {
-            redis: self.redis.another(),
-            base: self.base.clone(),
-            generation: AtomicU64::new(generation),
-            stale: AtomicBool::new(false),
-            pinned: true,
+            place: self.place.at(generation),
             upcasters: self.upcasters.clone(),
             script: Script::new(GUARDED_WRITE),
             batched: self.batched,
@@ -448,7 +356,7 @@ impl Projection for CartCache {
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
-        self.guarded(self.follow_live_generation()).await?;
+        self.guarded(self.place.follow_live()).await?;
         let (carts, mut letters) = by_cart(events, &self.upcasters);
         if carts.is_empty() {
             return Ok(letters);
@@ -473,62 +381,22 @@ impl Projection for CartCache {
     /// False when the marker is missing (a flushed cache) or was written by
     /// another run of the server or layout of the keys.
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
-        self.guarded(async {
-            // Read the pointer afresh: right after another process swapped,
-            // the generation this instance last wrote is gone, and must not
-            // be taken for a lost cache.
-            self.stale.store(true, Ordering::SeqCst);
-            self.follow_live_generation().await?;
-            let mut redis = self.redis.connection().await?;
-            let marker: Option<String> = redis.get(self.own_key("initialized")).await?;
-            let Some(built_on) = marker else {
-                return Ok(false);
-            };
-            let running = self.marker().await?;
-            if built_on != running {
-                tracing::warn!(
-                    projection = NAME,
-                    built_on = %built_on,
-                    running = %running,
-                    "redis restarted since the cart cache was built"
-                );
-                return Ok(false);
-            }
-            Ok(true)
-        })
-        .await
+        self.place.is_intact().await
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        self.guarded(self.follow_live_generation()).await?;
+        self.guarded(self.place.follow_live()).await?;
         self.delete_generation().await
     }
 
     /// Marks the generation complete and, for the live instance, points
     /// readers at it again: a flushed server lost the pointer with the rest.
     async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
-        self.guarded(async {
-            let marker = self.marker().await?;
-            let mut redis = self.redis.connection().await?;
-            redis
-                .set::<_, _, ()>(self.own_key("initialized"), marker)
-                .await?;
-            if !self.pinned {
-                self.point_readers_here().await?;
-            }
-            Ok(())
-        })
-        .await
+        self.place.mark_built().await
     }
 
     async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
-        let live = self
-            .guarded(async {
-                let mut redis = self.redis.connection().await?;
-                let live: Option<u64> = redis.get(cart_cache_generation_key(&self.base)).await?;
-                Ok(live.unwrap_or(0))
-            })
-            .await?;
+        let live = self.guarded(self.place.live()).await?;
         let next = self.at_generation(live + 1);
         // What an interrupted rebuild left under that prefix.
         next.delete_generation().await?;
@@ -539,7 +407,7 @@ impl Projection for CartCache {
     }
 
     fn generation_swapped(&self) {
-        self.stale.store(true, Ordering::SeqCst);
+        self.place.mark_stale();
     }
 }
 
@@ -556,7 +424,7 @@ impl NextGeneration for NextCache {
 
     async fn swap(self: Box<Self>) -> Result<(), ProjectionError> {
         let cache = &self.cache;
-        cache.guarded(cache.point_readers_here()).await?;
+        cache.guarded(cache.place.point_readers_here()).await?;
         cache.at_generation(self.old).delete_generation().await
     }
 }

@@ -34,7 +34,6 @@
 //! variant they concern, which then starts from them.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -45,14 +44,14 @@ use infrastructure::event_store::aggregates::Upcasters;
 use infrastructure::event_store::RecordedEvent;
 use infrastructure::redis_connection::{RedisConnection, RedisTimeouts};
 use infrastructure::views::{
-    product_cache_generation_key, product_cache_generation_prefix, product_cache_key,
-    CachedProduct, ProductView,
+    product_cache_generation_key, product_cache_key, CachedProduct, ProductView,
 };
-use redis::{AsyncCommands, Script};
+use redis::Script;
 use uuid::Uuid;
 
 use super::product_state::{fold_product, stock_fact, EarlyStock, StockFact};
 use crate::runtime::{DeadLetter, NextGeneration, Projection, ProjectionError};
+use crate::stores::redis::Generations;
 
 pub const NAME: &str = "product-cache";
 
@@ -92,15 +91,7 @@ return 1
 ";
 
 pub struct ProductCache {
-    redis: RedisConnection,
-    /// The configured prefix, under which every generation lives.
-    base: String,
-    generation: AtomicU64,
-    /// The live generation must be read from the pointer before the next
-    /// write: at start, and after another process swapped.
-    stale: AtomicBool,
-    /// A generation being built, whatever the pointer says.
-    pinned: bool,
+    place: Generations,
     upcasters: Upcasters,
     script: Script,
     batch_script: Script,
@@ -115,11 +106,13 @@ impl ProductCache {
             operation: OPERATION_TIMEOUT,
         };
         let cache = Self {
-            redis: RedisConnection::new(url, timeouts)?,
-            base: prefix.to_owned(),
-            generation: AtomicU64::new(0),
-            stale: AtomicBool::new(true),
-            pinned: false,
+            place: Generations::new(
+                RedisConnection::new(url, timeouts)?,
+                prefix,
+                product_cache_generation_key(prefix),
+                NAME,
+                ENTRY_LAYOUT,
+            ),
             upcasters,
             script: Script::new(GUARDED_WRITE),
             batch_script: Script::new(BATCH_WRITE),
@@ -137,68 +130,26 @@ impl ProductCache {
         self
     }
 
-    /// Runs `operation` bounded; a failure means the store is unavailable.
     async fn guarded<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T, redis::RedisError>>,
     ) -> Result<T, ProjectionError> {
-        self.redis
-            .guard(operation)
-            .await
-            .map_err(ProjectionError::unavailable)
+        self.place.guarded(operation).await
     }
 
     /// The prefix of the generation this instance writes.
     fn prefix(&self) -> String {
-        product_cache_generation_prefix(&self.base, self.generation.load(Ordering::SeqCst))
-    }
-
-    /// Reads which generation is live, when that may have changed.
-    async fn follow_live_generation(&self) -> Result<(), redis::RedisError> {
-        if self.pinned || !self.stale.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let mut redis = self.redis.connection().await?;
-        let live: Option<u64> = redis.get(product_cache_generation_key(&self.base)).await?;
-        self.generation.store(live.unwrap_or(0), Ordering::SeqCst);
-        self.stale.store(false, Ordering::SeqCst);
-        Ok(())
+        self.place.prefix()
     }
 
     fn own_key(&self, suffix: &str) -> String {
-        format!("{}projection:{NAME}:{suffix}", self.prefix())
+        self.place.own_key(suffix)
     }
 
     /// A bookkeeping key of one product, in its entry's cluster slot.
     fn product_own_key(&self, product_id: Uuid, suffix: &str) -> String {
         let entry = product_cache_key(&self.prefix(), product_id);
         self.own_key(&format!("{{{entry}}}:{suffix}"))
-    }
-
-    /// What the "initialized" marker holds for a cache built now: the
-    /// entries' layout and the server's run. A cache built with another
-    /// layout (entries without the product's rows) or on another run of the
-    /// server is rebuilt.
-    async fn marker(&self) -> Result<String, redis::RedisError> {
-        Ok(format!("{ENTRY_LAYOUT}:{}", self.server_run_id().await?))
-    }
-
-    /// The server's `run_id`, which changes whenever it restarts.
-    async fn server_run_id(&self) -> Result<String, redis::RedisError> {
-        let mut redis = self.redis.connection().await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut redis)
-            .await?;
-        info.lines()
-            .find_map(|line| line.strip_prefix("run_id:"))
-            .map(|id| id.trim().to_owned())
-            .ok_or_else(|| {
-                redis::RedisError::from((
-                    redis::ErrorKind::ResponseError,
-                    "INFO server has no run_id",
-                ))
-            })
     }
 
     async fn apply_event(
@@ -241,7 +192,7 @@ impl ProductCache {
         product_id: Uuid,
         fold: impl Fn(Option<ProductView>, &EarlyStock) -> Option<ProductView>,
     ) -> Result<Option<String>, redis::RedisError> {
-        let mut redis = self.redis.connection().await?;
+        let mut redis = self.place.redis().connection().await?;
         let product_key = product_cache_key(&self.prefix(), product_id);
         let stock_key = self.product_own_key(product_id, "stock");
         loop {
@@ -284,7 +235,7 @@ impl ProductCache {
         event: &RecordedEvent,
         fact: StockFact,
     ) -> Result<Option<String>, redis::RedisError> {
-        let mut redis = self.redis.connection().await?;
+        let mut redis = self.place.redis().connection().await?;
         let product_key = product_cache_key(&self.prefix(), fact.product_id);
         let stock_key = self.product_own_key(fact.product_id, "stock");
         loop {
@@ -337,7 +288,7 @@ impl ProductCache {
         product_json: &str,
         stock: &str,
     ) -> Result<i32, redis::RedisError> {
-        let mut redis = self.redis.connection().await?;
+        let mut redis = self.place.redis().connection().await?;
         self.script
             .key(self.product_own_key(product_id, &format!("version:{}", event.aggregate_id)))
             .key(product_cache_key(&self.prefix(), product_id))
@@ -375,7 +326,7 @@ impl ProductCache {
         if products.is_empty() {
             return Ok((letters, Vec::new()));
         }
-        let mut redis = self.redis.connection().await?;
+        let mut redis = self.place.redis().connection().await?;
         let mut reads = redis::pipe();
         let mut folds = Vec::with_capacity(products.len());
         for (product_id, changes) in products {
@@ -482,36 +433,6 @@ impl ProductCache {
                 Ok(stock_fact(&decoded).map(|fact| (fact.product_id, Change::Stock(fact))))
             }
             other => Err(format!("unexpected aggregate type {other}")),
-        }
-    }
-
-    /// Deletes every key matching `pattern`, a page of `SCAN` at a time,
-    /// each page bounded on its own: a generation can hold millions of keys,
-    /// far more than one operation's timeout allows.
-    async fn delete_matching(&self, pattern: &str) -> Result<(), ProjectionError> {
-        let mut cursor = 0u64;
-        loop {
-            let next = self
-                .guarded(async {
-                    let mut redis = self.redis.connection().await?;
-                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut redis)
-                        .await?;
-                    if !keys.is_empty() {
-                        let _: () = redis.del(keys).await?;
-                    }
-                    Ok(next)
-                })
-                .await?;
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
     }
 }
@@ -686,7 +607,7 @@ impl Projection for ProductCache {
     }
 
     async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
-        self.guarded(self.follow_live_generation()).await?;
+        self.guarded(self.place.follow_live()).await?;
         let (mut letters, contended) = if self.batched {
             self.guarded(self.apply_batch(events)).await?
         } else {
@@ -705,62 +626,22 @@ impl Projection for ProductCache {
     /// False when the marker is missing (a flushed cache) or was written by
     /// another run of the server (a restart that may have lost writes).
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
-        self.guarded(async {
-            // Read the pointer afresh: right after another process swapped,
-            // the generation this instance last wrote is gone, and must not
-            // be taken for a lost cache.
-            self.stale.store(true, Ordering::SeqCst);
-            self.follow_live_generation().await?;
-            let mut redis = self.redis.connection().await?;
-            let marker: Option<String> = redis.get(self.own_key("initialized")).await?;
-            let Some(built_on) = marker else {
-                return Ok(false);
-            };
-            let running = self.marker().await?;
-            if built_on != running {
-                tracing::warn!(
-                    projection = NAME,
-                    built_on = %built_on,
-                    running = %running,
-                    "redis restarted since the cache was built"
-                );
-                return Ok(false);
-            }
-            Ok(true)
-        })
-        .await
+        self.place.is_intact().await
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        self.guarded(self.follow_live_generation()).await?;
+        self.guarded(self.place.follow_live()).await?;
         self.delete_generation().await
     }
 
     /// Marks the generation complete and, for the live instance, points
     /// readers at it again: a flushed server lost the pointer with the rest.
     async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
-        self.guarded(async {
-            let marker = self.marker().await?;
-            let mut redis = self.redis.connection().await?;
-            redis
-                .set::<_, _, ()>(self.own_key("initialized"), marker)
-                .await?;
-            if !self.pinned {
-                self.point_readers_here().await?;
-            }
-            Ok(())
-        })
-        .await
+        self.place.mark_built().await
     }
 
     async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
-        let live = self
-            .guarded(async {
-                let mut redis = self.redis.connection().await?;
-                let live: Option<u64> = redis.get(product_cache_generation_key(&self.base)).await?;
-                Ok(live.unwrap_or(0))
-            })
-            .await?;
+        let live = self.guarded(self.place.live()).await?;
         let next = self.at_generation(live + 1);
         // What an interrupted rebuild left under that prefix.
         next.delete_generation().await?;
@@ -771,7 +652,7 @@ impl Projection for ProductCache {
     }
 
     fn generation_swapped(&self) {
-        self.stale.store(true, Ordering::SeqCst);
+        self.place.mark_stale();
     }
 }
 
@@ -779,11 +660,7 @@ impl ProductCache {
     /// The cache under the prefix of `generation`, whatever is live.
     fn at_generation(&self, generation: u64) -> ProductCache {
         ProductCache {
-            redis: self.redis.another(),
-            base: self.base.clone(),
-            generation: AtomicU64::new(generation),
-            stale: AtomicBool::new(false),
-            pinned: true,
+            place: self.place.at(generation),
             upcasters: self.upcasters.clone(),
             script: Script::new(GUARDED_WRITE),
             batch_script: Script::new(BATCH_WRITE),
@@ -792,20 +669,7 @@ impl ProductCache {
     }
 
     async fn delete_generation(&self) -> Result<(), ProjectionError> {
-        self.delete_matching(&format!("{}product:*", self.prefix()))
-            .await?;
-        self.delete_matching(&format!("{}projection:{NAME}:*", self.prefix()))
-            .await
-    }
-
-    async fn point_readers_here(&self) -> Result<(), redis::RedisError> {
-        let mut redis = self.redis.connection().await?;
-        redis
-            .set::<_, _, ()>(
-                product_cache_generation_key(&self.base),
-                self.generation.load(Ordering::SeqCst),
-            )
-            .await
+        self.place.delete_generation("product:*").await
     }
 }
 
@@ -822,7 +686,7 @@ impl NextGeneration for NextCache {
 
     async fn swap(self: Box<Self>) -> Result<(), ProjectionError> {
         let cache = &self.cache;
-        cache.guarded(cache.point_readers_here()).await?;
+        cache.guarded(cache.place.point_readers_here()).await?;
         cache.at_generation(self.old).delete_generation().await
     }
 }

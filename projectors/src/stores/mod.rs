@@ -5,4 +5,5 @@
 
 pub mod mongo;
 pub mod postgres;
+pub mod redis;
 pub mod search;
