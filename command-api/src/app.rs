@@ -39,7 +39,8 @@ use tracing::Level;
 use crate::auth::authenticate;
 use crate::command::AppState;
 use crate::commands::{
-    accounts, brands, carts, categories, codes, inventory, me, product_parts, products, users,
+    accounts, brands, carts, categories, codes, inventory, me, product_parts, products, promotions,
+    users,
 };
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
@@ -380,6 +381,23 @@ pub fn command_routes() -> Vec<CommandRoute> {
             Method::PUT,
             "/v1/inventory/{sku}/tracking",
             inventory::set_tracking,
+        ),
+        route(Method::POST, "/v1/promotions", promotions::create),
+        route(Method::PUT, "/v1/promotions/{id}", promotions::update),
+        route(
+            Method::PUT,
+            "/v1/promotions/{id}/active",
+            promotions::set_active,
+        ),
+        route(
+            Method::POST,
+            "/v1/promotions/{id}/coupons",
+            promotions::issue,
+        ),
+        route(
+            Method::POST,
+            "/v1/coupons/{id}/deactivation",
+            promotions::deactivate_coupon,
         ),
         route(Method::POST, "/v1/carts", carts::open),
         route(Method::POST, "/v1/carts/{id}/items", carts::add_item),

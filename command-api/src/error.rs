@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use domain::cart::CartError;
 use domain::catalog::{BrandError, CategoryError, InvalidDimension, ProductError};
 use domain::inventory::InventoryError;
+use domain::promotion::{CouponError, PromotionError};
 use domain::user::{PasswordError, UserError};
 use domain::values::ValueError;
 use infrastructure::event_store::EventStoreError;
@@ -783,6 +784,86 @@ impl From<CartError> for ApiError {
             | CartError::MergeIntoItself { .. } => {
                 Self::rule("cart-merge-refused", "Cart merge refused", detail)
             }
+        }
+    }
+}
+
+impl From<PromotionError> for ApiError {
+    fn from(error: PromotionError) -> Self {
+        let detail = error.to_string();
+        match error {
+            PromotionError::AlreadyCreated { promotion_id } => {
+                already_exists("promotion", promotion_id, detail)
+            }
+            PromotionError::NotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Resource not found",
+                detail,
+            ),
+            PromotionError::InvalidName { .. } => Self::invalid_field("name", detail),
+            PromotionError::InvalidDescription { .. } => Self::invalid_field("description", detail),
+            PromotionError::InvalidWindow { .. } => Self::invalid_field("ends_at", detail),
+            PromotionError::ZeroLimit { field } => Self::invalid_field(field, detail),
+            PromotionError::ZeroMaximumDiscount => Self::invalid_field("maximum_discount", detail),
+            PromotionError::EmptyTarget { .. } => Self::invalid_field("applicable_ids", detail),
+            PromotionError::LimitBelowUsage { limit, used } => {
+                Self::rule("limit-below-usage", "Limit below the uses made", detail)
+                    .with("usage_limit", limit)
+                    .with("usage_count", used)
+            }
+            PromotionError::UsageLimitReached { limit, .. } => {
+                Self::rule("promotion-usage-limit-reached", "Promotion used up", detail)
+                    .with("limit", limit)
+            }
+            PromotionError::PerUserLimitReached { limit, .. } => Self::rule(
+                "promotion-per-user-limit-reached",
+                "Promotion used up for this customer",
+                detail,
+            )
+            .with("limit", limit),
+        }
+    }
+}
+
+impl From<CouponError> for ApiError {
+    fn from(error: CouponError) -> Self {
+        let detail = error.to_string();
+        match error {
+            CouponError::AlreadyIssued { coupon_id } => already_exists("coupon", coupon_id, detail),
+            CouponError::NotIssued | CouponError::PromotionNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Resource not found",
+                detail,
+            ),
+            CouponError::CodeTaken { code, owner_id } => {
+                Self::rule("coupon-code-taken", "Coupon code already taken", detail)
+                    .with("code", code.to_string())
+                    .with("coupon_id", owner_id)
+            }
+            CouponError::Inactive { .. }
+            | CouponError::PromotionMismatch { .. }
+            | CouponError::PromotionInactive { .. } => {
+                Self::rule("coupon-inactive", "Coupon inactive", detail)
+            }
+            CouponError::NotYetValid { starts_at, .. } => {
+                Self::rule("coupon-not-yet-valid", "Coupon not yet valid", detail)
+                    .with("starts_at", starts_at)
+            }
+            CouponError::Expired { ends_at, .. } => {
+                Self::rule("coupon-expired", "Coupon expired", detail).with("ends_at", ends_at)
+            }
+            CouponError::UsageLimitReached { limit, .. } => {
+                Self::rule("coupon-usage-limit-reached", "Coupon used up", detail)
+                    .with("limit", limit)
+            }
+            CouponError::PerUserLimitReached { limit, .. } => Self::rule(
+                "coupon-per-user-limit-reached",
+                "Coupon used up for this customer",
+                detail,
+            )
+            .with("limit", limit),
         }
     }
 }

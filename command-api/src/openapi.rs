@@ -20,6 +20,7 @@ use std::borrow::Cow;
 
 use domain::catalog::ProductStatus;
 use domain::inventory::StockAdjustmentReason;
+use domain::promotion::{ApplicableTo, PromotionType};
 use domain::user::{AddressType, Gender, UserRole, UserStatus};
 use infrastructure::openapi::{
     add_components, bearer_scheme, each_operation, each_response, rate_limit_headers,
@@ -32,7 +33,8 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::command::Receipt;
 use crate::commands::{
-    accounts, brands, carts, categories, codes, inventory, me, product_parts, products, users,
+    accounts, brands, carts, categories, codes, inventory, me, product_parts, products, promotions,
+    users,
 };
 use crate::error::PROBLEM_TYPE_BASE;
 use crate::input::Amount;
@@ -67,6 +69,11 @@ use crate::input::Amount;
         inventory::adjust,
         inventory::set_low_stock_threshold,
         inventory::set_tracking,
+        promotions::create,
+        promotions::update,
+        promotions::set_active,
+        promotions::issue,
+        promotions::deactivate_coupon,
         carts::open,
         carts::add_item,
         carts::change_item,
@@ -98,6 +105,7 @@ use crate::input::Amount;
         (name = "catalog", description = "Categories, brands and products with their images, attributes and \
             variants: an admin's session only"),
         (name = "inventory", description = "Stock of each sku, a product's or a variant's: an admin's session only"),
+        (name = "promotions", description = "Promotions and their coupons: an admin's session only"),
         (name = "carts", description = "Shopping carts: the signed-in user's, or a guest's named by its \
             `X-Cart-Session`"),
         (name = "accounts", description = "Registration and sessions"),
@@ -367,6 +375,18 @@ domain_enum!(UserRoleName, "UserRole", UserRole::ALL);
 domain_enum!(UserStatusName, "UserStatus", UserStatus::ALL);
 domain_enum!(ProductStatusName, "ProductStatus", ProductStatus::ALL);
 domain_enum!(
+    /// `promotions.type`.
+    PromotionTypeName,
+    "PromotionType",
+    every_promotion_type()
+);
+domain_enum!(
+    /// `promotions.applicable_to`.
+    ApplicableToName,
+    "ApplicableTo",
+    every_applicable_to()
+);
+domain_enum!(
     /// Why stock was adjusted.
     StockAdjustmentReasonName,
     "StockAdjustmentReason",
@@ -379,6 +399,24 @@ fn every_adjustment_reason() -> [StockAdjustmentReason; 5] {
     let every = [Restock, Correction, Damage, Return, Other];
     match every[0] {
         Restock | Correction | Damage | Return | Other => every,
+    }
+}
+
+/// Every promotion type; the match stops compiling when the domain adds one.
+fn every_promotion_type() -> [PromotionType; 3] {
+    use PromotionType::{FixedAmount, FreeShipping, Percentage};
+    let every = [Percentage, FixedAmount, FreeShipping];
+    match every[0] {
+        Percentage | FixedAmount | FreeShipping => every,
+    }
+}
+
+/// Every promotion target; the match stops compiling when the domain adds one.
+fn every_applicable_to() -> [ApplicableTo; 4] {
+    use ApplicableTo::{All, Categories, Products, Users};
+    let every = [All, Categories, Products, Users];
+    match every[0] {
+        All | Categories | Products | Users => every,
     }
 }
 

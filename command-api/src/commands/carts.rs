@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use cqrs_es::Aggregate;
 use domain::cart::{Cart, CartCommand, CartLineKey, CartOwner, CartStatus, CatalogItem, SessionId};
 use domain::catalog::{Product, ProductStatus};
+use domain::promotion::{Coupon, CouponError};
 use domain::uniqueness::{UniqueKey, UniqueKeyEvent, UniqueScope};
 use domain::values::{CouponCode, Money, Quantity};
 use infrastructure::event_store::aggregates::{load, Loaded};
@@ -509,13 +510,41 @@ pub struct ApplyCouponRequest {
 
 impl CommandBody for ApplyCouponRequest {}
 
+/// 422 unless `code` names a coupon that is still active: a cart should
+/// not hold a code that can never apply. Whether it applies to this cart,
+/// and what it takes off, is checkout's to decide (and `GET
+/// /v1/coupons/{code}`'s to tell).
+async fn require_live_coupon(state: &AppState, code: &CouponCode) -> Result<(), ApiError> {
+    let key = load_key(state, UniqueScope::CouponCode, code.as_str()).await?;
+    let not_found = || {
+        ApiError::rule(
+            "coupon-not-found",
+            "Coupon not found",
+            format!("no coupon has the code {code}"),
+        )
+        .with("code", code.to_string())
+    };
+    let Some(coupon_id) = key.aggregate.owner_id() else {
+        return Err(not_found());
+    };
+    let coupon = load_as::<Coupon>(state, &coupon_id.to_string())
+        .await?
+        .filter(|loaded| loaded.version > 0)
+        .ok_or_else(not_found)?;
+    if !coupon.aggregate.is_active() {
+        return Err(CouponError::Inactive { code: code.clone() }.into());
+    }
+    Ok(())
+}
+
 #[utoipa::path(
     put,
     path = "/v1/carts/{id}/coupon",
     tag = "carts",
     operation_id = "apply_cart_coupon",
     summary = "Hold a coupon code for checkout",
-    description = "The code replaces any other; it is checked against its promotion, and priced, at checkout.",
+    description = "The code replaces any other. It must name an active coupon (422 `coupon-not-found`, \
+        `coupon-inactive`); whether it applies to the cart, and what it takes off, is decided at checkout.",
     security((), ("bearerAuth" = [])),
     params(
         ("id" = Uuid, Path, description = "The cart"),
@@ -543,6 +572,7 @@ pub async fn apply_coupon(
     let owner = requester(&actor, &headers)?;
     let code =
         CouponCode::parse(&body.code).map_err(|error| ApiError::invalid_field("code", error))?;
+    require_live_coupon(&state, &code).await?;
     let at = context.at;
     execute(&state, &context, || {
         let code = code.clone();

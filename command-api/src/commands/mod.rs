@@ -1,6 +1,6 @@
 //! One module per aggregate: the request bodies, their validation into domain
 //! commands, and the load-decide plans that `command::execute` appends.
-//! Catalog and inventory writes and `users` take an [`Admin`](crate::auth::Admin): they
+//! Catalog, inventory and promotion writes and `users` take an [`Admin`](crate::auth::Admin): they
 //! are the admins' alone; `me` takes a [`SignedIn`](crate::auth::SignedIn)
 //! user, on their own account.
 
@@ -13,4 +13,5 @@ pub mod inventory;
 pub mod me;
 pub mod product_parts;
 pub mod products;
+pub mod promotions;
 pub mod users;

@@ -72,6 +72,11 @@ fn access_of(method: &Method, path: &str) -> Option<Access> {
         | ("POST", "/v1/inventory/{sku}/adjustments")
         | ("PUT", "/v1/inventory/{sku}/low-stock-threshold")
         | ("PUT", "/v1/inventory/{sku}/tracking")
+        | ("POST", "/v1/promotions")
+        | ("PUT", "/v1/promotions/{id}")
+        | ("PUT", "/v1/promotions/{id}/active")
+        | ("POST", "/v1/promotions/{id}/coupons")
+        | ("POST", "/v1/coupons/{id}/deactivation")
         | ("DELETE", "/v1/users/{id}")
         | ("PUT", "/v1/users/{id}/status")
         | ("PUT", "/v1/users/{id}/role") => Admin,

@@ -297,12 +297,72 @@ async fn unavailable_products_bad_quantities_and_unknown_shipping_are_refused() 
         StatusCode::OK,
     )
     .await;
+    let coupon_path = format!("/v1/carts/{cart}/coupon");
+    problem(
+        as_guest(
+            &app,
+            Some(&session),
+            Method::PUT,
+            &coupon_path,
+            Some(json!({ "code": "welcome10" })),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "coupon-not-found",
+    )
+    .await;
+    let promotion = created_id(
+        app.post(
+            "/v1/promotions",
+            &json!({ "name": "Welcome", "type": "percentage", "value": 10,
+                     "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2027-01-01T00:00:00Z" }),
+        )
+        .await,
+    )
+    .await;
+    for code in ["WELCOME10", "RETIRED10"] {
+        ok_body(
+            app.post(
+                &format!("/v1/promotions/{promotion}/coupons"),
+                &json!({ "code": code }),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let retired = app.events("coupon_code:RETIRED10").await;
+    let retired = retired[0].payload["UniqueKeyClaimed"]["owner_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok_body(
+        app.request(Method::POST, &format!("/v1/coupons/{retired}/deactivation"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    problem(
+        as_guest(
+            &app,
+            Some(&session),
+            Method::PUT,
+            &coupon_path,
+            Some(json!({ "code": "retired10" })),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "coupon-inactive",
+    )
+    .await;
     ok_body(
         as_guest(
             &app,
             Some(&session),
             Method::PUT,
-            &format!("/v1/carts/{cart}/coupon"),
+            &coupon_path,
             Some(json!({ "code": "welcome10" })),
         )
         .await,

@@ -17,6 +17,7 @@ mod openapi;
 mod preconditions;
 mod product_parts;
 mod products;
+mod promotions;
 mod rate_limits;
 mod relay;
 mod support;
