@@ -37,6 +37,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::authenticate;
+use crate::cart_expiry::CartExpiry;
 use crate::command::AppState;
 use crate::commands::{
     accounts, brands, carts, categories, codes, inventory, me, product_parts, products, promotions,
@@ -60,6 +61,7 @@ pub struct Application {
     router: Router,
     relay: Option<OutboxRelay>,
     housekeeping: Option<Housekeeping>,
+    cart_expiry: Option<CartExpiry>,
 }
 
 /// What a serving process deletes on a schedule: idempotency keys past their
@@ -139,6 +141,14 @@ impl Application {
             idempotency: settings.idempotency.clone(),
             guest_retention_days: settings.accounts.guest_data_retention_days,
         });
+        let cart_expiry = (role == Role::Commands && settings.carts.expiry.enabled).then(|| {
+            CartExpiry::new(
+                state.store.clone(),
+                state.upcasters.clone(),
+                state.personal.clone(),
+                settings.carts.expiry.clone(),
+            )
+        });
         let router = match role {
             Role::Commands => router(state, &settings.http),
             Role::RelayOnly => Router::new()
@@ -161,6 +171,7 @@ impl Application {
             router,
             relay,
             housekeeping,
+            cart_expiry,
         })
     }
 
@@ -187,6 +198,9 @@ impl Application {
         let housekeeping = self
             .housekeeping
             .map(|housekeeping| tokio::spawn(housekeeping.run(stopped.clone())));
+        let cart_expiry = self
+            .cart_expiry
+            .map(|expiry| tokio::spawn(expiry.run(stopped.clone())));
         let relay = self.relay.map(|relay| {
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
@@ -215,6 +229,9 @@ impl Application {
         }
         if let Some(housekeeping) = housekeeping {
             housekeeping.await.context("the housekeeping task failed")?;
+        }
+        if let Some(cart_expiry) = cart_expiry {
+            cart_expiry.await.context("the cart expiry task failed")?;
         }
         served.context("the http server failed")?;
         tracing::info!("command api stopped");

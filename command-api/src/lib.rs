@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cart_expiry;
 pub mod command;
 pub mod commands;
 pub mod error;

@@ -36,6 +36,17 @@ pub struct CartSettings {
     pub ttl_hours: u32,
     pub max_quantity_per_line: u32,
     pub shipping_methods: std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    pub expiry: CartExpirySettings,
+}
+
+/// The job that expires carts left alone past their time to live: whether
+/// this process takes part (one process sweeps at a time, under a lease),
+/// how often it looks, and how many carts one sweep expires at most.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CartExpirySettings {
+    pub enabled: bool,
+    pub interval_seconds: u64,
+    pub batch_size: u32,
 }
 
 /// How long an `Idempotency-Key` is honoured, and how often older ones are
@@ -293,6 +304,11 @@ code_ttl_seconds = 900
 ttl_hours = 168
 max_quantity_per_line = 10
 shipping_methods = { standard = "50.00", express = "150.00", pickup = "0.00" }
+
+[carts.expiry]
+enabled = true
+interval_seconds = 60
+batch_size = 500
 
 # The local aiosmtpd of scripts/services; production names its relay, with
 # credentials in the URL (smtp://user:pass@host:587?tls=required).

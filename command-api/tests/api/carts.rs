@@ -2,6 +2,10 @@
 //! the session, one active cart per owner, lines at the catalog's price,
 //! and the guest's cart merged into the user's at login.
 
+use chrono::{DateTime, Duration, Utc};
+use command_api::cart_expiry::{CartExpiry, Sweep};
+use infrastructure::event_store::aggregates::Upcasters;
+use infrastructure::personal_data::PersonalData;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -451,6 +455,11 @@ async fn logging_in_merges_the_guest_cart_once() {
         event_types(&app.events(&guest_cart_id.to_string()).await)[2..],
         ["CartMergedInto"]
     );
+    assert_eq!(
+        deadline(&app, guest_cart_id).await,
+        None,
+        "a merged cart is not swept"
+    );
 
     let count = app.event_count().await;
     let second = log_in().await;
@@ -527,4 +536,149 @@ async fn a_login_with_a_malformed_cart_session_is_400_whatever_the_password() {
         )
         .await;
     }
+}
+
+/// The cart's row in the sweeper's list, if it has one.
+async fn deadline(app: &TestApp, cart: Uuid) -> Option<DateTime<Utc>> {
+    sqlx::query_scalar("SELECT expires_at FROM event_store.cart_deadlines WHERE cart_id = $1")
+        .bind(cart.to_string())
+        .fetch_optional(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+/// A sweeper of the app's database; the app's own is switched off, so the
+/// test alone drives sweeps, one at a time.
+fn sweeper(app: &TestApp) -> CartExpiry {
+    let personal = PersonalData::new(
+        app.db.pool.clone(),
+        &app.settings.personal_data,
+        domain::personal::personal_fields,
+        domain::personal::erased_value,
+    )
+    .unwrap();
+    CartExpiry::new(
+        app.store.clone(),
+        Upcasters::default(),
+        personal,
+        app.settings.carts.expiry.clone(),
+    )
+}
+
+async fn without_sweeper() -> TestApp {
+    TestApp::spawn_with(|settings| settings.carts.expiry.enabled = false).await
+}
+
+#[tokio::test]
+async fn a_cart_left_alone_past_its_expiry_is_expired_once_and_takes_no_more_changes() {
+    let app = without_sweeper().await;
+    let product = product_on_sale(&app, "CART-X").await;
+    let (cart, session) = guest_cart(&app).await;
+    let opened = deadline(&app, cart).await.expect("an open cart is listed");
+    ok_body(
+        as_guest(
+            &app,
+            Some(&session),
+            Method::POST,
+            &format!("/v1/carts/{cart}/items"),
+            Some(json!({ "product_id": product, "quantity": 1 })),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let expires_at = deadline(&app, cart).await.unwrap();
+    assert!(expires_at >= opened, "a change moves the expiry");
+    let events = app.events(&cart.to_string()).await;
+    assert_eq!(
+        payload(events.last().unwrap())["expires_at"],
+        json!(expires_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        "the list holds the expiry the last event carries"
+    );
+
+    let mut sweeper = sweeper(&app);
+    let early = sweeper
+        .sweep(expires_at - Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(early, Sweep::default(), "not due yet");
+    let due = expires_at + Duration::seconds(1);
+    let sweep = sweeper.sweep(due).await.unwrap();
+    assert_eq!((sweep.expired, sweep.skipped), (1, 0));
+    let events = app.events(&cart.to_string()).await;
+    let expired = events.last().unwrap();
+    assert_eq!(expired.event_type, "CartExpired");
+    assert_eq!(expired.metadata.user_agent.as_deref(), Some("cart-expiry"));
+    assert_eq!(
+        deadline(&app, cart).await,
+        None,
+        "an expired cart leaves the list"
+    );
+    let again = sweeper.sweep(due + Duration::days(30)).await.unwrap();
+    assert_eq!(again, Sweep::default(), "expired once");
+
+    problem(
+        as_guest(
+            &app,
+            Some(&session),
+            Method::POST,
+            &format!("/v1/carts/{cart}/items"),
+            Some(json!({ "product_id": product, "quantity": 1 })),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "cart-expired",
+    )
+    .await;
+    // The guest may start over: the expired cart no longer holds the claim.
+    let response = as_guest(
+        &app,
+        Some(&session),
+        Method::POST,
+        "/v1/carts",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn the_sweeper_decides_on_the_stream_not_on_the_list() {
+    let app = without_sweeper().await;
+    let (cart, _) = guest_cart(&app).await;
+    let expires_at = deadline(&app, cart).await.unwrap();
+    // A list that says due while the stream says otherwise (a row behind
+    // a change): the stream wins and nothing is appended.
+    sqlx::query("UPDATE event_store.cart_deadlines SET expires_at = $1 WHERE cart_id = $2")
+        .bind(expires_at - Duration::days(30))
+        .bind(cart.to_string())
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let before = app.event_count().await;
+    let sweep = sweeper(&app)
+        .sweep(expires_at - Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!((sweep.expired, sweep.skipped), (0, 1));
+    assert_eq!(app.event_count().await, before);
+}
+
+#[tokio::test]
+async fn one_sweeper_holds_the_lease_at_a_time() {
+    let app = without_sweeper().await;
+    let (cart, _) = guest_cart(&app).await;
+    let due = deadline(&app, cart).await.unwrap() + Duration::seconds(1);
+    let (mut first, mut second) = (sweeper(&app), sweeper(&app));
+    assert!(first.try_lead().await.unwrap());
+    assert!(!second.try_lead().await.unwrap());
+    assert_eq!(
+        second.sweep(due).await.unwrap(),
+        Sweep::default(),
+        "without the lease, nothing is swept"
+    );
+    first.release().await;
+    assert!(!first.is_sweeper());
+    assert_eq!(second.sweep(due).await.unwrap().expired, 1);
+    assert!(second.is_sweeper());
 }
