@@ -50,6 +50,10 @@ pub const CART_CACHE: ReadModel = ReadModel {
     projection: "cart-cache",
     aggregate_types: &["cart"],
 };
+pub const PROMOTION_TABLES: ReadModel = ReadModel {
+    projection: "promotion-tables",
+    aggregate_types: &["promotion", "coupon"],
+};
 pub const PRODUCT_SEARCH: ReadModel = ReadModel {
     projection: "product-search",
     aggregate_types: &["category", "brand", "product", "inventory"],

@@ -122,7 +122,11 @@ async fn a_reinstalled_schema_equals_a_migrated_one_and_leaves_the_event_store_a
     assert_eq!(still_applied, applied);
     assert_eq!(
         unfinished_rebuilds(&db.pool).await,
-        vec!["catalog-tables".to_owned(), "users-tables".to_owned()],
+        vec![
+            "catalog-tables".to_owned(),
+            "promotion-tables".to_owned(),
+            "users-tables".to_owned()
+        ],
         "the read models kept in the schema are to be rebuilt"
     );
     assert!(

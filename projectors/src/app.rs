@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use crate::health::{health_router, HealthBounds};
 use crate::projections::{
     account_mail, activity_log, cart_cache, cart_documents, catalog_tables, product_cache,
-    product_search, users_tables,
+    product_search, promotion_tables, users_tables,
 };
 use crate::runtime::worker::rebuild_beside_live;
 use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions, WorkerStats};
@@ -32,6 +32,7 @@ pub const PROJECTIONS: &[&str] = &[
     account_mail::NAME,
     cart_documents::NAME,
     cart_cache::NAME,
+    promotion_tables::NAME,
 ];
 
 /// Opens the personal data of the log for the projections that show it
@@ -93,6 +94,12 @@ pub async fn build_projection(
             .with_parked_max_age(std::time::Duration::from_secs(
                 settings.projectors.parked_max_age_seconds,
             )),
+        ),
+        promotion_tables::NAME => Arc::new(
+            promotion_tables::PromotionTables::new(store.pool().clone(), upcasters)
+                .with_parked_max_age(std::time::Duration::from_secs(
+                    settings.projectors.parked_max_age_seconds,
+                )),
         ),
         account_mail::NAME => Arc::new(
             account_mail::AccountMail::connect(

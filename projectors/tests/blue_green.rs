@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use infrastructure::event_store::RecordedEvent;
 use infrastructure::views::{product_cache_generation_key, product_cache_generation_prefix};
 use projectors::projections::{
-    activity_log, catalog_tables, product_cache, product_search, users_tables,
+    activity_log, catalog_tables, product_cache, product_search, promotion_tables, users_tables,
 };
 use projectors::runtime::generations::BatchGuard;
 use projectors::runtime::rebuild::rebuild_beside_live;
@@ -172,6 +172,7 @@ async fn set_up(name: &str, fail_at: Option<usize>) -> (Arc<Harness>, Arc<Watch>
     let h = Arc::new(harness().await);
     let (_, _, products) = h.seed_catalog(12).await;
     h.seed_users(6).await;
+    h.seed_promotions(3).await;
     let adapter = adapter_named(&h, name).await;
     adapter.projection().reset().await.unwrap();
     adapter.projection().mark_rebuilt().await.unwrap();
@@ -252,6 +253,11 @@ async fn users_tables_readers_keep_the_live_generation_until_the_swap() {
     readers_keep_the_live_generation_until_the_swap(users_tables::NAME).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_tables_readers_keep_the_live_generation_until_the_swap() {
+    readers_keep_the_live_generation_until_the_swap(promotion_tables::NAME).await;
+}
+
 async fn an_interrupted_rebuild_never_swaps_and_the_next_starts_over(name: &str) {
     let (h, watch, watched) = set_up(name, Some(2)).await;
 
@@ -284,7 +290,7 @@ async fn an_interrupted_rebuild_never_swaps_and_the_next_starts_over(name: &str)
 async fn leftovers(h: &Harness, name: &str) -> Vec<String> {
     let s = &h.settings;
     match name {
-        catalog_tables::NAME | users_tables::NAME => sqlx::query_scalar(
+        catalog_tables::NAME | users_tables::NAME | promotion_tables::NAME => sqlx::query_scalar(
             "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'read_model_%'",
         )
         .fetch_all(&h.db.pool)
@@ -366,6 +372,11 @@ async fn activity_log_interrupted_rebuild_never_swaps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_tables_interrupted_rebuild_never_swaps() {
     an_interrupted_rebuild_never_swaps_and_the_next_starts_over(users_tables::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_tables_interrupted_rebuild_never_swaps() {
+    an_interrupted_rebuild_never_swaps_and_the_next_starts_over(promotion_tables::NAME).await;
 }
 
 /// The swap waits for a batch a live worker is inside of: that batch's
@@ -504,4 +515,9 @@ async fn a_live_cache_worker_follows_a_swap_made_by_another_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_users_tables_worker_follows_a_swap_made_by_another_process() {
     a_live_worker_follows_a_swap_made_by_another_process(users_tables::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_promotion_tables_worker_follows_a_swap_made_by_another_process() {
+    a_live_worker_follows_a_swap_made_by_another_process(promotion_tables::NAME).await;
 }

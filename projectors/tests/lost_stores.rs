@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mongodb::bson::Document;
 use projectors::projections::{
-    activity_log, catalog_tables, product_cache, product_search, users_tables,
+    activity_log, catalog_tables, product_cache, product_search, promotion_tables, users_tables,
 };
 use projectors::runtime::WorkerOptions;
 use redis::AsyncCommands;
@@ -25,7 +25,7 @@ async fn lose(h: &Harness, adapter: &dyn Adapter, name: &str) {
     let s = &h.settings;
     let before = adapter.snapshot().await;
     match name {
-        catalog_tables::NAME | users_tables::NAME => {
+        catalog_tables::NAME | users_tables::NAME | promotion_tables::NAME => {
             // Every projection's bookkeeping goes with it.
             sqlx::query("DROP SCHEMA read_model CASCADE")
                 .execute(&h.db.pool)
@@ -77,6 +77,7 @@ async fn a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(name: &str) {
     let h = Arc::new(harness().await);
     let (_, _, products) = h.seed_catalog(8).await;
     h.seed_users(3).await;
+    h.seed_promotions(2).await;
     let adapter = adapter_named(&h, name).await;
     adapter.projection().reset().await.unwrap();
     adapter.projection().mark_rebuilt().await.unwrap();
@@ -120,6 +121,13 @@ async fn a_dropped_read_model_schema_ends_equal_to_a_fresh_rebuild() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_read_model_schema_rebuilds_the_users_tables_too() {
     a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(users_tables::NAME).await;
+}
+
+/// The promotion tables are recorded as a read model kept in the schema
+/// (migration 20261204000001): a reinstalled schema rebuilds them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_read_model_schema_rebuilds_the_promotion_tables_too() {
+    a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(promotion_tables::NAME).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,7 @@ async fn every_projection_is_idempotent_resettable_and_rebuildable() {
         )
         .await;
     }
+    h.seed_promotions(2).await;
     // Carts of every kind, for the cart projections.
     support::carts::seed_carts(&h).await;
     let events = h.recorded().await;

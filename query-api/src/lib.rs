@@ -7,6 +7,9 @@
 //!   read model, for the logged-in user and for admins
 //! - `GET /v1/carts/{id}`: the Redis cart cache, then the Mongo cart
 //!   documents, for the cart's owner only
+//! - `GET /v1/promotions`, `GET /v1/promotions/{id}`: the promotions read
+//!   model, for admins; `GET /v1/coupons/{code}`: a customer's check of a
+//!   coupon code, alone or against their own cart
 //! - `GET /health`
 //!
 //! Public reads show only active products, categories and brands; an admin's
@@ -14,7 +17,8 @@
 //!
 //! Each store sits behind a port ([`catalog::CatalogReadModel`],
 //! [`products::ProductCache`], [`products::ProductSearch`],
-//! [`carts::CartCache`], [`carts::CartDocuments`]) next to the handlers that
+//! [`carts::CartCache`], [`carts::CartDocuments`],
+//! [`promotions::PromotionsReadModel`]) next to the handlers that
 //! use it; [`startup::Application`] wires the real adapters.
 //!
 //! Every read accepts the consistency token of a command and waits until the
@@ -32,6 +36,7 @@ pub mod health;
 pub mod money;
 pub mod openapi;
 pub mod products;
+pub mod promotions;
 pub mod rate_limit;
 pub mod startup;
 pub mod users;

@@ -24,15 +24,15 @@ use utoipa::{OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::consistency::{CONSISTENCY_TOKEN_HEADER, CONSISTENCY_TOKEN_PARAM};
 use crate::error::PROBLEM_BASE;
-use crate::{carts, catalog, products, users};
+use crate::{carts, catalog, products, promotions, users};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Query API",
         description = "The read side of the platform: products (the Redis cache, then PostgreSQL), product \
-            search (Elasticsearch), categories, brands, accounts and carts (the Redis cart cache, then \
-            MongoDB), as the projectors left them. A read that carries a command's consistency token \
+            search (Elasticsearch), categories, brands, accounts, carts (the Redis cart cache, then \
+            MongoDB), promotions and coupons, as the projectors left them. A read that carries a command's consistency token \
             waits until what it reads has applied it. See docs/query-api.md.",
     ),
     paths(
@@ -44,6 +44,9 @@ use crate::{carts, catalog, products, users};
         users::list_users,
         users::get_user,
         carts::get_cart,
+        promotions::list_promotions,
+        promotions::get_promotion,
+        promotions::coupons::check_coupon,
     ),
     components(schemas(Problem, InvalidParam)),
     tags(
@@ -51,6 +54,7 @@ use crate::{carts, catalog, products, users};
         (name = "catalog", description = "Categories and brands; the public sees active ones only"),
         (name = "users", description = "Accounts: your own, or for an admin anyone's"),
         (name = "carts", description = "Carts, for their owner only: the signed-in user, or a guest by cart session"),
+        (name = "promotions", description = "Promotions and their coupons for admins; a coupon code's check for customers"),
     ),
 )]
 struct ApiDoc;
@@ -93,6 +97,12 @@ pub fn document() -> Value {
         }
         response.require_header("X-Cache");
     });
+    // The coupon check reads a cart, and says where, only with `cart_id`.
+    if let Some(Value::Object(header)) =
+        document.pointer_mut("/paths/~1v1~1coupons~1{code}/get/responses/200/headers/X-Cache")
+    {
+        header.insert("required".into(), Value::Bool(false));
+    }
     document
 }
 
@@ -239,8 +249,8 @@ fn problem_responses() -> Value {
             json!({}),
         ),
         "NotFound": problem(
-            "`not-found`: nothing of this kind has this id (or, for the public, a product that is not \
-             active; for anyone but its owner, a cart).",
+            "`not-found`: nothing of this kind has this id or code (or, for the public, a product that is \
+             not active; for anyone but its owner, a cart).",
             json!({}),
         ),
         "RateLimited": problem(
@@ -306,6 +316,51 @@ mod tests {
         let item = &document["components"]["schemas"]["CartItemView"]["properties"];
         assert_eq!(item["unit_price"]["type"], "string", "money is a string");
         assert!(item.get("item_id").is_some());
+    }
+
+    #[test]
+    fn promotions_are_admin_reads_and_a_coupon_check_is_anyones() {
+        let document = document();
+        let list = &document["paths"]["/v1/promotions"]["get"];
+        assert_eq!(list["security"], json!([{ "bearerAuth": [] }]));
+        assert_eq!(
+            list["responses"]["403"]["$ref"],
+            "#/components/responses/Forbidden"
+        );
+        let kind = list["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "type")
+            .expect("the type filter, by the seed's name");
+        assert_eq!(
+            kind["schema"]["enum"],
+            json!(["percentage", "fixed_amount", "free_shipping"])
+        );
+        let promotion = &document["components"]["schemas"]["PromotionView"]["properties"];
+        assert_eq!(promotion["value"]["type"], "string", "money is a string");
+        assert!(promotion.get("type").is_some() && promotion.get("kind").is_none());
+
+        let check = &document["paths"]["/v1/coupons/{code}"]["get"];
+        assert_eq!(check["security"], json!([{}, { "bearerAuth": [] }]));
+        let names: Vec<&str> = check["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for name in ["code", "cart_id", "X-Cart-Session"] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        // Sent only when a cart was read.
+        assert_eq!(
+            check["responses"]["200"]["headers"]["X-Cache"]["required"],
+            false
+        );
+        assert_eq!(
+            check["responses"]["404"]["$ref"],
+            "#/components/responses/NotFound"
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::products::{
     self, ElasticsearchProductSearch, ProductCache, ProductSearch, RedisProductCache,
 };
+use crate::promotions::{self, PgPromotionsReadModel, PromotionsReadModel};
 use crate::rate_limit::limit_reads;
 use crate::users::{self, PgUsersReadModel, UsersReadModel};
 use crate::{correlation, health, openapi};
@@ -51,6 +52,7 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<IpAddr>>,
     pub cart_cache: Arc<dyn CartCache>,
     pub cart_documents: Arc<dyn CartDocuments>,
+    pub promotions: Arc<dyn PromotionsReadModel>,
 }
 
 impl AppState {
@@ -104,6 +106,9 @@ pub fn read_routes() -> Vec<ReadRoute> {
         route("/v1/users", get(users::list_users)),
         route("/v1/users/{id}", get(users::get_user)),
         route("/v1/carts/{id}", get(carts::get_cart)),
+        route("/v1/promotions", get(promotions::list_promotions)),
+        route("/v1/promotions/{id}", get(promotions::get_promotion)),
+        route("/v1/coupons/{code}", get(promotions::check_coupon)),
     ]
 }
 
@@ -210,6 +215,7 @@ impl Application {
         let state = AppState {
             read_model: Arc::new(PgCatalogReadModel::new(pool.clone())),
             users: Arc::new(PgUsersReadModel::new(pool.clone())),
+            promotions: Arc::new(PgPromotionsReadModel::new(pool.clone())),
             sessions: Arc::new(
                 Sessions::new(
                     &settings.redis.url,

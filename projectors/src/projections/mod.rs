@@ -10,4 +10,5 @@ pub mod catalog_tables;
 pub mod product_cache;
 pub mod product_search;
 pub mod product_state;
+pub mod promotion_tables;
 pub mod users_tables;

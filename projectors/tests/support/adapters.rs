@@ -11,12 +11,14 @@ use projectors::projections::activity_log::ActivityLog;
 use projectors::projections::catalog_tables::CatalogTables;
 use projectors::projections::product_cache::ProductCache;
 use projectors::projections::product_search::ProductSearch;
+use projectors::projections::promotion_tables::PromotionTables;
 use projectors::projections::users_tables::UsersTables;
 use projectors::runtime::worker::rebuild;
 use projectors::runtime::{DeadLetters, Projection, WorkerStats};
 use redis::AsyncCommands;
 use serde_json::Value;
 
+use super::promotions::dump_promotions;
 use super::users::dump_users;
 use super::{dump_catalog, worker_options, Harness};
 
@@ -49,6 +51,18 @@ impl Adapter for Users {
     }
     async fn snapshot(&self) -> Value {
         Value::Array(dump_users(&self.1).await)
+    }
+}
+
+struct Promotions(Arc<PromotionTables>, sqlx::PgPool);
+
+#[async_trait::async_trait]
+impl Adapter for Promotions {
+    fn projection(&self) -> Arc<dyn Projection> {
+        self.0.clone()
+    }
+    async fn snapshot(&self) -> Value {
+        Value::Array(dump_promotions(&self.1).await)
     }
 }
 
@@ -208,6 +222,13 @@ pub async fn adapters(h: &Harness) -> Vec<Arc<dyn Adapter>> {
                 h.db.pool.clone(),
                 Upcasters::default(),
                 h.personal(),
+            )),
+            h.db.pool.clone(),
+        )),
+        Arc::new(Promotions(
+            Arc::new(PromotionTables::new(
+                h.db.pool.clone(),
+                Upcasters::default(),
             )),
             h.db.pool.clone(),
         )),

@@ -9,6 +9,7 @@ use infrastructure::event_store::RecordedEvent;
 use projectors::runtime::{Projection, Worker, WorkerOptions};
 use uuid::Uuid;
 
+use super::promotions::{created, issued, terms};
 use super::users::registered;
 use super::{price_changed, product_created, worker_options, Harness};
 
@@ -71,7 +72,8 @@ impl Live {
     }
 
     /// What shoppers and admins do meanwhile: a new product, a price change
-    /// of an existing one, a new account, all applied by the live worker.
+    /// of an existing one, a new account, a new promotion with a coupon, all
+    /// applied by the live worker.
     pub async fn write(&self) {
         let (category, brand) = self.parents().await;
         let id = Uuid::now_v7();
@@ -113,6 +115,14 @@ impl Live {
                     0,
                 )],
             )
+            .await;
+        let (promotion, coupon) = (Uuid::now_v7(), Uuid::now_v7());
+        self.h
+            .append_promotion(promotion, 0, &[created(promotion, terms(), 0)])
+            .await;
+        let code = format!("LIVE-{}", &coupon.simple().to_string()[20..]);
+        self.h
+            .append_coupon(coupon, 0, &[issued(coupon, &code, promotion, 1)])
             .await;
         self.catch_up().await;
     }

@@ -1,11 +1,13 @@
 //! Shared set-up of the projector tests: an isolated database and names on
-//! the real servers, catalog events (and, in `users`, sealed user events)
-//! appended through the real event store, and bounded waits.
+//! the real servers, catalog events (and, in `users`, sealed user events;
+//! in `promotions`, promotion and coupon events) appended through the real
+//! event store, and bounded waits.
 #![allow(dead_code)]
 
 pub mod adapters;
 pub mod carts;
 pub mod live;
+pub mod promotions;
 pub mod users;
 
 use std::time::Duration;

@@ -269,12 +269,25 @@ pub async fn get_cart(
     state
         .read_after(read_after, &[CART_CACHE, CART_DOCUMENTS])
         .await?;
-    // A cart past its expiry is over, whether or not a TTL has removed it.
+    match owned_cart(&state, &owner, id).await? {
+        Some((cart, source)) => Ok(with_cache_header(CartView::of(owner, cart), source)),
+        None => Err(not_found()),
+    }
+}
+
+/// Cart `id` when `owner` owns it and it is still open, with where it was
+/// read (`hit`: the Redis cache, `miss`: the Mongo documents). A cart past
+/// its expiry is over, whether or not a TTL has removed it.
+pub async fn owned_cart(
+    state: &AppState,
+    owner: &CartOwnerView,
+    id: Uuid,
+) -> Result<Option<(CachedCart, &'static str)>, ApiError> {
     let now = Utc::now();
-    match state.cart_cache.get(&owner).await {
+    match state.cart_cache.get(owner).await {
         Ok(Some(cached)) if cached.cart_id == id && cached.expires_at > now => {
             tracing::debug!("cart cache hit");
-            return Ok(with_cache_header(CartView::of(owner, cached), "hit"));
+            return Ok(Some((cached, "hit")));
         }
         Ok(_) => tracing::debug!("cart cache miss"),
         Err(error) => tracing::warn!(
@@ -282,12 +295,12 @@ pub async fn get_cart(
             "cart cache unavailable, reading the cart documents"
         ),
     }
-    match state.cart_documents.get(id).await? {
-        Some(stored) if stored.owner == owner && stored.cart.expires_at > now => Ok(
-            with_cache_header(CartView::of(stored.owner, stored.cart), "miss"),
-        ),
-        _ => Err(not_found()),
-    }
+    Ok(match state.cart_documents.get(id).await? {
+        Some(stored) if &stored.owner == owner && stored.cart.expires_at > now => {
+            Some((stored.cart, "miss"))
+        }
+        _ => None,
+    })
 }
 
 fn with_cache_header(view: CartView, value: &'static str) -> Response {

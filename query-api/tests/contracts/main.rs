@@ -9,3 +9,4 @@ mod cart_documents;
 mod catalog_read_model;
 mod product_cache;
 mod product_search;
+mod promotions;

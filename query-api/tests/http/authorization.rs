@@ -22,8 +22,11 @@ enum Access {
 fn access_of(path: &str) -> Option<Access> {
     Some(match path {
         "/v1/products" | "/v1/products/{id}" | "/v1/categories" | "/v1/brands" => Access::Anyone,
+        // A customer's check of a code: a user's or a guest's.
+        "/v1/coupons/{code}" => Access::Anyone,
         "/v1/me" => Access::SignedIn,
         "/v1/users" | "/v1/users/{id}" => Access::Admin,
+        "/v1/promotions" | "/v1/promotions/{id}" => Access::Admin,
         "/v1/carts/{id}" => Access::Owner,
         _ => return None,
     })
@@ -50,6 +53,10 @@ async fn every_read_admits_exactly_whom_it_should() {
         ("revoked", context.client_as(revoked, "customer").await),
         ("admin", context.client_as(Uuid::now_v7(), "admin").await),
     ];
+    let promotion = support::promotion("Matrix sale");
+    context
+        .insert_promotion_with_coupon(&promotion, "MATRIX10")
+        .await;
     assert_eq!(context.sessions().close_all(revoked).await.unwrap(), 1);
     let app = context.spawn_app().await;
 
@@ -70,9 +77,13 @@ async fn every_read_admits_exactly_whom_it_should() {
         let id = match route.path {
             "/v1/products/{id}" => product.id,
             "/v1/carts/{id}" => cart.cart_id,
+            "/v1/promotions/{id}" => promotion.id,
             _ => owner,
         };
-        let path = route.path.replace("{id}", &id.to_string());
+        let path = route
+            .path
+            .replace("{id}", &id.to_string())
+            .replace("{code}", "MATRIX10");
         for (who, client) in &clients {
             let status = client
                 .get(format!("{}{}", app.base_url, path))

@@ -9,6 +9,7 @@ mod carts;
 mod catalog;
 mod openapi;
 mod products;
+mod promotions;
 mod rate_limits;
 mod search;
 mod service;

@@ -5,10 +5,13 @@
 #![allow(dead_code)]
 
 mod carts;
+mod promotions;
 
 // Not every test binary that includes this module reads carts.
 #[allow(unused_imports)]
 pub use carts::{guest_session, seed_cart, user_owner};
+#[allow(unused_imports)]
+pub use promotions::{coupon, far_future, promotion};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +34,7 @@ use infrastructure::views::{
 use query_api::carts::{MongoCartDocuments, RedisCartCache};
 use query_api::catalog::PgCatalogReadModel;
 use query_api::products::{ElasticsearchProductSearch, RedisProductCache};
+use query_api::promotions::PgPromotionsReadModel;
 use query_api::users::PgUsersReadModel;
 use query_api::{AppState, Application};
 use rust_decimal::Decimal;
@@ -348,6 +352,7 @@ impl TestContext {
             trusted_proxies: Arc::new(self.settings.http.trusted_proxies.clone()),
             cart_cache: Arc::new(RedisCartCache::new(&self.settings.redis).expect("redis adapter")),
             cart_documents: Arc::new(MongoCartDocuments::new(&self.settings.mongo)),
+            promotions: Arc::new(PgPromotionsReadModel::new(self.pool().clone())),
         }
     }
 
