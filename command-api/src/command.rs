@@ -57,8 +57,9 @@ pub struct AppState {
     pub shipping_methods: Arc<std::collections::BTreeMap<String, rust_decimal::Decimal>>,
 }
 
-/// Seals every personal value of `appends` under its person's key: the
-/// stream of an event with personal fields is named by that person's id.
+/// Seals every personal value of `appends` under its person's key
+/// (`domain::personal::personal_subject`: a user stream's person, an
+/// order's customer).
 pub async fn seal_personal_data(
     state: &AppState,
     appends: &mut [StreamAppend],
@@ -71,12 +72,15 @@ pub async fn seal_personal_data(
             {
                 continue;
             }
-            let subject = Uuid::parse_str(&append.stream_id).map_err(|_| {
-                ApiError::internal(anyhow::anyhow!(
-                    "personal data on stream {}, which is not named by a person's id",
-                    append.stream_id
-                ))
-            })?;
+            let body = event.payload.get(&event.event_type).unwrap_or(&Value::Null);
+            let subject =
+                domain::personal::personal_subject(&append.aggregate_type, &append.stream_id, body)
+                    .ok_or_else(|| {
+                        ApiError::internal(anyhow::anyhow!(
+                            "personal data on stream {} with nobody to seal it for",
+                            append.stream_id
+                        ))
+                    })?;
             state
                 .personal
                 .seal_payload(

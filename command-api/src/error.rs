@@ -531,6 +531,7 @@ fn value_field(error: &ValueError) -> &'static str {
         ValueError::Rating(_) => "rating",
         ValueError::CouponCode(_) => "coupon_code",
         ValueError::OrderNumber(_) => "order_number",
+        ValueError::PaymentMethod(_) => "payment_method",
         ValueError::Url(_) => "url",
         ValueError::Role(_) => "role",
         ValueError::BlindIndex { .. } => "blind_index",

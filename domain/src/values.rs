@@ -34,6 +34,8 @@ pub enum ValueError {
     CouponCode(String),
     #[error("invalid order number: {0:?}")]
     OrderNumber(String),
+    #[error("invalid payment method: {0:?} (lower-case words of a-z 0-9 joined by _)")]
+    PaymentMethod(String),
     #[error("invalid {field}: {reason}")]
     Text {
         field: &'static str,

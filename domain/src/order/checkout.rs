@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::order::{
-    OrderCoupon, OrderEvent, OrderLine, OrderNote, OrderStatus, PaymentStatus, StockReservation,
+    OrderCoupon, OrderEvent, OrderLine, OrderNote, OrderStatus, PaymentMethodCode, PaymentStatus,
+    StockReservation,
 };
 use crate::cart::{Cart, CartError, CartEvent, CartStatus};
 use crate::inventory::{inventory_stream_id, Inventory, InventoryError, InventoryEvent};
@@ -74,8 +75,12 @@ pub struct CheckoutInput<'a> {
     pub user_redemptions: &'a BTreeMap<Uuid, u32>,
     /// False for a suspended or inactive user.
     pub user_can_order: bool,
+    /// Where to ship: the request's, else the cart's (required one way or
+    /// the other).
+    pub shipping_address: Option<PostalAddress>,
     /// None: bill to the shipping address.
     pub billing_address: Option<PostalAddress>,
+    pub payment_method: Option<PaymentMethodCode>,
     /// The total the client displayed, when it sends one.
     pub expected_total: Option<Money>,
     pub notes: Option<OrderNote>,
@@ -349,9 +354,9 @@ pub fn place_order(input: CheckoutInput<'_>) -> Result<CheckoutOutcome, Checkout
         });
     }
 
-    let shipping_address = cart
-        .shipping_address()
-        .cloned()
+    let shipping_address = input
+        .shipping_address
+        .or_else(|| cart.shipping_address().cloned())
         .ok_or(CheckoutError::ShippingAddressMissing)?;
     let shipping = cart
         .shipping_method()
@@ -537,6 +542,7 @@ pub fn place_order(input: CheckoutInput<'_>) -> Result<CheckoutOutcome, Checkout
             .unwrap_or_else(|| shipping_address.clone()),
         shipping_address,
         shipping_method: shipping.method.clone(),
+        payment_method: input.payment_method,
         coupon: order_coupon,
         promotions: evaluation.applied,
         reserved_stock,

@@ -8,6 +8,7 @@ pub mod checkout;
 // The aggregate shares the module's name on purpose: `order::Order`.
 #[allow(clippy::module_inception)]
 pub mod order;
+pub mod personal;
 
 #[cfg(test)]
 mod tests;
@@ -19,5 +20,5 @@ pub use checkout::{
 };
 pub use order::{
     Order, OrderCommand, OrderCoupon, OrderError, OrderEvent, OrderLine, OrderNote, OrderStatus,
-    PaymentChange, PaymentStatus, StockReservation, TrackingNumber,
+    PaymentChange, PaymentMethodCode, PaymentStatus, StockReservation, TrackingNumber,
 };

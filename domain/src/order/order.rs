@@ -88,6 +88,49 @@ pub enum PaymentChange {
     RefundCompleted,
 }
 
+/// How the customer will pay, as the seed's `orders.payment_method
+/// VARCHAR(50)` holds it: lower-case words of `a-z 0-9` joined by `_`
+/// (`credit_card`, `promptpay`), 1 to 50 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PaymentMethodCode(String);
+
+impl PaymentMethodCode {
+    pub const MAX_LEN: usize = 50;
+
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let code = bounded_text("payment_method", raw, Self::MAX_LEN)?;
+        let well_formed = code.split('_').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+        if well_formed {
+            Ok(Self(code))
+        } else {
+            Err(ValueError::PaymentMethod(raw.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for PaymentMethodCode {
+    type Error = ValueError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<PaymentMethodCode> for String {
+    fn from(value: PaymentMethodCode) -> String {
+        value.0
+    }
+}
+
 /// A carrier's tracking number: trimmed, 1 to 100 characters (`orders.tracking_number`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -571,6 +614,9 @@ pub enum OrderEvent {
         billing_address: PostalAddress,
         shipping_address: PostalAddress,
         shipping_method: ShippingMethodCode,
+        /// Added after the first version of the event; absent reads as none.
+        #[serde(default)]
+        payment_method: Option<PaymentMethodCode>,
         coupon: Option<OrderCoupon>,
         promotions: Vec<AppliedPromotion>,
         reserved_stock: Vec<StockReservation>,

@@ -37,6 +37,7 @@ pub use decision::{
 pub use error::UserError;
 pub use event::UserEvent;
 pub use password::{Password, PasswordError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+pub(crate) use personal::erased_address;
 pub use personal::{erased_value, is_erased_placeholder, personal_fields};
 pub use profile::{
     notification_channel_opted_out, Gender, PasswordHash, PasswordHashError, PersonName,

@@ -117,7 +117,7 @@ fn erased_phone(user_id: Uuid) -> String {
 /// The whole address is personal (a street locates a person even without
 /// the name), so every text is replaced; the country keeps the platform's
 /// default.
-fn erased_address() -> Value {
+pub(crate) fn erased_address() -> Value {
     json!({
         "type": "other",
         "first_name": ERASED_TEXT,

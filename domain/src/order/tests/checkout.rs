@@ -14,7 +14,7 @@ use crate::cart::{Cart, CartEvent, CartOwner, CartStatus};
 use crate::inventory::{inventory_stream_id, Inventory, InventoryEvent};
 use crate::order::{
     place_order, CatalogEntry, CheckoutError, CheckoutInput, CheckoutOutcome, CouponState, Order,
-    OrderEvent, OrderStatus, PaymentStatus, PlacedOrder,
+    OrderEvent, OrderStatus, PaymentMethodCode, PaymentStatus, PlacedOrder,
 };
 use crate::promotion::coupon::tests::{coupon_from, issued, COUPON, PROMOTION};
 use crate::promotion::promotion::tests::{created, fixed, percent, promotion_from, terms, used};
@@ -22,7 +22,7 @@ use crate::promotion::{
     Applicability, Coupon, CouponEvent, Promotion, PromotionEvent, PromotionKind, PromotionTerms,
     PromotionType,
 };
-use crate::values::{CouponCode, Money, OrderNumber, Sku};
+use crate::values::{CouponCode, Money, OrderNumber, PostalAddress, PostalAddressInput, Sku};
 
 /// Everything `place_order` reads, owned, so each case tweaks one thing.
 #[derive(Clone)]
@@ -36,6 +36,8 @@ struct Scenario {
     user_can_order: bool,
     expected_total: Option<Money>,
     item_ids: Vec<Uuid>,
+    shipping_address: Option<PostalAddress>,
+    payment_method: Option<PaymentMethodCode>,
     now: chrono::DateTime<Utc>,
 }
 
@@ -77,6 +79,8 @@ impl Scenario {
             user_redemptions: BTreeMap::new(),
             user_can_order: true,
             expected_total: None,
+            shipping_address: None,
+            payment_method: None,
             now: t(10),
         }
     }
@@ -115,7 +119,9 @@ impl Scenario {
             automatic_promotions: &automatic,
             user_redemptions: &self.user_redemptions,
             user_can_order: self.user_can_order,
+            shipping_address: self.shipping_address.clone(),
             billing_address: None,
+            payment_method: self.payment_method.clone(),
             expected_total: self.expected_total,
             notes: None,
             order_sequence: 123,
@@ -444,6 +450,57 @@ fn a_cart_without_shipping_details_is_refused() {
     apply(&mut cart, events);
     scenario.cart = cart;
     assert_eq!(scenario.run(), Err(CheckoutError::ShippingMethodMissing));
+}
+
+#[test]
+fn the_requests_shipping_address_and_payment_method_go_into_the_order() {
+    // Given the seed's cart, which holds an address, and a request naming another
+    let elsewhere = PostalAddress::new(PostalAddressInput {
+        first_name: "Malee".into(),
+        last_name: "Sukjai".into(),
+        street_address_1: "9 Nimman Rd".into(),
+        city: "Chiang Mai".into(),
+        state_province: "Chiang Mai".into(),
+        postal_code: "50200".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut scenario = Scenario::seed();
+    scenario.shipping_address = Some(elsewhere.clone());
+    scenario.payment_method = Some(PaymentMethodCode::parse("promptpay").unwrap());
+    // When it is checked out
+    let placed = scenario.placed();
+    // Then the order ships there, bills there (no billing address given) and records the method
+    let OrderEvent::OrderPlaced {
+        shipping_address,
+        billing_address,
+        payment_method,
+        ..
+    } = &placed.order[0]
+    else {
+        panic!("expected OrderPlaced");
+    };
+    assert_eq!(shipping_address, &elsewhere);
+    assert_eq!(billing_address, &elsewhere);
+    assert_eq!(payment_method.as_ref().unwrap().as_str(), "promptpay");
+}
+
+#[test]
+fn payment_method_codes_are_lower_case_words() {
+    for good in ["credit_card", "promptpay", "bank_transfer2"] {
+        assert!(PaymentMethodCode::parse(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "",
+        "Credit",
+        "credit-card",
+        "_card",
+        "card_",
+        "a__b",
+        &"a".repeat(51),
+    ] {
+        assert!(PaymentMethodCode::parse(bad).is_err(), "{bad:?}");
+    }
 }
 
 #[test]

@@ -261,6 +261,7 @@ pub fn placed() -> OrderEvent {
         billing_address: address(),
         shipping_address: address(),
         shipping_method: ShippingMethodCode::parse("standard").unwrap(),
+        payment_method: None,
         coupon: Some(OrderCoupon {
             coupon_id: crate::promotion::coupon::tests::COUPON,
             code: crate::promotion::coupon::tests::code(),
