@@ -25,6 +25,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "payment",
     "promotion",
     "coupon",
+    "customer_usage",
     "review",
     "notification",
     "unique_key",

@@ -25,8 +25,9 @@ use super::order::{
 use crate::cart::{Cart, CartError, CartEvent, CartStatus};
 use crate::inventory::{inventory_stream_id, Inventory, InventoryError, InventoryEvent};
 use crate::promotion::{
-    evaluate, Coupon, CouponError, CouponEvent, CouponOffer, EvaluationError, EvaluationInput,
-    EvaluationLine, Ineligibility, Promotion, PromotionError, PromotionEvent,
+    customer_usage_stream_id, evaluate, Coupon, CouponError, CouponEvent, CouponOffer,
+    CustomerUsage, CustomerUsageEvent, EvaluationError, EvaluationInput, EvaluationLine,
+    Ineligibility, Promotion, PromotionError, PromotionEvent,
 };
 use crate::values::{
     CouponCode, Currency, Money, OrderNumber, PostalAddress, Quantity, Sku, Url, ValueError,
@@ -72,7 +73,15 @@ pub struct CheckoutInput<'a> {
     /// Promotions that apply without a code (the read model's active ones with no coupon).
     pub automatic_promotions: &'a [&'a Promotion],
     /// The user's past uses per promotion id (read model; absent: none).
+    /// Overridden by `customer_usage` where that has the promotion.
     pub user_redemptions: &'a BTreeMap<Uuid, u32>,
+    /// The customer's usage stream per promotion id, loaded for the coupon's
+    /// promotion and the automatic ones: its count is the per-user count,
+    /// and each applied promotion's use is recorded on it, which is what
+    /// makes `usage_limit_per_user` hold under concurrency. A promotion
+    /// without one falls back to `user_redemptions` and records nothing
+    /// per customer.
+    pub customer_usage: &'a BTreeMap<Uuid, &'a CustomerUsage>,
     /// False for a suspended or inactive user.
     pub user_can_order: bool,
     /// Where to ship: the request's, else the cart's (required one way or
@@ -102,6 +111,8 @@ pub struct PlacedOrder {
     pub coupon: Option<(Uuid, Vec<CouponEvent>)>,
     /// Per promotion id.
     pub promotions: Vec<(Uuid, Vec<PromotionEvent>)>,
+    /// Per `customer_usage_stream_id(promotion, user)`.
+    pub customer_usage: Vec<(String, Vec<CustomerUsageEvent>)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -386,7 +397,12 @@ pub fn place_order(input: CheckoutInput<'_>) -> Result<CheckoutOutcome, Checkout
         }
     };
 
-    // 2. Promotions, shipping, tax, totals.
+    // 2. Promotions, shipping, tax, totals. A customer's usage stream, where
+    // loaded, is their count.
+    let mut user_redemptions = input.user_redemptions.clone();
+    for (promotion_id, usage) in input.customer_usage {
+        user_redemptions.insert(*promotion_id, usage.uses());
+    }
     let lines: Vec<EvaluationLine> = priced
         .iter()
         .map(|line| EvaluationLine {
@@ -406,7 +422,7 @@ pub fn place_order(input: CheckoutInput<'_>) -> Result<CheckoutOutcome, Checkout
             code,
             promotion: state.promotion,
         }),
-        user_redemptions: input.user_redemptions,
+        user_redemptions: &user_redemptions,
     })
     .map_err(|error| match error {
         EvaluationError::CouponIneligible { code, reason } => coupon_error(&code, reason),
@@ -423,13 +439,8 @@ pub fn place_order(input: CheckoutInput<'_>) -> Result<CheckoutOutcome, Checkout
     }
 
     // The coupon's redemption and one recorded use per applied promotion.
-    let redemptions = |promotion_id: Uuid| {
-        input
-            .user_redemptions
-            .get(&promotion_id)
-            .copied()
-            .unwrap_or(0)
-    };
+    let redemptions =
+        |promotion_id: Uuid| user_redemptions.get(&promotion_id).copied().unwrap_or(0);
     let mut coupon_events = None;
     let mut order_coupon = None;
     if let Some((code, state)) = coupon {
@@ -455,6 +466,7 @@ pub fn place_order(input: CheckoutInput<'_>) -> Result<CheckoutOutcome, Checkout
         });
     }
     let mut promotions = Vec::with_capacity(evaluation.applied.len());
+    let mut customer_usage = Vec::new();
     for applied in &evaluation.applied {
         let through_coupon = applied.coupon_code.is_some();
         let promotion = match (through_coupon, coupon) {
@@ -496,6 +508,14 @@ pub fn place_order(input: CheckoutInput<'_>) -> Result<CheckoutOutcome, Checkout
                 (_, error) => CheckoutError::Promotion { error },
             })?;
         promotions.push((applied.promotion_id, events));
+        if let (Some(user_id), Some(usage)) =
+            (user_id, input.customer_usage.get(&applied.promotion_id))
+        {
+            customer_usage.push((
+                customer_usage_stream_id(applied.promotion_id, user_id),
+                usage.record(applied.promotion_id, user_id, input.order_id, at),
+            ));
+        }
     }
 
     // 3. Snapshots; 4. the order number; 5. the events.
@@ -557,5 +577,6 @@ pub fn place_order(input: CheckoutInput<'_>) -> Result<CheckoutOutcome, Checkout
         inventory,
         coupon: coupon_events,
         promotions,
+        customer_usage,
     })))
 }

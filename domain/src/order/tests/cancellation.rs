@@ -48,6 +48,7 @@ fn after_checkout() -> AfterCheckout {
         }),
         automatic_promotions: &[],
         user_redemptions: &BTreeMap::new(),
+        customer_usage: &BTreeMap::new(),
         user_can_order: true,
         shipping_address: None,
         billing_address: None,

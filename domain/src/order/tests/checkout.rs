@@ -19,8 +19,8 @@ use crate::order::{
 use crate::promotion::coupon::tests::{coupon_from, issued, COUPON, PROMOTION};
 use crate::promotion::promotion::tests::{created, fixed, percent, promotion_from, terms, used};
 use crate::promotion::{
-    Applicability, Coupon, CouponEvent, Promotion, PromotionEvent, PromotionKind, PromotionTerms,
-    PromotionType,
+    Applicability, Coupon, CouponEvent, CustomerUsage, CustomerUsageEvent, Promotion,
+    PromotionEvent, PromotionKind, PromotionTerms, PromotionType,
 };
 use crate::values::{CouponCode, Money, OrderNumber, PostalAddress, PostalAddressInput, Sku};
 
@@ -38,6 +38,7 @@ struct Scenario {
     item_ids: Vec<Uuid>,
     shipping_address: Option<PostalAddress>,
     payment_method: Option<PaymentMethodCode>,
+    customer_usage: BTreeMap<Uuid, CustomerUsage>,
     now: chrono::DateTime<Utc>,
 }
 
@@ -81,6 +82,7 @@ impl Scenario {
             expected_total: None,
             shipping_address: None,
             payment_method: None,
+            customer_usage: BTreeMap::new(),
             now: t(10),
         }
     }
@@ -118,6 +120,11 @@ impl Scenario {
                 .map(|(coupon, promotion)| CouponState { coupon, promotion }),
             automatic_promotions: &automatic,
             user_redemptions: &self.user_redemptions,
+            customer_usage: &self
+                .customer_usage
+                .iter()
+                .map(|(id, usage)| (*id, usage))
+                .collect(),
             user_can_order: self.user_can_order,
             shipping_address: self.shipping_address.clone(),
             billing_address: None,
@@ -835,4 +842,51 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn the_customers_usage_stream_counts_against_the_per_user_limit_and_records_the_use() {
+    let limited = PromotionTerms {
+        usage_limit_per_user: Some(1),
+        ..terms()
+    };
+    // Given a customer whose usage stream holds no use, while the lagging
+    // read model already counts one
+    let mut scenario = Scenario::with_coupon(limited.clone());
+    scenario.user_redemptions.insert(PROMOTION, 1);
+    scenario
+        .customer_usage
+        .insert(PROMOTION, CustomerUsage::default());
+    // When the order is placed
+    let placed = scenario.placed();
+    // Then the stream's count decided, and the use is recorded on it
+    let user_id = user().user_id().unwrap();
+    assert_eq!(
+        placed.customer_usage,
+        vec![(
+            crate::promotion::customer_usage_stream_id(PROMOTION, user_id),
+            vec![CustomerUsageEvent::CustomerUsageRecorded {
+                promotion_id: PROMOTION,
+                user_id,
+                order_id: ORDER,
+                uses: 1,
+                at: scenario.now,
+            }]
+        )]
+    );
+
+    // Given the stream holding that use, when the customer checks out again
+    let mut usage = CustomerUsage::default();
+    let (_, events) = &placed.customer_usage[0];
+    apply(&mut usage, events.clone());
+    let mut again = Scenario::with_coupon(limited);
+    again.customer_usage.insert(PROMOTION, usage);
+    // Then the per-user limit refuses it, whatever the read model says
+    assert_eq!(
+        again.run(),
+        Err(CheckoutError::CouponPerUserLimitReached {
+            code: coupon_code(),
+            limit: 1
+        })
+    );
 }
