@@ -40,8 +40,8 @@ use crate::auth::authenticate;
 use crate::cart_expiry::CartExpiry;
 use crate::command::AppState;
 use crate::commands::{
-    accounts, brands, carts, categories, codes, inventory, me, product_parts, products, promotions,
-    users,
+    accounts, brands, carts, categories, checkout, codes, inventory, me, product_parts, products,
+    promotions, users,
 };
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
@@ -416,6 +416,7 @@ pub fn command_routes() -> Vec<CommandRoute> {
             "/v1/coupons/{id}/deactivation",
             promotions::deactivate_coupon,
         ),
+        route(Method::POST, "/v1/orders", checkout::place),
         route(Method::POST, "/v1/carts", carts::open),
         route(Method::POST, "/v1/carts/{id}/items", carts::add_item),
         route(

@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use domain::cart::CartError;
 use domain::catalog::{BrandError, CategoryError, InvalidDimension, ProductError};
 use domain::inventory::InventoryError;
+use domain::order::CheckoutError;
 use domain::promotion::{CouponError, PromotionError};
 use domain::user::{PasswordError, UserError};
 use domain::values::ValueError;
@@ -785,6 +786,116 @@ impl From<CartError> for ApiError {
             | CartError::MergeIntoItself { .. } => {
                 Self::rule("cart-merge-refused", "Cart merge refused", detail)
             }
+        }
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(error: CheckoutError) -> Self {
+        let detail = error.to_string();
+        match error {
+            CheckoutError::CartNotActive { status } => {
+                Self::rule("cart-not-active", "Cart not active", detail).with("status", status)
+            }
+            CheckoutError::EmptyCart => Self::rule("cart-empty", "Cart empty", detail),
+            CheckoutError::UserCannotOrder { .. } => {
+                Self::rule("account-cannot-order", "Account cannot order", detail)
+            }
+            CheckoutError::ProductUnavailable { sku } => {
+                Self::rule("product-unavailable", "Product unavailable", detail)
+                    .with("sku", sku.as_str())
+            }
+            CheckoutError::PriceChanged {
+                sku,
+                expected,
+                current,
+            } => Self::new(
+                StatusCode::CONFLICT,
+                "price-changed",
+                "Price changed",
+                detail,
+            )
+            .with("sku", sku.as_str())
+            .with("expected", expected.amount())
+            .with("current", current.amount()),
+            CheckoutError::TotalChanged { expected, current } => Self::new(
+                StatusCode::CONFLICT,
+                "total-changed",
+                "Total changed",
+                detail,
+            )
+            .with("expected", expected.amount())
+            .with("current", current.amount()),
+            CheckoutError::InsufficientStock {
+                sku,
+                requested,
+                available,
+            } => Self::rule("insufficient-stock", "Out of stock", detail)
+                .with("sku", sku.as_str())
+                .with("requested", requested)
+                .with("available", available),
+            CheckoutError::ShippingAddressMissing => Self::rule(
+                "shipping-address-required",
+                "Shipping address required",
+                detail,
+            ),
+            CheckoutError::ShippingMethodMissing => Self::rule(
+                "shipping-method-required",
+                "Shipping method required",
+                detail,
+            ),
+            CheckoutError::CouponNotFound { code } => {
+                Self::rule("coupon-not-found", "Coupon not found", detail)
+                    .with("code", code.to_string())
+            }
+            CheckoutError::CouponInactive { code } => {
+                Self::rule("coupon-inactive", "Coupon inactive", detail)
+                    .with("code", code.to_string())
+            }
+            CheckoutError::CouponNotYetValid { code, starts_at } => {
+                Self::rule("coupon-not-yet-valid", "Coupon not yet valid", detail)
+                    .with("code", code.to_string())
+                    .with("starts_at", starts_at)
+            }
+            CheckoutError::CouponExpired { code } => {
+                Self::rule("coupon-expired", "Coupon expired", detail)
+                    .with("code", code.to_string())
+            }
+            CheckoutError::CouponLimitReached { code, limit } => {
+                Self::rule("coupon-usage-limit-reached", "Coupon used up", detail)
+                    .with("code", code.to_string())
+                    .with("limit", limit)
+            }
+            CheckoutError::CouponPerUserLimitReached { code, limit } => Self::rule(
+                "coupon-per-user-limit-reached",
+                "Coupon used up for this customer",
+                detail,
+            )
+            .with("code", code.to_string())
+            .with("limit", limit),
+            CheckoutError::CouponMinimumNotMet {
+                code,
+                minimum,
+                subtotal,
+            } => Self::rule("coupon-minimum-not-met", "Coupon minimum not met", detail)
+                .with("code", code.to_string())
+                .with("minimum", minimum.amount())
+                .with("subtotal", subtotal.amount()),
+            CheckoutError::CouponNotApplicable { code } => {
+                Self::rule("coupon-not-applicable", "Coupon not applicable", detail)
+                    .with("code", code.to_string())
+            }
+            CheckoutError::AmountOutOfRange { .. } => {
+                Self::rule("amount-out-of-range", "Amount out of range", detail)
+            }
+            CheckoutError::Inventory { error } => error.into(),
+            CheckoutError::Cart { error } => error.into(),
+            CheckoutError::Coupon { error } => error.into(),
+            CheckoutError::Promotion { error } => error.into(),
+            // The command side's own mistakes.
+            CheckoutError::InventoryMissing { .. }
+            | CheckoutError::ItemIdsMissing { .. }
+            | CheckoutError::OrderNumber { .. } => Self::internal(error),
         }
     }
 }

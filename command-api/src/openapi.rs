@@ -33,8 +33,8 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::command::Receipt;
 use crate::commands::{
-    accounts, brands, carts, categories, codes, inventory, me, product_parts, products, promotions,
-    users,
+    accounts, brands, carts, categories, checkout, codes, inventory, me, product_parts, products,
+    promotions, users,
 };
 use crate::error::PROBLEM_TYPE_BASE;
 use crate::input::Amount;
@@ -69,6 +69,7 @@ use crate::input::Amount;
         inventory::adjust,
         inventory::set_low_stock_threshold,
         inventory::set_tracking,
+        checkout::place,
         promotions::create,
         promotions::update,
         promotions::set_active,
@@ -105,6 +106,7 @@ use crate::input::Amount;
         (name = "catalog", description = "Categories, brands and products with their images, attributes and \
             variants: an admin's session only"),
         (name = "inventory", description = "Stock of each sku, a product's or a variant's: an admin's session only"),
+        (name = "orders", description = "Checkout and orders: the signed-in customer's own"),
         (name = "promotions", description = "Promotions and their coupons: an admin's session only"),
         (name = "carts", description = "Shopping carts: the signed-in user's, or a guest's named by its \
             `X-Cart-Session`"),

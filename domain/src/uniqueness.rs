@@ -28,6 +28,10 @@ pub enum UniqueScope {
     /// Keyed by the cart owner (`user:<id>`, `guest:<session>`): the owner's
     /// one active cart, a hint the cart's own status confirms.
     ActiveCart,
+    /// An order's number (`ORD-2026-000123`): the sequence that hands numbers
+    /// out is a hint, the claim is what makes one unique (a sequence
+    /// restored from an older backup may hand a number out again).
+    OrderNumber,
 }
 
 impl UniqueScope {
@@ -41,6 +45,7 @@ impl UniqueScope {
             UniqueScope::BrandSlug => "brand_slug",
             UniqueScope::CouponCode => "coupon_code",
             UniqueScope::ActiveCart => "active_cart",
+            UniqueScope::OrderNumber => "order_number",
         }
     }
 }

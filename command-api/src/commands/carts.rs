@@ -350,6 +350,16 @@ async fn catalog_item(
         crate::command::require_reference::<Product>(state, "product_id", "product", product_id)
             .await?
             .aggregate;
+    catalog_item_of(&product, product_id, variant_id)
+}
+
+/// What `product` (or its variant `variant_id`) sells as now: its sku,
+/// name, effective price, image and whether it is on sale.
+pub(crate) fn catalog_item_of(
+    product: &Product,
+    product_id: Uuid,
+    variant_id: Option<Uuid>,
+) -> Result<CatalogItem, ApiError> {
     let on_sale = product.status() == Some(ProductStatus::Active);
     let image_url = product.primary_image().map(|image| image.url.clone());
     let name = product.name().unwrap_or_default().to_owned();
@@ -671,17 +681,7 @@ pub async fn select_shipping_method(
 ) -> Result<Response, ApiError> {
     let CommandRequest { context, body } = request;
     let owner = requester(&actor, &headers)?;
-    let fee = state
-        .shipping_methods
-        .get(&body.method)
-        .copied()
-        .ok_or_else(|| {
-            let offered: Vec<&str> = state.shipping_methods.keys().map(String::as_str).collect();
-            ApiError::invalid_field("method", format!("one of {}", offered.join(", ")))
-        })?;
-    let method = domain::cart::ShippingMethodCode::parse(&body.method)
-        .map_err(|error| ApiError::invalid_field("method", error))?;
-    let fee = Money::new(fee).map_err(ApiError::internal)?;
+    let (method, fee) = shipping_selection(&state, "method", &body.method)?;
     let at = context.at;
     execute(&state, &context, || {
         let method = method.clone();
@@ -694,6 +694,22 @@ pub async fn select_shipping_method(
         )
     })
     .await
+}
+
+/// The shop's shipping method `method` with its configured fee; one it does
+/// not offer is a 400 naming `field`.
+pub(crate) fn shipping_selection(
+    state: &AppState,
+    field: &str,
+    method: &str,
+) -> Result<(domain::cart::ShippingMethodCode, Money), ApiError> {
+    let fee = state.shipping_methods.get(method).copied().ok_or_else(|| {
+        let offered: Vec<&str> = state.shipping_methods.keys().map(String::as_str).collect();
+        ApiError::invalid_field(field, format!("one of {}", offered.join(", ")))
+    })?;
+    let method = domain::cart::ShippingMethodCode::parse(method)
+        .map_err(|error| ApiError::invalid_field(field, error))?;
+    Ok((method, Money::new(fee).map_err(ApiError::internal)?))
 }
 
 /// At login: the guest's active cart merged into the user's (opened for

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod brands;
 pub mod carts;
 pub mod categories;
+pub mod checkout;
 pub mod codes;
 pub mod inventory;
 pub mod me;

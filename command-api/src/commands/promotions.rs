@@ -354,6 +354,7 @@ pub struct PromotionActiveRequest {
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
     ),
 )]
 #[instrument(skip_all, fields(promotion_id = %id))]
@@ -478,6 +479,7 @@ pub async fn issue(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
+        (status = 422, response = RuleBroken),
     ),
 )]
 #[instrument(skip_all, fields(coupon_id = %id))]

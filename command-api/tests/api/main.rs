@@ -7,6 +7,7 @@ mod authorization;
 mod brands;
 mod carts;
 mod categories;
+mod checkout;
 mod codes;
 mod control_characters;
 mod errors;
