@@ -40,8 +40,8 @@ use crate::auth::authenticate;
 use crate::cart_expiry::CartExpiry;
 use crate::command::AppState;
 use crate::commands::{
-    accounts, brands, carts, categories, checkout, codes, inventory, me, product_parts, products,
-    promotions, users,
+    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, product_parts,
+    products, promotions, users,
 };
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
@@ -417,6 +417,8 @@ pub fn command_routes() -> Vec<CommandRoute> {
             promotions::deactivate_coupon,
         ),
         route(Method::POST, "/v1/orders", checkout::place),
+        route(Method::PUT, "/v1/orders/{id}/status", orders::change_status),
+        route(Method::POST, "/v1/orders/{id}/cancellation", orders::cancel),
         route(Method::POST, "/v1/carts", carts::open),
         route(Method::POST, "/v1/carts/{id}/items", carts::add_item),
         route(

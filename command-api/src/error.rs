@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use domain::cart::CartError;
 use domain::catalog::{BrandError, CategoryError, InvalidDimension, ProductError};
 use domain::inventory::InventoryError;
-use domain::order::CheckoutError;
+use domain::order::{CancellationError, CheckoutError, OrderError};
 use domain::promotion::{CouponError, PromotionError};
 use domain::user::{PasswordError, UserError};
 use domain::values::ValueError;
@@ -790,12 +790,61 @@ impl From<CartError> for ApiError {
     }
 }
 
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        let detail = error.to_string();
+        match error {
+            OrderError::NotPlaced => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Resource not found",
+                detail,
+            ),
+            OrderError::InvalidTransition { from, to } => Self::rule(
+                "invalid-status-transition",
+                "Invalid status transition",
+                detail,
+            )
+            .with("from", from)
+            .with("to", to),
+            OrderError::ZeroAmount => Self::invalid_field("amount", detail),
+            OrderError::UnknownPayment { .. } | OrderError::PaymentAlreadyCaptured { .. } => {
+                Self::rule("payment-conflict", "Payment conflict", detail)
+            }
+            OrderError::RefundExceedsCaptured { refundable, .. } => Self::rule(
+                "refund-exceeds-captured",
+                "Refund above what was captured",
+                detail,
+            )
+            .with("refundable", refundable.amount()),
+            OrderError::AmountOutOfRange { .. } => {
+                Self::rule("amount-out-of-range", "Amount out of range", detail)
+            }
+        }
+    }
+}
+
+impl From<CancellationError> for ApiError {
+    fn from(error: CancellationError) -> Self {
+        match error {
+            CancellationError::Order { error } => error.into(),
+            CancellationError::Inventory { error } => error.into(),
+            CancellationError::Coupon { error } => error.into(),
+            CancellationError::Promotion { error } => error.into(),
+            // The command side loads every stream the order names.
+            error @ (CancellationError::InventoryMissing { .. }
+            | CancellationError::CouponMissing { .. }
+            | CancellationError::PromotionMissing { .. }) => Self::internal(error),
+        }
+    }
+}
+
 impl From<CheckoutError> for ApiError {
     fn from(error: CheckoutError) -> Self {
         let detail = error.to_string();
         match error {
             CheckoutError::CartNotActive { status } => {
-                Self::rule("cart-not-active", "Cart not active", detail).with("status", status)
+                Self::rule("cart-not-active", "Cart not active", detail).with("cart_status", status)
             }
             CheckoutError::EmptyCart => Self::rule("cart-empty", "Cart empty", detail),
             CheckoutError::UserCannotOrder { .. } => {

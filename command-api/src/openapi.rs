@@ -20,6 +20,7 @@ use std::borrow::Cow;
 
 use domain::catalog::ProductStatus;
 use domain::inventory::StockAdjustmentReason;
+use domain::order::OrderStatus;
 use domain::promotion::{ApplicableTo, PromotionType};
 use domain::user::{AddressType, Gender, UserRole, UserStatus};
 use infrastructure::openapi::{
@@ -33,8 +34,8 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::command::Receipt;
 use crate::commands::{
-    accounts, brands, carts, categories, checkout, codes, inventory, me, product_parts, products,
-    promotions, users,
+    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, product_parts,
+    products, promotions, users,
 };
 use crate::error::PROBLEM_TYPE_BASE;
 use crate::input::Amount;
@@ -70,6 +71,8 @@ use crate::input::Amount;
         inventory::set_low_stock_threshold,
         inventory::set_tracking,
         checkout::place,
+        orders::change_status,
+        orders::cancel,
         promotions::create,
         promotions::update,
         promotions::set_active,
@@ -377,6 +380,12 @@ domain_enum!(UserRoleName, "UserRole", UserRole::ALL);
 domain_enum!(UserStatusName, "UserStatus", UserStatus::ALL);
 domain_enum!(ProductStatusName, "ProductStatus", ProductStatus::ALL);
 domain_enum!(
+    /// `orders.status`.
+    OrderStatusName,
+    "OrderStatus",
+    every_order_status()
+);
+domain_enum!(
     /// `promotions.type`.
     PromotionTypeName,
     "PromotionType",
@@ -401,6 +410,17 @@ fn every_adjustment_reason() -> [StockAdjustmentReason; 5] {
     let every = [Restock, Correction, Damage, Return, Other];
     match every[0] {
         Restock | Correction | Damage | Return | Other => every,
+    }
+}
+
+/// Every order status; the match stops compiling when the domain adds one.
+fn every_order_status() -> [OrderStatus; 7] {
+    use OrderStatus::{Cancelled, Confirmed, Delivered, Pending, Processing, Refunded, Shipped};
+    let every = [
+        Pending, Confirmed, Processing, Shipped, Delivered, Cancelled, Refunded,
+    ];
+    match every[0] {
+        Pending | Confirmed | Processing | Shipped | Delivered | Cancelled | Refunded => every,
     }
 }
 

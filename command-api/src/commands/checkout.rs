@@ -117,7 +117,7 @@ pub struct CheckoutRequest {
 /// Where an address comes from.
 #[derive(Debug, Clone)]
 enum AddressChoice {
-    Given(PostalAddress),
+    Given(Box<PostalAddress>),
     Book(Uuid),
     /// The shipping address: the book's default. The billing address: the
     /// shipping one.
@@ -147,7 +147,7 @@ fn address_choice(
             field,
             format!("give {field} or {field}_id, not both"),
         )),
-        (Some(address), None) => Ok(AddressChoice::Given(address.parse(field)?)),
+        (Some(address), None) => Ok(AddressChoice::Given(Box::new(address.parse(field)?))),
         (None, Some(id)) => Ok(AddressChoice::Book(id)),
         (None, None) => Ok(AddressChoice::Default),
     }
@@ -262,12 +262,12 @@ async fn plan(
         .ok_or_else(|| ApiError::not_found("cart", checkout.cart_id))?;
 
     let shipping_address = match &checkout.shipping {
-        AddressChoice::Given(address) => Some(address.clone()),
+        AddressChoice::Given(address) => Some(address.as_ref().clone()),
         AddressChoice::Book(id) => Some(book_address(&user.aggregate, *id, "shipping_address_id")?),
         AddressChoice::Default => user.aggregate.default_address().map(|a| a.postal().clone()),
     };
     let billing_address = match &checkout.billing {
-        AddressChoice::Given(address) => Some(address.clone()),
+        AddressChoice::Given(address) => Some(address.as_ref().clone()),
         AddressChoice::Book(id) => Some(book_address(&user.aggregate, *id, "billing_address_id")?),
         AddressChoice::Default => None,
     };
@@ -437,22 +437,20 @@ async fn load_everything(
     let mut products = BTreeMap::new();
     let mut inventories = BTreeMap::new();
     for item in cart.items() {
-        if !products.contains_key(&item.product_id) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = products.entry(item.product_id) {
+            // A product that is gone is left out; the decision refuses its line.
             if let Some(product) = load_as::<Product>(state, &item.product_id.to_string())
                 .await?
                 .filter(|product| product.version > 0)
             {
-                products.insert(item.product_id, product.aggregate);
+                entry.insert(product.aggregate);
             }
         }
-        if !inventories.contains_key(&item.sku) {
-            let stock = load::<Inventory>(
-                &state.store,
-                &state.upcasters,
-                &inventory_stream_id(&item.sku),
-            )
-            .await?;
-            inventories.insert(item.sku.clone(), stock);
+        if let std::collections::btree_map::Entry::Vacant(entry) =
+            inventories.entry(item.sku.clone())
+        {
+            let stream = inventory_stream_id(&item.sku);
+            entry.insert(load::<Inventory>(&state.store, &state.upcasters, &stream).await?);
         }
     }
 

@@ -12,6 +12,7 @@ pub mod checkout;
 pub mod codes;
 pub mod inventory;
 pub mod me;
+pub mod orders;
 pub mod product_parts;
 pub mod products;
 pub mod promotions;

@@ -43,6 +43,7 @@ fn access_of(method: &Method, path: &str) -> Option<Access> {
         | ("PUT", "/v1/carts/{id}/shipping-method") => Anyone,
         ("DELETE", "/v1/sessions/current")
         | ("POST", "/v1/orders")
+        | ("POST", "/v1/orders/{id}/cancellation")
         | ("POST", "/v1/me/email/verification")
         | ("PATCH", "/v1/me")
         | ("DELETE", "/v1/me")
@@ -73,6 +74,7 @@ fn access_of(method: &Method, path: &str) -> Option<Access> {
         | ("POST", "/v1/inventory/{sku}/adjustments")
         | ("PUT", "/v1/inventory/{sku}/low-stock-threshold")
         | ("PUT", "/v1/inventory/{sku}/tracking")
+        | ("PUT", "/v1/orders/{id}/status")
         | ("POST", "/v1/promotions")
         | ("PUT", "/v1/promotions/{id}")
         | ("PUT", "/v1/promotions/{id}/active")

@@ -15,12 +15,12 @@ const ADDRESS: &str = r#"{"first_name": "Somchai", "last_name": "Jaidee",
     "street_address_1": "1 Sukhumvit Rd", "city": "Bangkok", "state_province": "Bangkok",
     "postal_code": "10110"}"#;
 
-fn address() -> Value {
+pub(crate) fn address() -> Value {
     serde_json::from_str(ADDRESS).unwrap()
 }
 
 /// An active product at 35900 with `stock` units.
-async fn product(app: &TestApp, sku: &str, stock: i64) -> Uuid {
+pub(crate) async fn product(app: &TestApp, sku: &str, stock: i64) -> Uuid {
     let category = app.category(&format!("cat-{}", sku.to_lowercase())).await;
     let id = app
         .product(&json!({
@@ -42,7 +42,7 @@ async fn product(app: &TestApp, sku: &str, stock: i64) -> Uuid {
 }
 
 /// A promotion (10% off, at most 500) with coupon `code`, and `terms` over it.
-async fn coupon(app: &TestApp, code: &str, terms: Value) -> Uuid {
+pub(crate) async fn coupon(app: &TestApp, code: &str, terms: Value) -> Uuid {
     let mut body = json!({
         "name": format!("Promo {code}"), "type": "percentage", "value": 10,
         "maximum_discount": "500", "starts_at": "2026-01-01T00:00:00Z",
@@ -66,7 +66,7 @@ async fn coupon(app: &TestApp, code: &str, terms: Value) -> Uuid {
 
 /// A customer's cart holding `quantity` of `product`, shipped standard,
 /// with `code` applied when given.
-async fn cart(
+pub(crate) async fn cart(
     app: &TestApp,
     customer: &reqwest::Client,
     product: Uuid,
@@ -114,12 +114,16 @@ async fn cart(
     cart
 }
 
-async fn checkout(app: &TestApp, customer: &reqwest::Client, body: Value) -> reqwest::Response {
+pub(crate) async fn checkout(
+    app: &TestApp,
+    customer: &reqwest::Client,
+    body: Value,
+) -> reqwest::Response {
     app.send_as(customer, Method::POST, "/v1/orders", Some(&body))
         .await
 }
 
-fn payload(event: &infrastructure::event_store::RecordedEvent) -> &Value {
+pub(crate) fn payload(event: &infrastructure::event_store::RecordedEvent) -> &Value {
     &event.payload[&event.event_type]
 }
 

@@ -15,6 +15,7 @@ mod idempotency;
 mod inventory;
 mod me;
 mod openapi;
+mod orders;
 mod preconditions;
 mod product_parts;
 mod products;

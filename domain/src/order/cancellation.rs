@@ -1,6 +1,7 @@
 //! The cancellation decision: the order's `OrderCancelled` together with what
 //! the order held elsewhere given back: each stock reservation released, the
-//! coupon redemption reverted and each promotion use reverted, for one atomic
+//! coupon redemption reverted and each promotion use reverted (on the
+//! promotion's stream and on the customer's usage stream), for one atomic
 //! append. Every part is idempotent on its own stream (a released reservation
 //! or reverted redemption yields no event), and the order refuses a second
 //! cancellation, so a retried cancel cannot give anything back twice.
@@ -13,7 +14,8 @@ use uuid::Uuid;
 use super::order::{Order, OrderError, OrderEvent, OrderNote};
 use crate::inventory::{inventory_stream_id, Inventory, InventoryError, InventoryEvent};
 use crate::promotion::{
-    Coupon, CouponError, CouponEvent, Promotion, PromotionError, PromotionEvent,
+    customer_usage_stream_id, Coupon, CouponError, CouponEvent, CustomerUsage, CustomerUsageEvent,
+    Promotion, PromotionError, PromotionEvent,
 };
 use crate::values::Sku;
 
@@ -28,6 +30,8 @@ pub struct Cancellation {
     pub coupon: Option<(Uuid, Vec<CouponEvent>)>,
     /// Per promotion id.
     pub promotions: Vec<(Uuid, Vec<PromotionEvent>)>,
+    /// Per `customer_usage_stream_id(promotion, user)`.
+    pub customer_usage: Vec<(String, Vec<CustomerUsageEvent>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -50,12 +54,15 @@ pub enum CancellationError {
 
 /// Cancels `order` (only before shipping). `inventories` holds the stream of
 /// every sku in `order.reserved_stock()`, `coupon` the order's coupon if it has
-/// one, `promotions` every promotion in `order.promotions()`.
+/// one, `promotions` every promotion in `order.promotions()`, and
+/// `customer_usage` the customer's usage stream of those promotions (one
+/// not given holds no use of this order).
 pub fn cancel_order(
     order: &Order,
     inventories: &BTreeMap<Sku, &Inventory>,
     coupon: Option<&Coupon>,
     promotions: &BTreeMap<Uuid, &Promotion>,
+    customer_usage: &BTreeMap<Uuid, &CustomerUsage>,
     reason: OrderNote,
     at: DateTime<Utc>,
 ) -> Result<Cancellation, CancellationError> {
@@ -108,11 +115,24 @@ pub fn cancel_order(
         promotion_events.push((applied.promotion_id, events));
     }
 
+    let mut usage_events = Vec::new();
+    if let Some(user_id) = order.user_id() {
+        for applied in order.promotions() {
+            if let Some(usage) = customer_usage.get(&applied.promotion_id) {
+                usage_events.push((
+                    customer_usage_stream_id(applied.promotion_id, user_id),
+                    usage.revert(applied.promotion_id, user_id, order_id, at),
+                ));
+            }
+        }
+    }
+
     Ok(Cancellation {
         order_id,
         order: order_events,
         inventory,
         coupon: coupon_events,
         promotions: promotion_events,
+        customer_usage: usage_events,
     })
 }

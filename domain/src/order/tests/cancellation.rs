@@ -95,6 +95,7 @@ fn cancelling_gives_back_stock_coupon_and_promotion_use() {
         &inventories(&state),
         Some(&state.coupon),
         &promotions(&state),
+        &BTreeMap::new(),
         reason(),
         t(11),
     )
@@ -164,6 +165,7 @@ fn a_paid_order_cancellation_requests_the_refund() {
         &inventories(&state),
         Some(&state.coupon),
         &promotions(&state),
+        &BTreeMap::new(),
         reason(),
         t(11),
     )
@@ -202,6 +204,7 @@ fn a_shipped_order_cannot_be_cancelled_and_nothing_is_given_back() {
         &inventories(&state),
         Some(&state.coupon),
         &promotions(&state),
+        &BTreeMap::new(),
         reason(),
         t(13),
     );
@@ -224,6 +227,7 @@ fn a_cancellation_is_not_repeated() {
         &inventories(&state),
         Some(&state.coupon),
         &promotions(&state),
+        &BTreeMap::new(),
         reason(),
         t(11),
     )
@@ -240,8 +244,9 @@ fn a_cancellation_is_not_repeated() {
             &inventories(&state),
             Some(&state.coupon),
             &promotions(&state),
+            &BTreeMap::new(),
             reason(),
-            t(12),
+            t(12)
         ),
         Err(CancellationError::Order {
             error: OrderError::InvalidTransition {
@@ -263,6 +268,7 @@ fn every_stream_the_order_holds_must_be_loaded() {
             &BTreeMap::new(),
             Some(&state.coupon),
             &promotions(&state),
+            &BTreeMap::new(),
             reason(),
             t(11)
         ),
@@ -274,6 +280,7 @@ fn every_stream_the_order_holds_must_be_loaded() {
             &inventories(&state),
             None,
             &promotions(&state),
+            &BTreeMap::new(),
             reason(),
             t(11)
         ),
@@ -286,6 +293,7 @@ fn every_stream_the_order_holds_must_be_loaded() {
             &inventories(&state),
             Some(&other_coupon),
             &promotions(&state),
+            &BTreeMap::new(),
             reason(),
             t(11)
         ),
@@ -296,6 +304,7 @@ fn every_stream_the_order_holds_must_be_loaded() {
             &state.order,
             &inventories(&state),
             Some(&state.coupon),
+            &BTreeMap::new(),
             &BTreeMap::new(),
             reason(),
             t(11)
@@ -314,11 +323,47 @@ fn an_order_never_placed_cannot_be_cancelled() {
             &BTreeMap::new(),
             None,
             &BTreeMap::new(),
+            &BTreeMap::new(),
             reason(),
             t(11)
         ),
         Err(CancellationError::Order {
             error: OrderError::NotPlaced,
         })
+    );
+}
+
+#[test]
+fn cancelling_gives_the_customer_their_use_back() {
+    // Given a placed order whose use is recorded on the customer's stream
+    let state = after_checkout();
+    let user_id = state.order.user_id().unwrap();
+    let mut usage = crate::promotion::CustomerUsage::default();
+    let recorded = usage.record(PROMOTION, user_id, ORDER, t(10));
+    apply(&mut usage, recorded);
+    // When it is cancelled
+    let cancellation = cancel_order(
+        &state.order,
+        &inventories(&state),
+        Some(&state.coupon),
+        &promotions(&state),
+        &BTreeMap::from([(PROMOTION, &usage)]),
+        reason(),
+        t(11),
+    )
+    .unwrap();
+    // Then the use goes back on that stream, in the same cancellation
+    assert_eq!(
+        cancellation.customer_usage,
+        vec![(
+            crate::promotion::customer_usage_stream_id(PROMOTION, user_id),
+            vec![crate::promotion::CustomerUsageEvent::CustomerUsageReverted {
+                promotion_id: PROMOTION,
+                user_id,
+                order_id: ORDER,
+                uses: 0,
+                at: t(11),
+            }]
+        )]
     );
 }
