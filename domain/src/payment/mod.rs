@@ -351,24 +351,29 @@ impl Payment {
                 let payment_id = self.initiated()?;
                 let provider_transaction_id =
                     reference("provider_transaction_id", &provider_transaction_id)?;
-                if let Some(seen) = self
+                let previous_status = self.status;
+                let seen: Vec<ProviderOutcome> = self
                     .provider_results
                     .iter()
-                    .find(|r| r.provider_transaction_id == provider_transaction_id)
-                {
-                    // Providers retry their callbacks: the same report again is
-                    // already applied, a different one is a contradiction.
-                    return if seen.outcome == outcome {
-                        Ok(vec![])
-                    } else {
-                        Err(PaymentError::ProviderResultConflict {
-                            provider_transaction_id,
-                            recorded: seen.outcome,
-                            reported: outcome,
-                        })
-                    };
+                    .filter(|r| r.provider_transaction_id == provider_transaction_id)
+                    .map(|r| r.outcome)
+                    .collect();
+                // Providers retry their callbacks: the same report again is
+                // already applied. One transaction moves forward under its
+                // id (an intent that needed action, then succeeded); another
+                // outcome that is not a move forward is a contradiction.
+                if seen.contains(&outcome) {
+                    return Ok(vec![]);
                 }
-                let previous_status = self.status;
+                if let Some(recorded) = seen.last().copied() {
+                    if !previous_status.accepts(outcome) {
+                        return Err(PaymentError::ProviderResultConflict {
+                            provider_transaction_id,
+                            recorded,
+                            reported: outcome,
+                        });
+                    }
+                }
                 let status = outcome.status();
                 if !previous_status.accepts(outcome) {
                     return Err(PaymentError::InvalidTransition {

@@ -530,14 +530,16 @@ fn the_same_provider_transaction_with_another_outcome_is_refused() {
                     ProviderOutcome::Processing,
                     PaymentStatus::Pending,
                 ),
+                reported(
+                    "prov_1",
+                    ProviderOutcome::Completed,
+                    PaymentStatus::Processing,
+                ),
             ],
-            ProviderOutcome::Completed,
+            ProviderOutcome::Failed,
         ),
     ] {
-        let recorded = match given.last() {
-            Some(PaymentEvent::PaymentCompleted { .. }) => ProviderOutcome::Completed,
-            _ => ProviderOutcome::Processing,
-        };
+        let recorded = ProviderOutcome::Completed;
         Given::with(())
             .given(given)
             .when(report("prov_1", outcome))
@@ -547,6 +549,33 @@ fn the_same_provider_transaction_with_another_outcome_is_refused() {
                 reported: outcome,
             });
     }
+}
+
+#[test]
+fn one_provider_transaction_moves_forward_under_its_id() {
+    // Given an intent that needed the customer's action
+    let given = vec![
+        initiated(),
+        reported(
+            "prov_1",
+            ProviderOutcome::Processing,
+            PaymentStatus::Pending,
+        ),
+    ];
+    // When the same transaction then succeeds, it completes
+    let events = Given::with(())
+        .given(given.clone())
+        .when(report("prov_1", ProviderOutcome::Completed))
+        .inspect_result()
+        .unwrap();
+    assert!(matches!(events[..], [PaymentEvent::PaymentCompleted { .. }]));
+    // And its earlier report, replayed after that, changes nothing
+    let mut after = given;
+    after.extend(events);
+    Given::with(())
+        .given(after)
+        .when(report("prov_1", ProviderOutcome::Processing))
+        .then_expect_events(vec![]);
 }
 
 #[test]
