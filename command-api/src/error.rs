@@ -26,6 +26,7 @@ use domain::cart::CartError;
 use domain::catalog::{BrandError, CategoryError, InvalidDimension, ProductError};
 use domain::inventory::InventoryError;
 use domain::order::{CancellationError, CheckoutError, OrderError};
+use domain::payment::PaymentError;
 use domain::promotion::{CouponError, PromotionError};
 use domain::user::{PasswordError, UserError};
 use domain::values::ValueError;
@@ -786,6 +787,74 @@ impl From<CartError> for ApiError {
             | CartError::MergeIntoItself { .. } => {
                 Self::rule("cart-merge-refused", "Cart merge refused", detail)
             }
+        }
+    }
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(error: PaymentError) -> Self {
+        let detail = error.to_string();
+        match error {
+            PaymentError::NotInitiated => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Resource not found",
+                detail,
+            ),
+            PaymentError::AlreadyInitiated { payment_id } => {
+                already_exists("payment", payment_id, detail)
+            }
+            PaymentError::InvalidValue(value) => value.into(),
+            PaymentError::AmountMismatch { .. } | PaymentError::CurrencyMismatch { .. } => {
+                Self::rule("payment-amount-mismatch", "Payment amount mismatch", detail)
+            }
+            PaymentError::ActivePaymentExists { order_id } => {
+                Self::rule("payment-exists", "A payment is under way", detail)
+                    .with("order_id", order_id)
+            }
+            PaymentError::ProviderResultConflict { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "payment-report-conflict",
+                "Contradicting provider report",
+                detail,
+            ),
+            PaymentError::InvalidTransition { from, to } => Self::rule(
+                "invalid-status-transition",
+                "Invalid status transition",
+                detail,
+            )
+            .with("from", from)
+            .with("to", to),
+            PaymentError::InvalidRefundAmount { .. } => Self::invalid_field("amount", detail),
+            PaymentError::NotRefundable { status } => {
+                Self::rule("payment-not-refundable", "Payment not refundable", detail)
+                    .with("payment_status", status)
+            }
+            PaymentError::RefundExceedsCaptured {
+                requested,
+                refundable,
+            } => Self::rule(
+                "refund-exceeds-captured",
+                "Refund above what was captured",
+                detail,
+            )
+            .with("requested", requested.amount())
+            .with("refundable", refundable.amount()),
+            PaymentError::DuplicateRefund { refund_id, .. } => {
+                already_exists("refund", refund_id, detail)
+            }
+            PaymentError::UnknownRefund { .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Resource not found",
+                detail,
+            ),
+            PaymentError::RefundAlreadySettled { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "refund-report-conflict",
+                "Contradicting refund report",
+                detail,
+            ),
         }
     }
 }

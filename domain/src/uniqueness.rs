@@ -32,6 +32,9 @@ pub enum UniqueScope {
     /// out is a hint, the claim is what makes one unique (a sequence
     /// restored from an older backup may hand a number out again).
     OrderNumber,
+    /// Keyed by the order id: the order's one active payment, a hint the
+    /// payment's own status confirms (a failed payment frees the order).
+    ActivePayment,
 }
 
 impl UniqueScope {
@@ -46,6 +49,7 @@ impl UniqueScope {
             UniqueScope::CouponCode => "coupon_code",
             UniqueScope::ActiveCart => "active_cart",
             UniqueScope::OrderNumber => "order_number",
+            UniqueScope::ActivePayment => "active_payment",
         }
     }
 }

@@ -456,3 +456,138 @@ async fn concurrent_checkouts_never_sell_more_than_the_stock() {
         .unwrap();
     assert_eq!(payload(last)["available"], 0, "{:?}", payload(last));
 }
+
+/// A checkout as a careful client sends it: again after a 409
+/// `version-conflict` (the append lost a race and the retries ran out) or a
+/// 503 (shed under load), until the answer is a decision. The answer, and
+/// how many tries it took.
+pub(crate) async fn checkout_until_decided(
+    app: &TestApp,
+    customer: &reqwest::Client,
+    body: Value,
+) -> (StatusCode, Value, u32) {
+    for attempt in 1..=100 {
+        let response = checkout(app, customer, body.clone()).await;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or_default();
+        let retry = status == StatusCode::SERVICE_UNAVAILABLE
+            || (status == StatusCode::CONFLICT
+                && answer["type"]
+                    .as_str()
+                    .is_some_and(|kind| kind.ends_with("/version-conflict")));
+        if !retry {
+            return (status, answer, attempt);
+        }
+    }
+    panic!("no decision after 100 tries");
+}
+
+fn kind(answer: &Value) -> &str {
+    answer["type"]
+        .as_str()
+        .and_then(|kind| kind.rsplit('/').next())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_coupon_limited_to_five_uses_is_used_five_times_by_200_concurrent_checkouts() {
+    let app = TestApp::spawn_with(|settings| settings.postgres.max_connections = 20).await;
+    let product = product(&app, "CHK-CPN", 1000).await;
+    let promotion = coupon(&app, "FIVE", json!({ "usage_limit": 5 })).await;
+    let mut buyers = Vec::new();
+    for n in 0..200 {
+        let (customer, _) = app.customer(&format!("five-{n}@example.com")).await;
+        let cart = cart(&app, &customer, product, 1, Some("FIVE")).await;
+        buyers.push((customer, cart));
+    }
+    let answers = join_all(buyers.iter().map(|(customer, cart)| {
+        checkout_until_decided(
+            &app,
+            customer,
+            json!({ "cart_id": cart, "shipping_address": address(), "payment_method": "credit_card" }),
+        )
+    }))
+    .await;
+    let placed = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::CREATED)
+        .count();
+    assert_eq!(placed, 5, "the coupon's limit, exactly");
+    for (status, answer, _) in &answers {
+        if *status != StatusCode::CREATED {
+            assert_eq!(
+                (*status, kind(answer)),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "coupon-usage-limit-reached"
+                ),
+                "{answer}"
+            );
+        }
+    }
+    let redeemed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM event_store.events WHERE event_type = 'CouponRedeemed'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(redeemed, 5);
+    let uses = app.events(&promotion.to_string()).await;
+    let last = uses
+        .iter()
+        .rev()
+        .find(|event| event.event_type == "PromotionUsageRecorded")
+        .unwrap();
+    assert_eq!(payload(last)["usage_count"], 5);
+}
+
+#[tokio::test]
+async fn one_customers_20_concurrent_checkouts_use_their_once_per_customer_coupon_once() {
+    let app = TestApp::spawn().await;
+    let product = product(&app, "CHK-ONCE", 100).await;
+    coupon(&app, "ONCE", json!({ "usage_limit_per_user": 1 })).await;
+    let (customer, user_id) = app.customer("once@example.com").await;
+    let cart = cart(&app, &customer, product, 1, Some("ONCE")).await;
+    let answers = join_all((0..20).map(|_| {
+        checkout_until_decided(
+            &app,
+            &customer,
+            json!({ "cart_id": cart, "shipping_address": address(), "payment_method": "credit_card" }),
+        )
+    }))
+    .await;
+    let placed: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::CREATED)
+        .map(|(_, answer, _)| answer)
+        .collect();
+    assert_eq!(placed.len(), 1, "one order: {answers:?}");
+    for (status, answer, _) in &answers {
+        if *status != StatusCode::CREATED {
+            assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+            assert!(
+                // The cart already placed, or, read just before the winner
+                // committed, the customer's one use already taken.
+                [
+                    "cart-checked-out",
+                    "cart-not-active",
+                    "coupon-per-user-limit-reached"
+                ]
+                .contains(&kind(answer)),
+                "{answer}"
+            );
+        }
+    }
+    let usage = app
+        .events(&format!("customer_usage:{}:{user_id}", {
+            let coupons: Vec<String> = sqlx::query_scalar(
+                "SELECT aggregate_id FROM event_store.events WHERE event_type = 'PromotionCreated'",
+            )
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+            coupons[0].clone()
+        }))
+        .await;
+    assert_eq!(event_types(&usage), ["CustomerUsageRecorded"]);
+}

@@ -247,6 +247,7 @@ pub struct Order {
     billing_address: Option<PostalAddress>,
     shipping_address: Option<PostalAddress>,
     shipping_method: Option<ShippingMethodCode>,
+    payment_method: Option<PaymentMethodCode>,
     tracking_number: Option<TrackingNumber>,
     shipped_at: Option<DateTime<Utc>>,
     delivered_at: Option<DateTime<Utc>>,
@@ -282,6 +283,15 @@ impl Order {
     pub fn items(&self) -> &[OrderLine] {
         &self.items
     }
+    /// How the customer chose to pay at checkout.
+    pub fn payment_method(&self) -> Option<&PaymentMethodCode> {
+        self.payment_method.as_ref()
+    }
+
+    pub fn currency(&self) -> &Currency {
+        &self.currency
+    }
+
     pub fn total_amount(&self) -> Money {
         self.total_amount
     }
@@ -792,6 +802,7 @@ impl Aggregate for Order {
                 billing_address,
                 shipping_address,
                 shipping_method,
+                payment_method,
                 coupon,
                 promotions,
                 reserved_stock,
@@ -814,6 +825,7 @@ impl Aggregate for Order {
                     billing_address: Some(billing_address),
                     shipping_address: Some(shipping_address),
                     shipping_method: Some(shipping_method),
+                    payment_method,
                     coupon,
                     promotions,
                     reserved_stock,

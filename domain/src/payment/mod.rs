@@ -246,6 +246,14 @@ impl Payment {
     pub fn status(&self) -> PaymentStatus {
         self.status
     }
+    /// The provider's id of the transaction, as its first report named it
+    /// (what a refund is drawn against).
+    pub fn provider_transaction_id(&self) -> Option<&str> {
+        self.provider_results
+            .first()
+            .map(|result| result.provider_transaction_id.as_str())
+    }
+
     pub fn refunds(&self) -> &[Refund] {
         &self.refunds
     }
