@@ -7,6 +7,7 @@
 pub mod adapters;
 pub mod carts;
 pub mod live;
+pub mod platform;
 pub mod promotions;
 pub mod users;
 
