@@ -40,7 +40,7 @@ use crate::auth::authenticate;
 use crate::cart_expiry::CartExpiry;
 use crate::command::AppState;
 use crate::commands::{
-    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, product_parts,
+    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, payments, product_parts,
     products, promotions, users,
 };
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
@@ -290,6 +290,7 @@ pub async fn state_of(settings: &Settings, store: PgEventStore) -> anyhow::Resul
             ttl: chrono::TimeDelta::hours(i64::from(settings.carts.ttl_hours)),
         },
         shipping_methods: Arc::new(settings.carts.shipping_methods.clone()),
+        payment_provider: crate::payments::configured(&settings.payments)?,
     })
 }
 
@@ -418,6 +419,17 @@ pub fn command_routes() -> Vec<CommandRoute> {
         ),
         route(Method::POST, "/v1/orders", checkout::place),
         route(Method::PUT, "/v1/orders/{id}/status", orders::change_status),
+        route(Method::POST, "/v1/orders/{id}/payments", payments::start),
+        route(
+            Method::POST,
+            "/v1/payments/webhooks/{provider}",
+            payments::webhook,
+        ),
+        route(
+            Method::POST,
+            "/v1/payments/{id}/refunds",
+            payments::refund,
+        ),
         route(Method::POST, "/v1/orders/{id}/cancellation", orders::cancel),
         route(Method::POST, "/v1/carts", carts::open),
         route(Method::POST, "/v1/carts/{id}/items", carts::add_item),

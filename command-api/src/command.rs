@@ -55,6 +55,8 @@ pub struct AppState {
     pub cart_policy: domain::cart::CartPolicy,
     /// The shipping methods a cart can choose, with their fees.
     pub shipping_methods: Arc<std::collections::BTreeMap<String, rust_decimal::Decimal>>,
+    /// The payment service provider payments go through.
+    pub payment_provider: Arc<dyn crate::payments::provider::PaymentProvider>,
 }
 
 /// Seals every personal value of `appends` under its person's key

@@ -45,6 +45,9 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         batch: i64,
     },
+    /// Run the sandbox payment service provider (`payments.sandbox.*`), a
+    /// Stripe-like PSP in memory that posts signed webhooks to the API.
+    PaymentSandbox,
 }
 
 #[tokio::main]
@@ -76,6 +79,10 @@ async fn main() -> anyhow::Result<()> {
                     .await?
             );
             return Ok(());
+        }
+        Command::PaymentSandbox => {
+            return command_api::payments::sandbox::SandboxServer::run(settings.payments.sandbox)
+                .await;
         }
         Command::RewrapKeys { batch } => {
             println!("{}", operator::rewrap_keys(&settings, batch).await?);

@@ -34,7 +34,7 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::command::Receipt;
 use crate::commands::{
-    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, product_parts,
+    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, payments, product_parts,
     products, promotions, users,
 };
 use crate::error::PROBLEM_TYPE_BASE;
@@ -73,6 +73,9 @@ use crate::input::Amount;
         checkout::place,
         orders::change_status,
         orders::cancel,
+        payments::start,
+        payments::webhook,
+        payments::refund,
         promotions::create,
         promotions::update,
         promotions::set_active,
@@ -110,6 +113,7 @@ use crate::input::Amount;
             variants: an admin's session only"),
         (name = "inventory", description = "Stock of each sku, a product's or a variant's: an admin's session only"),
         (name = "orders", description = "Checkout and orders: the signed-in customer's own"),
+        (name = "payments", description = "Payments through the payment provider, its webhooks, and refunds"),
         (name = "promotions", description = "Promotions and their coupons: an admin's session only"),
         (name = "carts", description = "Shopping carts: the signed-in user's, or a guest's named by its \
             `X-Cart-Session`"),

@@ -26,6 +26,39 @@ pub struct Settings {
     pub idempotency: IdempotencySettings,
     pub smtp: crate::mail::SmtpSettings,
     pub carts: CartSettings,
+    pub payments: PaymentSettings,
+}
+
+/// The payment service provider the commands talk to, and its settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentSettings {
+    /// Which adapter the command API uses: `sandbox` (the only one so far).
+    pub provider: String,
+    pub sandbox: SandboxSettings,
+}
+
+/// The sandbox payment service (`command-api payment-sandbox`) and the
+/// adapter that talks to it. Both sides read the same section: the sandbox
+/// listens on `host:port` and signs its webhooks to `webhook_url` with
+/// `webhook_secret`; the adapter calls `url` and verifies those webhooks
+/// with the same secret. `Debug` never shows the secret.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SandboxSettings {
+    /// The sandbox's base URL, as the adapter calls it.
+    pub url: String,
+    /// Where `command-api payment-sandbox` listens.
+    pub host: String,
+    pub port: u16,
+    /// Where the sandbox posts its webhooks: the command API's
+    /// `POST /v1/payments/webhooks/sandbox`.
+    pub webhook_url: String,
+    /// Signs webhooks (HMAC-SHA256); shared by the sandbox and the adapter.
+    pub webhook_secret: secrecy::SecretString,
+    /// A webhook signed further than this from now is refused as stale.
+    pub webhook_tolerance_seconds: u64,
+    /// Bounds each call of the adapter, and each webhook delivery attempt
+    /// of the sandbox.
+    pub timeout_ms: u64,
 }
 
 /// The cart rules a shop configures: how long a cart lives after its last
@@ -317,6 +350,21 @@ url = "smtp://127.0.0.1:2525"
 from = "Shop <no-reply@shop.localhost>"
 timeout_ms = 10000
 
+[payments]
+provider = "sandbox"
+
+# The sandbox payment service of `command-api payment-sandbox`. The secret is
+# a development one: production sets its own through the environment
+# (APP__PAYMENTS__SANDBOX__WEBHOOK_SECRET), and a real provider's adapter its own.
+[payments.sandbox]
+url = "http://127.0.0.1:8090"
+host = "127.0.0.1"
+port = 8090
+webhook_url = "http://127.0.0.1:8080/v1/payments/webhooks/sandbox"
+webhook_secret = "whsec_development_only_sandbox_secret"
+webhook_tolerance_seconds = 300
+timeout_ms = 5000
+
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -381,6 +429,7 @@ impl fmt::Debug for Settings {
             .field("rate_limits", &self.rate_limits)
             .field("idempotency", &self.idempotency)
             .field("carts", &self.carts)
+            .field("payments", &self.payments)
             .finish()
     }
 }
@@ -449,5 +498,22 @@ mod tests {
         assert!(
             !format!("{settings:?}").contains(&crate::personal_data::DEVELOPMENT_MASTER_KEY[..12])
         );
+        assert!(!format!("{settings:?}").contains("whsec_"));
+    }
+
+    #[test]
+    fn payments_default_to_the_local_sandbox() {
+        use secrecy::ExposeSecret;
+        let settings = Settings::load(8080, None).unwrap();
+        assert_eq!(settings.payments.provider, "sandbox");
+        let sandbox = &settings.payments.sandbox;
+        assert_eq!(sandbox.url, "http://127.0.0.1:8090");
+        assert_eq!(sandbox.port, 8090);
+        assert_eq!(
+            sandbox.webhook_url,
+            "http://127.0.0.1:8080/v1/payments/webhooks/sandbox"
+        );
+        assert_eq!(sandbox.webhook_tolerance_seconds, 300);
+        assert!(!sandbox.webhook_secret.expose_secret().is_empty());
     }
 }

@@ -13,6 +13,7 @@ pub mod codes;
 pub mod inventory;
 pub mod me;
 pub mod orders;
+pub mod payments;
 pub mod product_parts;
 pub mod products;
 pub mod promotions;

@@ -8,3 +8,18 @@
 //! [`WebhookEvent`]. A production provider plugs in behind the same trait.
 
 pub mod provider;
+pub mod sandbox;
+pub mod sandbox_client;
+
+/// The provider `settings` name, ready to call.
+pub fn configured(
+    settings: &infrastructure::settings::PaymentSettings,
+) -> anyhow::Result<std::sync::Arc<dyn provider::PaymentProvider>> {
+    match settings.provider.as_str() {
+        "sandbox" => Ok(std::sync::Arc::new(
+            sandbox_client::SandboxProvider::new(&settings.sandbox)
+                .map_err(|error| anyhow::anyhow!("the sandbox payment adapter: {error}"))?,
+        )),
+        other => anyhow::bail!("payments.provider {other:?} is not a provider this build has"),
+    }
+}

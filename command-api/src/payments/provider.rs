@@ -127,6 +127,9 @@ pub trait PaymentProvider: Send + Sync {
     /// `POST /v1/payments/webhooks/{provider}`).
     fn name(&self) -> &'static str;
 
+    /// The header its webhooks carry their signature in.
+    fn signature_header(&self) -> &'static str;
+
     async fn create_intent(&self, request: IntentRequest) -> Result<Intent, ProviderError>;
 
     async fn refund(&self, request: RefundRequest) -> Result<ProviderRefund, ProviderError>;

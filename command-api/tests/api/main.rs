@@ -16,6 +16,7 @@ mod inventory;
 mod me;
 mod openapi;
 mod orders;
+mod payments;
 mod preconditions;
 mod product_parts;
 mod products;
