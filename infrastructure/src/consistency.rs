@@ -54,6 +54,14 @@ pub const PROMOTION_TABLES: ReadModel = ReadModel {
     projection: "promotion-tables",
     aggregate_types: &["promotion", "coupon"],
 };
+pub const ORDERS_TABLES: ReadModel = ReadModel {
+    projection: "orders-tables",
+    aggregate_types: &["order"],
+};
+pub const PAYMENTS_TABLES: ReadModel = ReadModel {
+    projection: "payments-tables",
+    aggregate_types: &["payment"],
+};
 pub const PRODUCT_SEARCH: ReadModel = ReadModel {
     projection: "product-search",
     aggregate_types: &["category", "brand", "product", "inventory"],

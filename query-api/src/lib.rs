@@ -10,6 +10,9 @@
 //! - `GET /v1/promotions`, `GET /v1/promotions/{id}`: the promotions read
 //!   model, for admins; `GET /v1/coupons/{code}`: a customer's check of a
 //!   coupon code, alone or against their own cart
+//! - `GET /v1/me/orders`, `GET /v1/orders/{id}`, `GET /v1/orders`: the
+//!   orders read model, for the customer who placed an order, and all of
+//!   them for admins
 //! - `GET /health`
 //!
 //! Public reads show only active products, categories and brands; an admin's
@@ -18,7 +21,7 @@
 //! Each store sits behind a port ([`catalog::CatalogReadModel`],
 //! [`products::ProductCache`], [`products::ProductSearch`],
 //! [`carts::CartCache`], [`carts::CartDocuments`],
-//! [`promotions::PromotionsReadModel`]) next to the handlers that
+//! [`promotions::PromotionsReadModel`], [`orders::OrdersReadModel`]) next to the handlers that
 //! use it; [`startup::Application`] wires the real adapters.
 //!
 //! Every read accepts the consistency token of a command and waits until the
@@ -35,6 +38,7 @@ pub mod extract;
 pub mod health;
 pub mod money;
 pub mod openapi;
+pub mod orders;
 pub mod products;
 pub mod promotions;
 pub mod rate_limit;

@@ -24,7 +24,7 @@ use utoipa::{OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::consistency::{CONSISTENCY_TOKEN_HEADER, CONSISTENCY_TOKEN_PARAM};
 use crate::error::PROBLEM_BASE;
-use crate::{carts, catalog, products, promotions, users};
+use crate::{carts, catalog, orders, products, promotions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,7 +32,7 @@ use crate::{carts, catalog, products, promotions, users};
         title = "Query API",
         description = "The read side of the platform: products (the Redis cache, then PostgreSQL), product \
             search (Elasticsearch), categories, brands, accounts, carts (the Redis cart cache, then \
-            MongoDB), promotions and coupons, as the projectors left them. A read that carries a command's consistency token \
+            MongoDB), promotions and coupons, and orders, as the projectors left them. A read that carries a command's consistency token \
             waits until what it reads has applied it. See docs/query-api.md.",
     ),
     paths(
@@ -47,6 +47,9 @@ use crate::{carts, catalog, products, promotions, users};
         promotions::list_promotions,
         promotions::get_promotion,
         promotions::coupons::check_coupon,
+        orders::list_my_orders,
+        orders::get_order,
+        orders::list_orders,
     ),
     components(schemas(Problem, InvalidParam)),
     tags(
@@ -55,6 +58,7 @@ use crate::{carts, catalog, products, promotions, users};
         (name = "users", description = "Accounts: your own, or for an admin anyone's"),
         (name = "carts", description = "Carts, for their owner only: the signed-in user, or a guest by cart session"),
         (name = "promotions", description = "Promotions and their coupons for admins; a coupon code's check for customers"),
+        (name = "orders", description = "Orders: your own, or for an admin anyone's"),
     ),
 )]
 struct ApiDoc;
@@ -250,7 +254,7 @@ fn problem_responses() -> Value {
         ),
         "NotFound": problem(
             "`not-found`: nothing of this kind has this id or code (or, for the public, a product that is \
-             not active; for anyone but its owner, a cart).",
+             not active; for anyone but its owner, a cart, or an order unless an admin asks).",
             json!({}),
         ),
         "RateLimited": problem(

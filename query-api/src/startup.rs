@@ -29,6 +29,7 @@ use crate::consistency::{
     wait_until_applied, AppliedTokens, ConsistencyWait, PgAppliedTokens, ReadAfter,
 };
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
+use crate::orders::{self, OrdersReadModel, PgOrdersReadModel};
 use crate::products::{
     self, ElasticsearchProductSearch, ProductCache, ProductSearch, RedisProductCache,
 };
@@ -53,6 +54,7 @@ pub struct AppState {
     pub cart_cache: Arc<dyn CartCache>,
     pub cart_documents: Arc<dyn CartDocuments>,
     pub promotions: Arc<dyn PromotionsReadModel>,
+    pub orders: Arc<dyn OrdersReadModel>,
 }
 
 impl AppState {
@@ -109,6 +111,9 @@ pub fn read_routes() -> Vec<ReadRoute> {
         route("/v1/promotions", get(promotions::list_promotions)),
         route("/v1/promotions/{id}", get(promotions::get_promotion)),
         route("/v1/coupons/{code}", get(promotions::check_coupon)),
+        route("/v1/me/orders", get(orders::list_my_orders)),
+        route("/v1/orders", get(orders::list_orders)),
+        route("/v1/orders/{id}", get(orders::get_order)),
     ]
 }
 
@@ -216,6 +221,7 @@ impl Application {
             read_model: Arc::new(PgCatalogReadModel::new(pool.clone())),
             users: Arc::new(PgUsersReadModel::new(pool.clone())),
             promotions: Arc::new(PgPromotionsReadModel::new(pool.clone())),
+            orders: Arc::new(PgOrdersReadModel::new(pool.clone())),
             sessions: Arc::new(
                 Sessions::new(
                     &settings.redis.url,

@@ -3,7 +3,9 @@
 //! were revoked (as a suspension does) and an admin. The routes come from
 //! `read_routes()`, which the router is built from, so a route without a row
 //! here fails the test. "Allowed" is any answer but 401 and 403; a route
-//! for its owner only answers the owner and is a 404 for everyone else.
+//! for its owner only answers the owner and is a 404 for everyone else, and
+//! one for its owner or an admin answers both, is a 404 for other
+//! customers and a 401 for guests.
 
 use reqwest::StatusCode;
 use uuid::Uuid;
@@ -17,6 +19,8 @@ enum Access {
     Admin,
     /// The resource's owner only: it does not exist for anyone else.
     Owner,
+    /// A signed-in owner, or an admin: it does not exist for other users.
+    OwnerOrAdmin,
 }
 
 fn access_of(path: &str) -> Option<Access> {
@@ -24,9 +28,11 @@ fn access_of(path: &str) -> Option<Access> {
         "/v1/products" | "/v1/products/{id}" | "/v1/categories" | "/v1/brands" => Access::Anyone,
         // A customer's check of a code: a user's or a guest's.
         "/v1/coupons/{code}" => Access::Anyone,
-        "/v1/me" => Access::SignedIn,
+        "/v1/me" | "/v1/me/orders" => Access::SignedIn,
         "/v1/users" | "/v1/users/{id}" => Access::Admin,
         "/v1/promotions" | "/v1/promotions/{id}" => Access::Admin,
+        "/v1/orders" => Access::Admin,
+        "/v1/orders/{id}" => Access::OwnerOrAdmin,
         "/v1/carts/{id}" => Access::Owner,
         _ => return None,
     })
@@ -57,6 +63,8 @@ async fn every_read_admits_exactly_whom_it_should() {
     context
         .insert_promotion_with_coupon(&promotion, "MATRIX10")
         .await;
+    let order = support::seed_order(owner);
+    context.insert_order(&order).await;
     assert_eq!(context.sessions().close_all(revoked).await.unwrap(), 1);
     let app = context.spawn_app().await;
 
@@ -78,6 +86,7 @@ async fn every_read_admits_exactly_whom_it_should() {
             "/v1/products/{id}" => product.id,
             "/v1/carts/{id}" => cart.cart_id,
             "/v1/promotions/{id}" => promotion.id,
+            "/v1/orders/{id}" => order.order.id,
             _ => owner,
         };
         let path = route
@@ -95,6 +104,9 @@ async fn every_read_admits_exactly_whom_it_should() {
                 (_, "revoked") => Some(StatusCode::UNAUTHORIZED),
                 (Access::Owner, "owner") => Some(StatusCode::OK),
                 (Access::Owner, _) => Some(StatusCode::NOT_FOUND),
+                (Access::OwnerOrAdmin, "owner" | "admin") => Some(StatusCode::OK),
+                (Access::OwnerOrAdmin, "guest") => Some(StatusCode::UNAUTHORIZED),
+                (Access::OwnerOrAdmin, _) => Some(StatusCode::NOT_FOUND),
                 (Access::Anyone, _) => None,
                 (_, "guest") => Some(StatusCode::UNAUTHORIZED),
                 (Access::SignedIn, _) => None,

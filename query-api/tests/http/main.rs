@@ -8,6 +8,7 @@ mod authorization;
 mod carts;
 mod catalog;
 mod openapi;
+mod orders;
 mod products;
 mod promotions;
 mod rate_limits;

@@ -110,7 +110,7 @@ async fn the_correlation_id_is_echoed_or_minted() {
 async fn unknown_routes_and_methods_are_problems() {
     let context = TestContext::new().await;
     let app = context.spawn_app().await;
-    let problem = app.get_problem("/v1/orders", 404).await;
+    let problem = app.get_problem("/v1/wishlists", 404).await;
     assert_eq!(problem["type"], "https://errors.ecommerce.local/not-found");
     let response = app
         .client

@@ -5,11 +5,14 @@
 #![allow(dead_code)]
 
 mod carts;
+mod orders;
 mod promotions;
 
 // Not every test binary that includes this module reads carts.
 #[allow(unused_imports)]
 pub use carts::{guest_session, seed_cart, user_owner};
+#[allow(unused_imports)]
+pub use orders::{order_line, seed_order};
 #[allow(unused_imports)]
 pub use promotions::{coupon, far_future, promotion};
 
@@ -33,6 +36,7 @@ use infrastructure::views::{
 };
 use query_api::carts::{MongoCartDocuments, RedisCartCache};
 use query_api::catalog::PgCatalogReadModel;
+use query_api::orders::PgOrdersReadModel;
 use query_api::products::{ElasticsearchProductSearch, RedisProductCache};
 use query_api::promotions::PgPromotionsReadModel;
 use query_api::users::PgUsersReadModel;
@@ -353,6 +357,7 @@ impl TestContext {
             cart_cache: Arc::new(RedisCartCache::new(&self.settings.redis).expect("redis adapter")),
             cart_documents: Arc::new(MongoCartDocuments::new(&self.settings.mongo)),
             promotions: Arc::new(PgPromotionsReadModel::new(self.pool().clone())),
+            orders: Arc::new(PgOrdersReadModel::new(self.pool().clone())),
         }
     }
 
