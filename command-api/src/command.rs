@@ -291,7 +291,7 @@ async fn replayable(
 }
 
 /// A stored `{status, location, body}` as the response it describes.
-fn render(stored: &Value, replayed: bool) -> Result<Response, ApiError> {
+pub fn render(stored: &Value, replayed: bool) -> Result<Response, ApiError> {
     let status = stored
         .get("status")
         .and_then(Value::as_u64)

@@ -23,7 +23,9 @@ use uuid::Uuid;
 use crate::auth::{Admin, SignedIn, ADMIN_ROLE};
 use crate::command::{execute, load_existing, AppState, Plan};
 use crate::error::ApiError;
-use crate::openapi::{CommandHeaders, Conflict, NotFound, PreconditionFailed, RuleBroken};
+use crate::openapi::{
+    CommandHeaders, Conflict, Forbidden, NotFound, PreconditionFailed, RuleBroken,
+};
 use crate::request::{ApiPath, CommandBody, CommandRequest};
 
 /// The reason an admin's cancellation records when it gives none.
@@ -63,6 +65,7 @@ pub struct OrderStatusRequest {
     request_body = OrderStatusRequest,
     responses(
         (status = 200, description = "Moved", body = crate::command::Receipt),
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),

@@ -29,16 +29,18 @@ use domain::values::Money;
 use infrastructure::event_store::aggregates::Loaded;
 use infrastructure::event_store::IdempotencyKey;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tracing::{instrument, Span};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Admin, SignedIn, ADMIN_ROLE};
-use crate::command::{commit, execute, load_as, load_key, AppState, Committed, Plan};
+use crate::command::{commit, execute, load_as, load_key, render, AppState, Committed, Plan};
 use crate::error::ApiError;
 use crate::input::Amount;
-use crate::openapi::{CommandHeaders, Conflict, NotFound, PreconditionFailed, RuleBroken};
+use crate::openapi::{
+    CommandHeaders, Conflict, Forbidden, NotFound, PreconditionFailed, RuleBroken,
+};
 use crate::payments::provider::{
     IntentRequest, IntentState, ProviderError, RefundRequest, RefundState, WebhookError,
     WebhookKind,
@@ -173,12 +175,17 @@ pub async fn start(
         async move { plan_report(&state, &context, payment_id, transaction, outcome, raw).await }
     })
     .await?;
-    let token = match recorded {
-        Committed::Appended(stored) => stored["body"]["consistency_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        Committed::Replayed(_) => String::new(),
+    // The report's append: its token and the payment's version go out as
+    // every command's do (`Consistency-Token`, `ETag`).
+    let (token, mut response) = match recorded {
+        Committed::Appended(stored) => (
+            stored["body"]["consistency_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            render(&stored, false)?,
+        ),
+        Committed::Replayed(response) => (String::new(), response),
     };
     let status = load_as::<Payment>(&state, &payment_id.to_string())
         .await?
@@ -190,7 +197,8 @@ pub async fn start(
         next_action: intent.next_action,
         consistency_token: token,
     };
-    let mut response = (StatusCode::CREATED, Json(answer)).into_response();
+    *response.status_mut() = StatusCode::CREATED;
+    *response.body_mut() = Json(answer).into_response().into_body();
     if let Ok(location) = format!("/v1/payments/{payment_id}").parse() {
         response
             .headers_mut()
@@ -532,6 +540,7 @@ pub struct RefundPaymentRequest {
     request_body = RefundPaymentRequest,
     responses(
         (status = 201, description = "Refund recorded", body = crate::command::Receipt),
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
@@ -551,7 +560,7 @@ pub async fn refund(
     let amount =
         Money::new(body.amount.0).map_err(|error| ApiError::invalid_field("amount", error))?;
     let reason = body.reason.clone();
-    commit(&state, &context, || {
+    let requested = commit(&state, &context, || {
         let (state, context, reason) = (state.clone(), context.clone(), reason.clone());
         async move {
             let payment = load_as::<Payment>(&state, &payment_id.to_string())
@@ -620,14 +629,19 @@ pub async fn refund(
         .await?;
         answer = Some(committed);
     }
-    match answer {
-        Some(Committed::Appended(stored)) => {
-            Ok((StatusCode::CREATED, Json(json!(stored["body"]))).into_response())
+    // The last append's receipt, as any command answers: the result's, or
+    // the request's while the provider has not decided.
+    match answer.unwrap_or(requested) {
+        Committed::Appended(stored) => {
+            let mut response = render(&stored, false)?;
+            *response.status_mut() = StatusCode::CREATED;
+            if let Ok(location) = format!("/v1/payments/{payment_id}").parse() {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::LOCATION, location);
+            }
+            Ok(response)
         }
-        _ => Ok((
-            StatusCode::CREATED,
-            Json(json!({ "id": refund_id, "status": "pending" })),
-        )
-            .into_response()),
+        Committed::Replayed(response) => Ok(response),
     }
 }
