@@ -56,7 +56,7 @@ pub const PROMOTION_TABLES: ReadModel = ReadModel {
 };
 pub const ORDERS_TABLES: ReadModel = ReadModel {
     projection: "orders-tables",
-    aggregate_types: &["order"],
+    aggregate_types: &["order", "user"],
 };
 pub const PAYMENTS_TABLES: ReadModel = ReadModel {
     projection: "payments-tables",

@@ -124,6 +124,8 @@ async fn a_reinstalled_schema_equals_a_migrated_one_and_leaves_the_event_store_a
         unfinished_rebuilds(&db.pool).await,
         vec![
             "catalog-tables".to_owned(),
+            "orders-tables".to_owned(),
+            "payments-tables".to_owned(),
             "promotion-tables".to_owned(),
             "users-tables".to_owned()
         ],

@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 
 use crate::health::{health_router, HealthBounds};
 use crate::projections::{
-    account_mail, activity_log, cart_cache, cart_documents, catalog_tables, product_cache,
-    product_search, promotion_tables, users_tables,
+    account_mail, activity_log, cart_cache, cart_documents, catalog_tables, orders_tables,
+    payments_tables, product_cache, product_search, promotion_tables, users_tables,
 };
 use crate::runtime::worker::rebuild_beside_live;
 use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions, WorkerStats};
@@ -33,10 +33,13 @@ pub const PROJECTIONS: &[&str] = &[
     cart_documents::NAME,
     cart_cache::NAME,
     promotion_tables::NAME,
+    orders_tables::NAME,
+    payments_tables::NAME,
 ];
 
 /// Opens the personal data of the log for the projections that show it
-/// (the activity log, the users tables) or deliver it (the account mail).
+/// (the activity log, the users and orders tables) or deliver it (the
+/// account mail).
 pub fn personal_data(settings: &Settings, store: &PgEventStore) -> anyhow::Result<PersonalData> {
     Ok(PersonalData::new(
         store.pool().clone(),
@@ -101,6 +104,8 @@ pub async fn build_projection(
                     settings.projectors.parked_max_age_seconds,
                 )),
         ),
+        orders_tables::NAME => Arc::new(build_orders_tables(settings, store)?),
+        payments_tables::NAME => Arc::new(build_payments_tables(settings, store)),
         account_mail::NAME => Arc::new(
             account_mail::AccountMail::connect(
                 &settings.mongo.url,
@@ -134,6 +139,30 @@ pub async fn build_projection(
     })
 }
 
+fn build_orders_tables(
+    settings: &Settings,
+    store: &PgEventStore,
+) -> anyhow::Result<orders_tables::OrdersTables> {
+    Ok(orders_tables::OrdersTables::new(
+        store.pool().clone(),
+        Upcasters::default(),
+        personal_data(settings, store)?,
+    )
+    .with_parked_max_age(std::time::Duration::from_secs(
+        settings.projectors.parked_max_age_seconds,
+    )))
+}
+
+fn build_payments_tables(
+    settings: &Settings,
+    store: &PgEventStore,
+) -> payments_tables::PaymentsTables {
+    payments_tables::PaymentsTables::new(store.pool().clone(), Upcasters::default())
+        .with_parked_max_age(std::time::Duration::from_secs(
+            settings.projectors.parked_max_age_seconds,
+        ))
+}
+
 fn selected(settings: &Settings) -> Vec<String> {
     if settings.projectors.only.is_empty() {
         PROJECTIONS.iter().map(|p| p.to_string()).collect()
@@ -164,7 +193,37 @@ impl Application {
         let mut tasks = JoinSet::new();
         let mut stats = Vec::new();
         for name in selected(&settings) {
-            let projection = build_projection(&name, &settings, &store).await?;
+            let projection = if name == orders_tables::NAME {
+                // Its parked orders wait for rows other projections write:
+                // they are looked at again periodically, not only when a
+                // batch comes (see `orders_tables`).
+                let tables = Arc::new(build_orders_tables(&settings, &store)?);
+                let mut stopped = stopped.clone();
+                tasks.spawn(tables.clone().retry_parked_every(
+                    store.pool().clone(),
+                    orders_tables::DEFAULT_RETRY_PARKED_EVERY,
+                    async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                ));
+                tables as Arc<dyn Projection>
+            } else if name == payments_tables::NAME {
+                // Its parked payments wait for the orders' rows, which
+                // orders-tables writes: looked at again periodically too
+                // (see `payments_tables`).
+                let tables = Arc::new(build_payments_tables(&settings, &store));
+                let mut stopped = stopped.clone();
+                tasks.spawn(tables.clone().retry_parked_every(
+                    store.pool().clone(),
+                    payments_tables::DEFAULT_RETRY_PARKED_EVERY,
+                    async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                ));
+                tables as Arc<dyn Projection>
+            } else {
+                build_projection(&name, &settings, &store).await?
+            };
             let worker = Worker::new(
                 projection,
                 &settings.kafka,

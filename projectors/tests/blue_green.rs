@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use infrastructure::event_store::RecordedEvent;
 use infrastructure::views::{product_cache_generation_key, product_cache_generation_prefix};
 use projectors::projections::{
-    activity_log, catalog_tables, product_cache, product_search, promotion_tables, users_tables,
+    activity_log, catalog_tables, orders_tables, payments_tables, product_cache, product_search,
+    promotion_tables, users_tables,
 };
 use projectors::runtime::generations::BatchGuard;
 use projectors::runtime::rebuild::rebuild_beside_live;
@@ -171,8 +172,10 @@ async fn replay(
 async fn set_up(name: &str, fail_at: Option<usize>) -> (Arc<Harness>, Arc<Watch>, Watched) {
     let h = Arc::new(harness().await);
     let (_, _, products) = h.seed_catalog(12).await;
-    h.seed_users(6).await;
+    let users = h.seed_users(6).await;
     h.seed_promotions(3).await;
+    let orders = h.seed_orders(&users, &products).await;
+    h.seed_payments(&orders).await;
     let adapter = adapter_named(&h, name).await;
     adapter.projection().reset().await.unwrap();
     adapter.projection().mark_rebuilt().await.unwrap();
@@ -258,6 +261,16 @@ async fn promotion_tables_readers_keep_the_live_generation_until_the_swap() {
     readers_keep_the_live_generation_until_the_swap(promotion_tables::NAME).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_tables_readers_keep_the_live_generation_until_the_swap() {
+    readers_keep_the_live_generation_until_the_swap(orders_tables::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_tables_readers_keep_the_live_generation_until_the_swap() {
+    readers_keep_the_live_generation_until_the_swap(payments_tables::NAME).await;
+}
+
 async fn an_interrupted_rebuild_never_swaps_and_the_next_starts_over(name: &str) {
     let (h, watch, watched) = set_up(name, Some(2)).await;
 
@@ -290,7 +303,11 @@ async fn an_interrupted_rebuild_never_swaps_and_the_next_starts_over(name: &str)
 async fn leftovers(h: &Harness, name: &str) -> Vec<String> {
     let s = &h.settings;
     match name {
-        catalog_tables::NAME | users_tables::NAME | promotion_tables::NAME => sqlx::query_scalar(
+        catalog_tables::NAME
+        | users_tables::NAME
+        | promotion_tables::NAME
+        | orders_tables::NAME
+        | payments_tables::NAME => sqlx::query_scalar(
             "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'read_model_%'",
         )
         .fetch_all(&h.db.pool)
@@ -377,6 +394,16 @@ async fn users_tables_interrupted_rebuild_never_swaps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promotion_tables_interrupted_rebuild_never_swaps() {
     an_interrupted_rebuild_never_swaps_and_the_next_starts_over(promotion_tables::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_tables_interrupted_rebuild_never_swaps() {
+    an_interrupted_rebuild_never_swaps_and_the_next_starts_over(orders_tables::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_tables_interrupted_rebuild_never_swaps() {
+    an_interrupted_rebuild_never_swaps_and_the_next_starts_over(payments_tables::NAME).await;
 }
 
 /// The swap waits for a batch a live worker is inside of: that batch's
@@ -466,6 +493,10 @@ async fn a_swap_waits_for_the_batch_a_live_worker_is_applying() {
 async fn a_live_worker_follows_a_swap_made_by_another_process(name: &str) {
     let h = Arc::new(harness().await);
     let (_, _, products) = h.seed_catalog(4).await;
+    // The customers of the live writes' orders, and an order their
+    // payments are for.
+    let users = h.seed_users(2).await;
+    h.seed_orders(&users[..1], &products).await;
     let adapter = adapter_named(&h, name).await;
     adapter.projection().reset().await.unwrap();
     adapter.projection().mark_rebuilt().await.unwrap();
@@ -520,4 +551,14 @@ async fn a_live_users_tables_worker_follows_a_swap_made_by_another_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_promotion_tables_worker_follows_a_swap_made_by_another_process() {
     a_live_worker_follows_a_swap_made_by_another_process(promotion_tables::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_orders_tables_worker_follows_a_swap_made_by_another_process() {
+    a_live_worker_follows_a_swap_made_by_another_process(orders_tables::NAME).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_payments_tables_worker_follows_a_swap_made_by_another_process() {
+    a_live_worker_follows_a_swap_made_by_another_process(payments_tables::NAME).await;
 }

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use mongodb::bson::Document;
 use projectors::projections::{
-    activity_log, catalog_tables, product_cache, product_search, promotion_tables, users_tables,
+    activity_log, catalog_tables, orders_tables, payments_tables, product_cache, product_search,
+    promotion_tables, users_tables,
 };
 use projectors::runtime::WorkerOptions;
 use redis::AsyncCommands;
@@ -25,7 +26,11 @@ async fn lose(h: &Harness, adapter: &dyn Adapter, name: &str) {
     let s = &h.settings;
     let before = adapter.snapshot().await;
     match name {
-        catalog_tables::NAME | users_tables::NAME | promotion_tables::NAME => {
+        catalog_tables::NAME
+        | users_tables::NAME
+        | promotion_tables::NAME
+        | orders_tables::NAME
+        | payments_tables::NAME => {
             // Every projection's bookkeeping goes with it.
             sqlx::query("DROP SCHEMA read_model CASCADE")
                 .execute(&h.db.pool)
@@ -76,8 +81,10 @@ async fn lose(h: &Harness, adapter: &dyn Adapter, name: &str) {
 async fn a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(name: &str) {
     let h = Arc::new(harness().await);
     let (_, _, products) = h.seed_catalog(8).await;
-    h.seed_users(3).await;
+    let users = h.seed_users(3).await;
     h.seed_promotions(2).await;
+    let orders = h.seed_orders(&users, &products).await;
+    h.seed_payments(&orders).await;
     let adapter = adapter_named(&h, name).await;
     adapter.projection().reset().await.unwrap();
     adapter.projection().mark_rebuilt().await.unwrap();
@@ -128,6 +135,20 @@ async fn a_dropped_read_model_schema_rebuilds_the_users_tables_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_read_model_schema_rebuilds_the_promotion_tables_too() {
     a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(promotion_tables::NAME).await;
+}
+
+/// The orders tables are recorded as a read model kept in the schema
+/// (migration 20261204000003): a reinstalled schema rebuilds them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_read_model_schema_rebuilds_the_orders_tables_too() {
+    a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(orders_tables::NAME).await;
+}
+
+/// The payments tables are recorded as a read model kept in the schema
+/// (migration 20261204000005): a reinstalled schema rebuilds them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_read_model_schema_rebuilds_the_payments_tables_too() {
+    a_store_that_lost_its_data_ends_equal_to_a_fresh_rebuild(payments_tables::NAME).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,6 +38,8 @@ async fn every_projection_is_idempotent_resettable_and_rebuildable() {
         .await;
     }
     h.seed_promotions(2).await;
+    let orders = h.seed_orders(&users, &products).await;
+    h.seed_payments(&orders).await;
     // Carts of every kind, for the cart projections.
     support::carts::seed_carts(&h).await;
     let events = h.recorded().await;

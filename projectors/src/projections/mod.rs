@@ -7,6 +7,8 @@ pub mod cart_cache;
 pub mod cart_documents;
 pub mod cart_state;
 pub mod catalog_tables;
+pub mod orders_tables;
+pub mod payments_tables;
 pub mod product_cache;
 pub mod product_search;
 pub mod product_state;

@@ -4,23 +4,29 @@
 use std::sync::Arc;
 
 use infrastructure::event_store::aggregates::Upcasters;
+use infrastructure::event_store::{PgEventStore, RecordedEvent};
 use infrastructure::settings::Settings;
 use infrastructure::views::{product_cache_generation_key, product_cache_generation_prefix};
 use mongodb::bson::{doc, Document};
 use projectors::projections::activity_log::ActivityLog;
 use projectors::projections::catalog_tables::CatalogTables;
+use projectors::projections::orders_tables::OrdersTables;
 use projectors::projections::product_cache::ProductCache;
 use projectors::projections::product_search::ProductSearch;
 use projectors::projections::promotion_tables::PromotionTables;
 use projectors::projections::users_tables::UsersTables;
 use projectors::runtime::worker::rebuild;
-use projectors::runtime::{DeadLetters, Projection, WorkerStats};
+use projectors::runtime::{
+    DeadLetter, DeadLetters, NextGeneration, Projection, ProjectionError, WorkerStats,
+};
 use redis::AsyncCommands;
 use serde_json::Value;
 
+use super::orders::dump_orders;
 use super::promotions::dump_promotions;
 use super::users::dump_users;
 use super::{dump_catalog, worker_options, Harness};
+use infrastructure::testing::wait_for;
 
 /// A real adapter and a way to read back everything it stored.
 #[async_trait::async_trait]
@@ -63,6 +69,116 @@ impl Adapter for Promotions {
     }
     async fn snapshot(&self) -> Value {
         Value::Array(dump_promotions(&self.1).await)
+    }
+}
+
+/// The orders tables, whose rows point at the users' and the catalog's:
+/// in production their projections write those parents beside it; in the
+/// shared suites, where only the projection under test runs, a reset of the
+/// orders tables rebuilds the parents from the event store first, so that
+/// the orders find them. Everything else is the orders tables' own.
+pub struct WithParents {
+    pub orders: Arc<OrdersTables>,
+    parents: Vec<Arc<dyn Projection>>,
+    store: PgEventStore,
+}
+
+impl WithParents {
+    pub fn new(h: &Harness, orders: OrdersTables) -> Self {
+        Self {
+            orders: Arc::new(orders),
+            parents: vec![
+                Arc::new(CatalogTables::new(h.db.pool.clone(), Upcasters::default())),
+                Arc::new(UsersTables::new(
+                    h.db.pool.clone(),
+                    Upcasters::default(),
+                    h.personal(),
+                )),
+            ],
+            store: h.store.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Projection for WithParents {
+    fn name(&self) -> &'static str {
+        self.orders.name()
+    }
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        self.orders.aggregate_types()
+    }
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<DeadLetter>, ProjectionError> {
+        self.orders.apply(events).await
+    }
+    async fn probe(&self) -> Result<(), ProjectionError> {
+        self.orders.probe().await
+    }
+    async fn is_intact(&self) -> Result<bool, ProjectionError> {
+        self.orders.is_intact().await
+    }
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        self.orders.reset().await?;
+        for parent in &self.parents {
+            let types: Vec<String> = parent
+                .aggregate_types()
+                .iter()
+                .map(|t| t.to_string())
+                .collect();
+            // The log's tailing read holds back events while an older
+            // transaction of the cluster (another test's) is open: rebuilt
+            // until the rebuild has seen every event of the parent's.
+            wait_for(
+                "the parents' rebuild to see the whole log",
+                std::time::Duration::from_secs(60),
+                || async {
+                    let total: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM event_store.events WHERE aggregate_type = ANY($1)",
+                    )
+                    .bind(&types)
+                    .fetch_one(self.store.pool())
+                    .await
+                    .expect("count the parent's events");
+                    let replayed = rebuild(
+                        parent.as_ref(),
+                        &self.store,
+                        &DeadLetters::new(self.store.pool().clone()),
+                        &worker_options(),
+                        &WorkerStats::new(),
+                    )
+                    .await
+                    .expect("a rebuild of the parent");
+                    (replayed as i64 >= total).then_some(())
+                },
+            )
+            .await;
+        }
+        Ok(())
+    }
+    async fn mark_rebuilt(&self) -> Result<(), ProjectionError> {
+        self.orders.mark_rebuilt().await
+    }
+    async fn forget_applied(
+        &self,
+        aggregate_id: &str,
+        version: i64,
+    ) -> Result<(), ProjectionError> {
+        self.orders.forget_applied(aggregate_id, version).await
+    }
+    async fn next_generation(&self) -> Result<Option<Box<dyn NextGeneration>>, ProjectionError> {
+        self.orders.next_generation().await
+    }
+}
+
+struct Orders(Arc<WithParents>, sqlx::PgPool);
+
+#[async_trait::async_trait]
+impl Adapter for Orders {
+    fn projection(&self) -> Arc<dyn Projection> {
+        self.0.clone()
+    }
+    async fn snapshot(&self) -> Value {
+        Value::Array(dump_orders(&self.1).await)
     }
 }
 
@@ -232,6 +348,14 @@ pub async fn adapters(h: &Harness) -> Vec<Arc<dyn Adapter>> {
             )),
             h.db.pool.clone(),
         )),
+        Arc::new(Orders(
+            Arc::new(WithParents::new(
+                h,
+                OrdersTables::new(h.db.pool.clone(), Upcasters::default(), h.personal()),
+            )),
+            h.db.pool.clone(),
+        )),
+        super::payments::adapter(h),
     ]
 }
 

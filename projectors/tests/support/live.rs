@@ -9,6 +9,8 @@ use infrastructure::event_store::RecordedEvent;
 use projectors::runtime::{Projection, Worker, WorkerOptions};
 use uuid::Uuid;
 
+use super::orders::{confirmed, line, placed};
+use super::payments::Story;
 use super::promotions::{created, issued, terms};
 use super::users::registered;
 use super::{price_changed, product_created, worker_options, Harness};
@@ -72,8 +74,10 @@ impl Live {
     }
 
     /// What shoppers and admins do meanwhile: a new product, a price change
-    /// of an existing one, a new account, a new promotion with a coupon, all
-    /// applied by the live worker.
+    /// of an existing one, a new account, a new promotion with a coupon, an
+    /// order of the first customer (when there is one) for the existing
+    /// product, confirmed, a failed payment attempt for the first order
+    /// (when there is one), all applied by the live worker.
     pub async fn write(&self) {
         let (category, brand) = self.parents().await;
         let id = Uuid::now_v7();
@@ -124,7 +128,59 @@ impl Live {
         self.h
             .append_coupon(coupon, 0, &[issued(coupon, &code, promotion, 1)])
             .await;
+        if let Some(customer) = self.first_customer().await {
+            let order = Uuid::now_v7();
+            let lines = vec![line(self.product, None, "LIVE-ORDER", "99.50", 2)];
+            self.h
+                .append_order(
+                    order,
+                    0,
+                    &[
+                        placed(order, Some(customer), lines, 20),
+                        confirmed(order, 21),
+                    ],
+                )
+                .await;
+        }
+        if let Some(order) = self.first_order().await {
+            let payment = Uuid::now_v7();
+            let attempt = Story::initiated(payment, order, &self.h.order_total(order).await, 40)
+                .report(
+                    &format!("pi_live_{}", payment.simple()),
+                    domain::payment::ProviderOutcome::Failed,
+                    41,
+                );
+            self.h.append_story(&attempt).await;
+        }
         self.catch_up().await;
+    }
+
+    /// The order placed first, whose row a rebuild of the orders tables
+    /// before the live writes holds.
+    async fn first_order(&self) -> Option<Uuid> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT aggregate_id FROM event_store.events \
+             WHERE aggregate_type = 'order' AND event_type = 'OrderPlaced' \
+             ORDER BY position LIMIT 1",
+        )
+        .fetch_optional(&self.h.db.pool)
+        .await
+        .unwrap();
+        id.map(|id| id.parse().unwrap())
+    }
+
+    /// The user registered first, whose row a rebuild of the users tables
+    /// before the live writes holds.
+    async fn first_customer(&self) -> Option<Uuid> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT aggregate_id FROM event_store.events \
+             WHERE aggregate_type = 'user' AND event_type = 'UserRegistered' \
+             ORDER BY position LIMIT 1",
+        )
+        .fetch_optional(&self.h.db.pool)
+        .await
+        .unwrap();
+        id.map(|id| id.parse().unwrap())
     }
 
     async fn parents(&self) -> (Uuid, Uuid) {

@@ -1,12 +1,15 @@
 //! Shared set-up of the projector tests: an isolated database and names on
 //! the real servers, catalog events (and, in `users`, sealed user events;
-//! in `promotions`, promotion and coupon events) appended through the real
-//! event store, and bounded waits.
+//! in `promotions`, promotion and coupon events; in `orders`, order events
+//! with sealed addresses; in `payments`, payment events the aggregate
+//! decided) appended through the real event store, and bounded waits.
 #![allow(dead_code)]
 
 pub mod adapters;
 pub mod carts;
 pub mod live;
+pub mod orders;
+pub mod payments;
 pub mod platform;
 pub mod promotions;
 pub mod users;

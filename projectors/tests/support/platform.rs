@@ -59,13 +59,33 @@ pub async fn admin_of(
 }
 
 pub async fn start(h: &Harness) -> Platform {
+    start_with_payments(h).await.0
+}
+
+/// The platform with a sandbox payment service of its own, its webhooks
+/// going back to this platform's command API; the sandbox's address and
+/// handle (dropping it stops the sandbox).
+pub async fn start_with_payments(
+    h: &Harness,
+) -> (
+    Platform,
+    String,
+    command_api::payments::sandbox::SandboxHandle,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox = format!("http://{}", listener.local_addr().unwrap());
     let mut settings = h.settings.clone();
     settings.relay.enabled = true;
+    settings.payments.sandbox.url = sandbox.clone();
     let commands = command_api::Application::build(settings.clone())
         .await
         .expect("command api starts");
     let command_port = commands.port();
     tokio::spawn(commands.run_until_stopped());
+    let mut payments = settings.payments.sandbox.clone();
+    payments.webhook_url = format!("http://127.0.0.1:{command_port}/v1/payments/webhooks/sandbox");
+    let (_, handle) = command_api::payments::sandbox::SandboxServer::start_on(listener, payments)
+        .expect("the sandbox starts");
     let projectors = projectors::app::Application::build(settings.clone())
         .await
         .expect("projectors start; the servers come from `scripts/services up`");
@@ -78,13 +98,14 @@ pub async fn start(h: &Harness) -> Platform {
     tokio::spawn(queries.run_until_stopped(std::future::pending()));
     let commands = format!("http://127.0.0.1:{command_port}");
     let (admin, admin_id) = admin_of(&settings, &commands).await;
-    Platform {
+    let platform = Platform {
         commands,
         queries: format!("http://127.0.0.1:{query_port}"),
         projectors: format!("http://127.0.0.1:{projector_port}"),
         admin,
         admin_id,
-    }
+    };
+    (platform, sandbox, handle)
 }
 
 pub async fn post(client: &reqwest::Client, url: String, correlation: &str, body: Value) -> Value {
