@@ -40,8 +40,8 @@ use crate::auth::authenticate;
 use crate::cart_expiry::CartExpiry;
 use crate::command::AppState;
 use crate::commands::{
-    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, payments, product_parts,
-    products, promotions, users,
+    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, payments,
+    product_parts, products, promotions, users,
 };
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
@@ -425,11 +425,7 @@ pub fn command_routes() -> Vec<CommandRoute> {
             "/v1/payments/webhooks/{provider}",
             payments::webhook,
         ),
-        route(
-            Method::POST,
-            "/v1/payments/{id}/refunds",
-            payments::refund,
-        ),
+        route(Method::POST, "/v1/payments/{id}/refunds", payments::refund),
         route(Method::POST, "/v1/orders/{id}/cancellation", orders::cancel),
         route(Method::POST, "/v1/carts", carts::open),
         route(Method::POST, "/v1/carts/{id}/items", carts::add_item),

@@ -12,8 +12,8 @@ pub mod error;
 pub mod health;
 pub mod input;
 pub mod openapi;
-pub mod payments;
 pub mod operator;
+pub mod payments;
 pub mod rate_limit;
 pub mod request;
 

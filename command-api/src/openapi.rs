@@ -34,8 +34,8 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::command::Receipt;
 use crate::commands::{
-    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, payments, product_parts,
-    products, promotions, users,
+    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, payments,
+    product_parts, products, promotions, users,
 };
 use crate::error::PROBLEM_TYPE_BASE;
 use crate::input::Amount;

@@ -236,10 +236,7 @@ async fn a_guest_buys_pays_is_shipped_to_and_partly_refunded() {
     let carts = mongo
         .database(&h.settings.mongo.database)
         .collection::<mongodb::bson::Document>("carts");
-    let remaining = carts
-        .find_one(doc! { "_id": &cart })
-        .await
-        .unwrap();
+    let remaining = carts.find_one(doc! { "_id": &cart }).await.unwrap();
     assert!(
         remaining.is_none(),
         "a checked-out cart leaves the documents"

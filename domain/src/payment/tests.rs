@@ -568,7 +568,10 @@ fn one_provider_transaction_moves_forward_under_its_id() {
         .when(report("prov_1", ProviderOutcome::Completed))
         .inspect_result()
         .unwrap();
-    assert!(matches!(events[..], [PaymentEvent::PaymentCompleted { .. }]));
+    assert!(matches!(
+        events[..],
+        [PaymentEvent::PaymentCompleted { .. }]
+    ));
     // And its earlier report, replayed after that, changes nothing
     let mut after = given;
     after.extend(events);

@@ -357,13 +357,15 @@ fn cancelling_gives_the_customer_their_use_back() {
         cancellation.customer_usage,
         vec![(
             crate::promotion::customer_usage_stream_id(PROMOTION, user_id),
-            vec![crate::promotion::CustomerUsageEvent::CustomerUsageReverted {
-                promotion_id: PROMOTION,
-                user_id,
-                order_id: ORDER,
-                uses: 0,
-                at: t(11),
-            }]
+            vec![
+                crate::promotion::CustomerUsageEvent::CustomerUsageReverted {
+                    promotion_id: PROMOTION,
+                    user_id,
+                    order_id: ORDER,
+                    uses: 0,
+                    at: t(11),
+                }
+            ]
         )]
     );
 }
