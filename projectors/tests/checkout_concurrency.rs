@@ -101,10 +101,14 @@ async fn checkout(
             "street_address_1": "1 Sukhumvit Rd", "city": "Bangkok",
             "state_province": "Bangkok", "postal_code": "10110" },
     });
+    // One key for every try: a try that committed but whose answer was
+    // lost (a 503 after the append, under load) answers its 201 again.
+    let key = uuid::Uuid::now_v7().to_string();
     for attempt in 1..=200 {
         let _permit = gate.acquire().await.unwrap();
         let response = client
             .post(format!("{commands}/v1/orders"))
+            .header("Idempotency-Key", &key)
             .json(&body)
             .send()
             .await

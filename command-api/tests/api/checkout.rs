@@ -457,17 +457,27 @@ async fn concurrent_checkouts_never_sell_more_than_the_stock() {
     assert_eq!(payload(last)["available"], 0, "{:?}", payload(last));
 }
 
-/// A checkout as a careful client sends it: again after a 409
-/// `version-conflict` (the append lost a race and the retries ran out) or a
-/// 503 (shed under load), until the answer is a decision. The answer, and
+/// A checkout as a careful client sends it: with an `Idempotency-Key`, and
+/// again after a 409 `version-conflict` (the append lost a race and the
+/// retries ran out) or a 503 (shed, or timed out, under load), until the
+/// answer is a decision. The answer, and
 /// how many tries it took.
 pub(crate) async fn checkout_until_decided(
     app: &TestApp,
     customer: &reqwest::Client,
     body: Value,
 ) -> (StatusCode, Value, u32) {
+    // One key for every try: a try that committed but whose answer was
+    // lost (a 503 after the append, under load) answers its 201 again.
+    let key = Uuid::now_v7().to_string();
     for attempt in 1..=100 {
-        let response = checkout(app, customer, body.clone()).await;
+        let response = customer
+            .post(format!("{}/v1/orders", app.base))
+            .header("Idempotency-Key", &key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         let answer: Value = response.json().await.unwrap_or_default();
         let retry = status == StatusCode::SERVICE_UNAVAILABLE
