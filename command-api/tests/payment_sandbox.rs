@@ -794,14 +794,17 @@ async fn held_events_go_out_in_the_order_the_test_chooses() {
 }
 
 #[tokio::test]
-async fn a_delayed_webhook_arrives_after_a_later_one() {
+async fn a_completion_reported_after_a_later_refund_arrives_in_that_order() {
     let h = start().await;
+    // Held, so the order of arrival is the test's, not the clock's.
+    let (status, _) = h
+        .control("/v1/test/webhooks/hold", json!({"hold": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let request = card(TestCard::REQUIRES_ACTION, "64.00");
     let intent = h.provider.create_intent(request.clone()).await.unwrap();
     let pi = intent.provider_payment_id.clone();
-    let (status, completed) = h
-        .complete(&pi, json!({"outcome": "succeeded", "delay_ms": 1500}))
-        .await;
+    let (status, completed) = h.complete(&pi, json!({"outcome": "succeeded"})).await;
     assert_eq!(status, StatusCode::OK);
     // Captured now, reported later: the refund's report overtakes it.
     let refund = h
@@ -810,6 +813,17 @@ async fn a_delayed_webhook_arrives_after_a_later_one() {
         .await
         .unwrap();
     assert_eq!(refund.state, RefundState::Succeeded);
+    let refund_event = h.recorded_events(&refund.provider_refund_id).await;
+    for event in [&refund_event[0]["id"], &completed["event_id"]] {
+        let (status, body) = h
+            .control(
+                &format!("/v1/test/webhooks/{}/redeliver", event.as_str().unwrap()),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["delivered"], true);
+    }
     let events = h.wait_for_intent(&pi, 2).await;
     assert_eq!(events[0].kind, WebhookKind::RefundSucceeded);
     assert_eq!(events[1].kind, WebhookKind::PaymentSucceeded);
