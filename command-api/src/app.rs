@@ -40,8 +40,8 @@ use crate::auth::authenticate;
 use crate::cart_expiry::CartExpiry;
 use crate::command::AppState;
 use crate::commands::{
-    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, payments,
-    product_parts, products, promotions, users,
+    accounts, brands, carts, categories, checkout, codes, inventory, me, notifications, orders,
+    payments, product_parts, products, promotions, users,
 };
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::health::health;
@@ -484,6 +484,11 @@ pub fn command_routes() -> Vec<CommandRoute> {
             Method::PUT,
             "/v1/me/addresses/{id}/default",
             me::set_default_address,
+        ),
+        route(
+            Method::POST,
+            "/v1/me/notifications/{id}/read",
+            notifications::mark_read,
         ),
         route(Method::DELETE, "/v1/users/{id}", users::erase),
         route(Method::PUT, "/v1/users/{id}/status", users::change_status),

@@ -258,6 +258,8 @@ where
                 actual,
             }) if retries < MAX_RETRIES => {
                 retries += 1;
+                ::metrics::counter!("command_version_conflicts_total", "outcome" => "retried")
+                    .increment(1);
                 tracing::info!(
                     stream_id,
                     expected,
@@ -266,7 +268,13 @@ where
                     "version conflict, retrying"
                 );
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => {
+                if matches!(error, EventStoreError::VersionConflict { .. }) {
+                    ::metrics::counter!("command_version_conflicts_total", "outcome" => "exhausted")
+                        .increment(1);
+                }
+                return Err(error.into());
+            }
         }
     }
 }

@@ -34,8 +34,8 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::command::Receipt;
 use crate::commands::{
-    accounts, brands, carts, categories, checkout, codes, inventory, me, orders, payments,
-    product_parts, products, promotions, users,
+    accounts, brands, carts, categories, checkout, codes, inventory, me, notifications, orders,
+    payments, product_parts, products, promotions, users,
 };
 use crate::error::PROBLEM_TYPE_BASE;
 use crate::input::Amount;
@@ -103,6 +103,7 @@ use crate::input::Amount;
         me::update_address,
         me::remove_address,
         me::set_default_address,
+        notifications::mark_read,
         users::erase,
         users::change_status,
         users::change_role,

@@ -62,6 +62,18 @@ pub const PAYMENTS_TABLES: ReadModel = ReadModel {
     projection: "payments-tables",
     aggregate_types: &["payment"],
 };
+/// The order and payment notifications in Mongo `notifications`: written
+/// as they are delivered, and marked read from the notification streams.
+pub const ORDER_NOTIFICATIONS: ReadModel = ReadModel {
+    projection: "order-notifications",
+    aggregate_types: &["order", "payment", "notification"],
+};
+/// The account messages (email verification, password reset) in Mongo
+/// `notifications`.
+pub const ACCOUNT_MAIL: ReadModel = ReadModel {
+    projection: "account-mail",
+    aggregate_types: &["user"],
+};
 pub const PRODUCT_SEARCH: ReadModel = ReadModel {
     projection: "product-search",
     aggregate_types: &["category", "brand", "product", "inventory"],

@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 
 use crate::health::{health_router, HealthBounds};
 use crate::projections::{
-    account_mail, activity_log, cart_cache, cart_documents, catalog_tables, orders_tables,
-    payments_tables, product_cache, product_search, promotion_tables, users_tables,
+    account_mail, activity_log, cart_cache, cart_documents, catalog_tables, order_notifications,
+    orders_tables, payments_tables, product_cache, product_search, promotion_tables, users_tables,
 };
 use crate::runtime::worker::rebuild_beside_live;
 use crate::runtime::{DeadLetters, Projection, Worker, WorkerOptions, WorkerStats};
@@ -35,6 +35,7 @@ pub const PROJECTIONS: &[&str] = &[
     promotion_tables::NAME,
     orders_tables::NAME,
     payments_tables::NAME,
+    order_notifications::NAME,
 ];
 
 /// Opens the personal data of the log for the projections that show it
@@ -108,6 +109,18 @@ pub async fn build_projection(
         payments_tables::NAME => Arc::new(build_payments_tables(settings, store)),
         account_mail::NAME => Arc::new(
             account_mail::AccountMail::connect(
+                store.clone(),
+                &settings.mongo.url,
+                &settings.mongo.database,
+                upcasters,
+                personal_data(settings, store)?,
+                infrastructure::mail::Mailer::new(&settings.smtp)?,
+            )
+            .await?,
+        ),
+        order_notifications::NAME => Arc::new(
+            order_notifications::OrderNotifications::connect(
+                store.clone(),
                 &settings.mongo.url,
                 &settings.mongo.database,
                 upcasters,

@@ -31,6 +31,7 @@ async fn mail_worker(h: &Harness, smtp_url: Option<&str>) -> AccountMail {
         smtp.timeout_ms = 2000;
     }
     AccountMail::connect(
+        h.store.clone(),
         &h.settings.mongo.url,
         &h.settings.mongo.database,
         Upcasters::default(),

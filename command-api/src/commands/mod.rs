@@ -12,6 +12,7 @@ pub mod checkout;
 pub mod codes;
 pub mod inventory;
 pub mod me;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod product_parts;

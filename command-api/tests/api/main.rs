@@ -14,6 +14,7 @@ mod errors;
 mod idempotency;
 mod inventory;
 mod me;
+mod notifications;
 mod openapi;
 mod orders;
 mod payments;

@@ -12,7 +12,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::NotificationType;
+use super::{
+    ChannelOutcome, NotificationChannels, NotificationCommand, NotificationType, SkipReason,
+};
 use crate::user::{OneTimeCode, UserEvent};
 use crate::values::Email;
 
@@ -118,6 +120,33 @@ pub fn account_message_for(event: &UserEvent, notification_id: Uuid) -> Option<A
     })
 }
 
+impl AccountMessage {
+    /// The notification kept on its own stream, so that its recipient can
+    /// mark it read like any other: by email only, and without the code or
+    /// the address.
+    pub fn notification(&self) -> NotificationCommand {
+        let email_only = ChannelOutcome::Skipped {
+            reason: SkipReason::EmailOnly,
+        };
+        NotificationCommand::CreateNotification {
+            notification_id: self.notification_id,
+            user_id: self.user_id,
+            notification_type: self.notification_type,
+            title: self.title.clone(),
+            message: self.message.clone(),
+            data: self.data.clone(),
+            channels: NotificationChannels {
+                email: ChannelOutcome::Sent {
+                    sent_at: self.requested_at,
+                },
+                push: email_only,
+                sms: email_only,
+            },
+            at: self.requested_at,
+        }
+    }
+}
+
 fn verification_text(code: &OneTimeCode, until: &str) -> String {
     format!(
         "Your verification code is {}.\n\n\
@@ -201,6 +230,47 @@ mod tests {
             assert!(!recorded.contains("somchai"), "{recorded}");
             assert_eq!(message.data, json!({"expiresAt": "2024-01-15T10:45:00Z"}));
         }
+    }
+
+    #[test]
+    fn an_account_message_is_kept_as_an_email_only_notification_without_the_code() {
+        let message = account_message_for(&requested(false), Uuid::from_u128(99)).unwrap();
+        let NotificationCommand::CreateNotification {
+            notification_id,
+            user_id,
+            notification_type,
+            title,
+            message: text,
+            data,
+            channels,
+            at: created_at,
+        } = message.notification()
+        else {
+            panic!("a create")
+        };
+        assert_eq!(
+            (notification_id, user_id, notification_type),
+            (
+                Uuid::from_u128(99),
+                Uuid::from_u128(7),
+                NotificationType::EmailVerification
+            )
+        );
+        assert_eq!(created_at, at());
+        assert!(matches!(channels.email, ChannelOutcome::Sent { .. }));
+        for skipped in [channels.push, channels.sms] {
+            assert_eq!(
+                skipped,
+                ChannelOutcome::Skipped {
+                    reason: SkipReason::EmailOnly
+                }
+            );
+        }
+        let kept = format!("{title} {text} {data}");
+        assert!(
+            !kept.contains("48213907") && !kept.contains("somchai"),
+            "{kept}"
+        );
     }
 
     #[test]

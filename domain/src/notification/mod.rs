@@ -114,6 +114,9 @@ pub enum SkipReason {
     UserOptedOut,
     #[serde(rename = "No phone number")]
     NoPhoneNumber,
+    /// Account messages (one-time codes) go by email and nowhere else.
+    #[serde(rename = "Email only")]
+    EmailOnly,
 }
 
 impl fmt::Display for SkipReason {
@@ -121,6 +124,7 @@ impl fmt::Display for SkipReason {
         f.write_str(match self {
             SkipReason::UserOptedOut => "User opted out",
             SkipReason::NoPhoneNumber => "No phone number",
+            SkipReason::EmailOnly => "Email only",
         })
     }
 }

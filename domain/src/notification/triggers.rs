@@ -3,9 +3,10 @@
 
 use uuid::Uuid;
 
-use super::NotificationTrigger;
+use super::{NotificationTrigger, RecipientPreferences};
 use crate::order::{Order, OrderEvent};
 use crate::payment::PaymentEvent;
+use crate::user::User;
 use crate::values::OrderNumber;
 
 /// Who an order's notifications go to, from the loaded order.
@@ -24,6 +25,29 @@ impl OrderRecipient {
             order_number: order.order_number()?.clone(),
             user_id: order.user_id()?,
         })
+    }
+}
+
+/// What a buyer allows, from their account: the channels their preferences
+/// opt out of, and whether they have a phone for sms. `None` for a user
+/// never registered.
+pub fn recipient_preferences(user: &User) -> Option<RecipientPreferences> {
+    Some(RecipientPreferences {
+        user_id: user.id()?,
+        email_opt_in: !user.channel_opted_out("email"),
+        push_opt_in: !user.channel_opted_out("push"),
+        sms_opt_in: !user.channel_opted_out("sms"),
+        has_phone: user.phone().is_some(),
+    })
+}
+
+/// The order a payment event notifies about: a completed payment and a
+/// completed refund do; nothing else a payment records does.
+pub fn notified_order_of_payment(event: &PaymentEvent) -> Option<Uuid> {
+    match event {
+        PaymentEvent::PaymentCompleted { order_id, .. }
+        | PaymentEvent::RefundCompleted { order_id, .. } => Some(*order_id),
+        _ => None,
     }
 }
 
@@ -268,6 +292,38 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn only_completed_payments_and_refunds_name_an_order_to_notify() {
+        let (payment_id, order_id) = (Uuid::from_u128(9), Uuid::from_u128(1));
+        let amount = Money::new(Decimal::new(7682600, 2)).unwrap();
+        let completed = PaymentEvent::PaymentCompleted {
+            payment_id,
+            order_id,
+            amount,
+            currency: Currency::thb(),
+            provider_transaction_id: "ch_1".into(),
+            provider_response: json!({}),
+            previous_status: PaymentStatus::Processing,
+            status: PaymentStatus::Completed,
+            order_payment_status: OrderPaymentStatus::Paid,
+            processed_at: Utc::now(),
+        };
+        let failed = PaymentEvent::PaymentFailed {
+            payment_id,
+            order_id,
+            amount,
+            currency: Currency::thb(),
+            provider_transaction_id: "ch_1".into(),
+            provider_response: json!({}),
+            previous_status: PaymentStatus::Processing,
+            status: PaymentStatus::Failed,
+            order_payment_status: OrderPaymentStatus::Failed,
+            processed_at: Utc::now(),
+        };
+        assert_eq!(notified_order_of_payment(&completed), Some(order_id));
+        assert_eq!(notified_order_of_payment(&failed), None);
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //! leaves. Delivery is at least once: a mail sent just before a crash, and
 //! not yet recorded, goes again, under the same `Message-ID`.
 //!
+//! Each message is also kept as a notification on its own stream
+//! (`notification_streams`), email only and without the code, so that its
+//! recipient can mark it read like an order's.
+//!
 //! A relay that refuses a message (a permanent SMTP reply) is recorded as
 //! the reason; one that cannot be reached fails the batch as unavailable,
 //! and `probe` asks the relay too, so an outage waits instead of turning
@@ -27,18 +31,18 @@ use chrono::Utc;
 use domain::notification::account::{account_message_for, AccountMessage, EXPIRED_BEFORE_DELIVERY};
 use domain::user::{is_erased_placeholder, UserEvent};
 use infrastructure::event_store::aggregates::Upcasters;
-use infrastructure::event_store::RecordedEvent;
+use infrastructure::event_store::{PgEventStore, RecordedEvent};
 use infrastructure::mail::{Mail, MailError, Mailer};
 use infrastructure::personal_data::{PersonalData, PersonalDataError};
 use mongodb::bson::{doc, Bson, DateTime as BsonDateTime, Document};
-use mongodb::options::IndexOptions;
-use mongodb::{Collection, Database, IndexModel};
+use mongodb::{Collection, Database};
+
+use super::{notification_documents, notification_streams};
 
 use crate::runtime::{DeadLetter, Projection, ProjectionError};
 
 pub const NAME: &str = "account-mail";
-pub const COLLECTION: &str = "notifications";
-const NOTIFICATION_ID_INDEX: &str = "notificationId_1";
+pub const COLLECTION: &str = notification_documents::COLLECTION;
 const TYPES: &[&str] = &["user"];
 const MAILED_EVENTS: &[&str] = &[
     "UserEmailVerificationRequested",
@@ -50,6 +54,7 @@ const MAILED_EVENTS: &[&str] = &[
 pub const RECIPIENT_ERASED: &str = "Recipient erased";
 
 pub struct AccountMail {
+    store: PgEventStore,
     database: Database,
     upcasters: Upcasters,
     personal: PersonalData,
@@ -64,6 +69,7 @@ enum Delivery {
 
 impl AccountMail {
     pub async fn connect(
+        store: PgEventStore,
         url: &str,
         database: &str,
         upcasters: Upcasters,
@@ -72,6 +78,7 @@ impl AccountMail {
     ) -> anyhow::Result<Self> {
         let client = mongodb::Client::with_uri_str(url).await?;
         Ok(Self {
+            store,
             database: client.database(database),
             upcasters,
             personal,
@@ -81,25 +88,6 @@ impl AccountMail {
 
     fn collection(&self) -> Collection<Document> {
         self.database.collection(COLLECTION)
-    }
-
-    async fn create_indexes(&self) -> mongodb::error::Result<()> {
-        let unique = IndexOptions::builder()
-            .unique(true)
-            .name(NOTIFICATION_ID_INDEX.to_owned())
-            .build();
-        self.collection()
-            .create_indexes([
-                IndexModel::builder()
-                    .keys(doc! { "notificationId": 1 })
-                    .options(unique)
-                    .build(),
-                IndexModel::builder()
-                    .keys(doc! { "userId": 1, "createdAt": -1 })
-                    .build(),
-            ])
-            .await?;
-        Ok(())
     }
 
     async fn is_recorded(&self, notification_id: &str) -> Result<bool, ProjectionError> {
@@ -228,6 +216,20 @@ impl Projection for AccountMail {
                     continue;
                 }
             };
+            let notification = message.notification();
+            let created = notification_streams::create(
+                &self.store,
+                &self.upcasters,
+                message.notification_id,
+                &notification,
+                event,
+                NAME,
+            )
+            .await?;
+            if let Err(reason) = created {
+                letters.push(DeadLetter::for_event(event, reason));
+                continue;
+            }
             let delivery = self.deliver(&message).await?;
             self.record(event, &message, delivery).await?;
         }
@@ -245,23 +247,15 @@ impl Projection for AccountMail {
     }
 
     async fn is_intact(&self) -> Result<bool, ProjectionError> {
-        let names = self
-            .collection()
-            .list_index_names()
+        notification_documents::has_indexes(&self.collection())
             .await
-            .or_else(|error| match *error.kind {
-                // A dropped database answers "namespace not found".
-                mongodb::error::ErrorKind::Command(ref c) if c.code == 26 => Ok(Vec::new()),
-                _ => Err(error),
-            })
-            .map_err(ProjectionError::unavailable)?;
-        Ok(names.iter().any(|n| n == NOTIFICATION_ID_INDEX))
+            .map_err(ProjectionError::unavailable)
     }
 
     /// Keeps every document: they record mail that went out, which a
     /// rebuild must not send again.
     async fn reset(&self) -> Result<(), ProjectionError> {
-        self.create_indexes()
+        notification_documents::create_indexes(&self.collection())
             .await
             .map_err(ProjectionError::unavailable)
     }

@@ -450,3 +450,42 @@ fn an_inactive_user_cannot_log_in() {
         })
         .then_expect_error(UserError::Inactive { user_id: user_id() });
 }
+
+// ---- what order notifications may use --------------------------------------
+
+#[test]
+fn a_buyers_notification_channels_follow_their_opt_outs_and_their_phone() {
+    use crate::notification::triggers::recipient_preferences;
+    use crate::notification::RecipientPreferences;
+
+    let opted_out_of_sms = UserEvent::UserProfileUpdated {
+        user_id: user_id(),
+        first_name: name("Somchai"),
+        last_name: name("Jaidee"),
+        phone: Some(phone()),
+        phone_verified: false,
+        date_of_birth: None,
+        gender: None,
+        avatar_url: None,
+        bio: None,
+        preferences: json!({"notifications": {"email": true, "sms": false}}),
+        settings: json!({}),
+        at: later(),
+    };
+    assert_eq!(
+        recipient_preferences(&state(vec![registered(), opted_out_of_sms])),
+        Some(RecipientPreferences {
+            user_id: user_id(),
+            email_opt_in: true,
+            push_opt_in: true,
+            sms_opt_in: false,
+            has_phone: true,
+        }),
+        "a channel never mentioned stays on"
+    );
+    assert_eq!(
+        recipient_preferences(&state(vec![registered_without_phone()])).map(|p| p.has_phone),
+        Some(false)
+    );
+    assert_eq!(recipient_preferences(&User::default()), None);
+}
