@@ -148,6 +148,19 @@ async fn a_code_request_is_mailed_once_and_recorded_without_the_code() {
         for secret in ["48213907", "55501234", address.as_str()] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
+        // Kept on a stream of its own too, so that it can be marked read,
+        // and without the code there either.
+        let stream = h
+            .store
+            .load_stream(document.get_str("notificationId").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(stream.len(), 1, "{document}");
+        assert_eq!(stream[0].event_type, "NotificationCreated");
+        let kept = stream[0].payload.to_string();
+        for secret in ["48213907", "55501234", address.as_str()] {
+            assert!(!kept.contains(secret), "{secret} in {kept}");
+        }
     }
 
     // A redelivery, and a rebuild from the whole log, send nothing again.

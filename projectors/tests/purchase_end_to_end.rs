@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use infrastructure::testing::wait_for;
+use infrastructure::testing::{mail_to, wait_for};
 use mongodb::bson::doc;
 use redis::AsyncCommands;
 use reqwest::Method;
@@ -99,7 +99,7 @@ async fn a_guest_buys_pays_is_shipped_to_and_partly_refunded() {
     .await;
 
     // 1. A guest fills a cart, then logs in: the carts merge.
-    let email = "buyer-e2e@shop.test";
+    let email = &format!("buyer-e2e-{}@shop.test", h.suffix);
     let password = "a buyer's long passphrase";
     let guest = reqwest::Client::new();
     let (registered, _) = command(
@@ -228,28 +228,39 @@ async fn a_guest_buys_pays_is_shipped_to_and_partly_refunded() {
         promotion_read["coupons"][0]["usage_count"], 1,
         "{promotion_read}"
     );
-    let cached: Option<String> = redis.get(&cart_key).await.unwrap();
-    assert!(cached.is_none(), "a checked-out cart leaves the cache");
+    // The token above waited for the promotion tables, not the cart cache.
+    eventually("a checked-out cart to leave the cache", || {
+        let (mut redis, cart_key) = (redis.clone(), cart_key.clone());
+        async move {
+            let cached: Option<String> = redis.get(&cart_key).await.ok()?;
+            cached.is_none().then_some(())
+        }
+    })
+    .await;
     let mongo = mongodb::Client::with_uri_str(&h.settings.mongo.url)
         .await
         .unwrap();
     let carts = mongo
         .database(&h.settings.mongo.database)
         .collection::<mongodb::bson::Document>("carts");
-    let remaining = carts.find_one(doc! { "_id": &cart }).await.unwrap();
-    assert!(
-        remaining.is_none(),
-        "a checked-out cart leaves the documents"
-    );
+    // Neither read model is one the tokens above waited for.
+    eventually("a checked-out cart to leave the documents", || async {
+        let remaining = carts.find_one(doc! { "_id": &cart }).await.ok()?;
+        remaining.is_none().then_some(())
+    })
+    .await;
     let pool = h.db.pool.clone();
     let product_id: uuid::Uuid = product.parse().unwrap();
-    let stock: i32 =
-        sqlx::query_scalar("SELECT stock_quantity FROM read_model.products WHERE id = $1")
-            .bind(product_id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(stock, 43, "the reserved units left the stock");
+    eventually("the reserved units to leave the stock", || async {
+        let stock: i32 =
+            sqlx::query_scalar("SELECT stock_quantity FROM read_model.products WHERE id = $1")
+                .bind(product_id)
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+        (stock == 43).then_some(())
+    })
+    .await;
     let product_key =
         infrastructure::views::product_cache_key(&h.settings.redis.key_prefix, product_id);
     wait_for("the product: entry at 43", Duration::from_secs(30), || {
@@ -318,6 +329,67 @@ async fn a_guest_buys_pays_is_shipped_to_and_partly_refunded() {
     let read_order = read(&customer, format!("{queries}/v1/orders/{order}"), &token).await;
     assert_eq!(read_order["status"], "shipped");
     assert_eq!(read_order["tracking_number"], "TH1234567890");
+    // The buyer is told, by email over SMTP and in their notifications.
+    let shipping_mail = eventually("the shipping mail", || async {
+        mail_to(email)
+            .into_iter()
+            .find(|m| m.contains("Tracking number: TH1234567890"))
+    })
+    .await;
+    assert!(
+        shipping_mail.contains("Your order has been shipped!"),
+        "{shipping_mail}"
+    );
+    let notifications = read(&customer, format!("{queries}/v1/me/notifications"), &token).await;
+    let shipped_notice = notifications["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["type"] == "order_shipped")
+        .unwrap_or_else(|| panic!("no order_shipped in {notifications}"))
+        .clone();
+    assert_eq!(shipped_notice["data"]["trackingNumber"], "TH1234567890");
+    assert_eq!(shipped_notice["channels"]["email"]["sent"], true);
+    assert_eq!(shipped_notice["read"], false);
+    let kinds: Vec<&str> = notifications["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["type"].as_str())
+        .collect();
+    for kind in ["order_confirmed", "payment_received", "order_shipped"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let notice = shipped_notice["id"].as_str().unwrap();
+    let (_, read_token) = command(
+        &customer,
+        Method::POST,
+        format!("{commands}/v1/me/notifications/{notice}/read"),
+        Value::Null,
+        200,
+    )
+    .await;
+    let notifications = read(
+        &customer,
+        format!("{queries}/v1/me/notifications"),
+        &read_token,
+    )
+    .await;
+    let marked = notifications["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == notice)
+        .unwrap();
+    assert_eq!(marked["read"], true, "{marked}");
+    assert!(marked["read_at"].is_string(), "{marked}");
+    let documents = mongo
+        .database(&h.settings.mongo.database)
+        .collection::<mongodb::bson::Document>("notifications")
+        .count_documents(doc! { "notificationId": notice, "read": true })
+        .await
+        .unwrap();
+    assert_eq!(documents, 1);
 
     // 5. Partly refunded.
     let refunded = admin

@@ -13,6 +13,8 @@
 //! - `GET /v1/me/orders`, `GET /v1/orders/{id}`, `GET /v1/orders`: the
 //!   orders read model, for the customer who placed an order, and all of
 //!   them for admins
+//! - `GET /v1/me/notifications`: the Mongo notifications, the signed-in
+//!   user's own, unread first
 //! - `GET /health`
 //!
 //! Public reads show only active products, categories and brands; an admin's
@@ -21,8 +23,9 @@
 //! Each store sits behind a port ([`catalog::CatalogReadModel`],
 //! [`products::ProductCache`], [`products::ProductSearch`],
 //! [`carts::CartCache`], [`carts::CartDocuments`],
-//! [`promotions::PromotionsReadModel`], [`orders::OrdersReadModel`]) next to the handlers that
-//! use it; [`startup::Application`] wires the real adapters.
+//! [`promotions::PromotionsReadModel`], [`orders::OrdersReadModel`],
+//! [`notifications::NotificationsReadModel`]) next to the handlers that use
+//! it; [`startup::Application`] wires the real adapters.
 //!
 //! Every read accepts the consistency token of a command and waits until the
 //! read models it reads have applied it ([`consistency`]).
@@ -37,6 +40,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod money;
+pub mod notifications;
 pub mod openapi;
 pub mod orders;
 pub mod products;

@@ -24,7 +24,7 @@ use utoipa::{OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::consistency::{CONSISTENCY_TOKEN_HEADER, CONSISTENCY_TOKEN_PARAM};
 use crate::error::PROBLEM_BASE;
-use crate::{carts, catalog, orders, products, promotions, users};
+use crate::{carts, catalog, notifications, orders, products, promotions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,7 +32,7 @@ use crate::{carts, catalog, orders, products, promotions, users};
         title = "Query API",
         description = "The read side of the platform: products (the Redis cache, then PostgreSQL), product \
             search (Elasticsearch), categories, brands, accounts, carts (the Redis cart cache, then \
-            MongoDB), promotions and coupons, and orders, as the projectors left them. A read that carries a command's consistency token \
+            MongoDB), promotions and coupons, orders, and your notifications (MongoDB), as the projectors left them. A read that carries a command's consistency token \
             waits until what it reads has applied it. See docs/query-api.md.",
     ),
     paths(
@@ -50,6 +50,7 @@ use crate::{carts, catalog, orders, products, promotions, users};
         orders::list_my_orders,
         orders::get_order,
         orders::list_orders,
+        notifications::list_my_notifications,
     ),
     components(schemas(Problem, InvalidParam)),
     tags(
@@ -59,6 +60,7 @@ use crate::{carts, catalog, orders, products, promotions, users};
         (name = "carts", description = "Carts, for their owner only: the signed-in user, or a guest by cart session"),
         (name = "promotions", description = "Promotions and their coupons for admins; a coupon code's check for customers"),
         (name = "orders", description = "Orders: your own, or for an admin anyone's"),
+        (name = "notifications", description = "Your notifications: your own only, whatever your role"),
     ),
 )]
 struct ApiDoc;
@@ -365,6 +367,33 @@ mod tests {
             check["responses"]["404"]["$ref"],
             "#/components/responses/NotFound"
         );
+    }
+
+    #[test]
+    fn notifications_are_your_own_with_the_unread_count() {
+        let document = document();
+        let list = &document["paths"]["/v1/me/notifications"]["get"];
+        assert_eq!(list["security"], json!([{ "bearerAuth": [] }]));
+        let names: Vec<&str> = list["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for name in ["limit", "after"] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        let schemas = &document["components"]["schemas"];
+        let page = &schemas["NotificationPage"];
+        assert_eq!(page["required"], json!(["items", "unread_count"]));
+        assert_eq!(page["properties"]["unread_count"]["type"], "integer");
+        let item = &schemas["NotificationView"]["properties"];
+        assert!(item.get("type").is_some() && item.get("kind").is_none());
+        assert_eq!(item["data"]["type"], "object");
+        let kinds = &schemas["NotificationType"]["enum"];
+        assert_eq!(kinds.as_array().unwrap().len(), 8, "{kinds}");
+        let channel = &schemas["ChannelView"];
+        assert_eq!(channel["required"], json!(["sent"]));
     }
 
     #[test]

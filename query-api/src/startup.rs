@@ -29,6 +29,7 @@ use crate::consistency::{
     wait_until_applied, AppliedTokens, ConsistencyWait, PgAppliedTokens, ReadAfter,
 };
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
+use crate::notifications::{self, MongoNotifications, NotificationsReadModel};
 use crate::orders::{self, OrdersReadModel, PgOrdersReadModel};
 use crate::products::{
     self, ElasticsearchProductSearch, ProductCache, ProductSearch, RedisProductCache,
@@ -55,6 +56,7 @@ pub struct AppState {
     pub cart_documents: Arc<dyn CartDocuments>,
     pub promotions: Arc<dyn PromotionsReadModel>,
     pub orders: Arc<dyn OrdersReadModel>,
+    pub notifications: Arc<dyn NotificationsReadModel>,
 }
 
 impl AppState {
@@ -112,6 +114,10 @@ pub fn read_routes() -> Vec<ReadRoute> {
         route("/v1/promotions/{id}", get(promotions::get_promotion)),
         route("/v1/coupons/{code}", get(promotions::check_coupon)),
         route("/v1/me/orders", get(orders::list_my_orders)),
+        route(
+            "/v1/me/notifications",
+            get(notifications::list_my_notifications),
+        ),
         route("/v1/orders", get(orders::list_orders)),
         route("/v1/orders/{id}", get(orders::get_order)),
     ]
@@ -253,6 +259,7 @@ impl Application {
                 RedisCartCache::new(&settings.redis).context("redis settings are invalid")?,
             ),
             cart_documents: Arc::new(MongoCartDocuments::new(&settings.mongo)),
+            notifications: Arc::new(MongoNotifications::new(&settings.mongo)),
         };
         Self::bind(&settings, state, pools).await
     }

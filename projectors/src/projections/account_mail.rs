@@ -92,7 +92,7 @@ impl AccountMail {
 
     async fn is_recorded(&self, notification_id: &str) -> Result<bool, ProjectionError> {
         self.collection()
-            .find_one(doc! { "notificationId": notification_id })
+            .find_one(doc! { "notificationId": notification_id, "type": { "$exists": true } })
             .await
             .map(|found| found.is_some())
             .map_err(ProjectionError::unavailable)
@@ -171,17 +171,20 @@ impl AccountMail {
             "message": &message.message,
             "data": data,
             "channels": { "email": email },
-            "read": false,
-            "readAt": Bson::Null,
             "createdAt": BsonDateTime::from_millis(message.requested_at.timestamp_millis()),
             "eventId": event.event_id.to_string(),
             "correlationId": event.metadata.correlation_id.to_string(),
         };
-        // Inserted once: a twin worker that recorded it first wins.
+        // A read mark (the order notifications worker sets them, from the
+        // notification's stream) may be there first: the content is set
+        // over it, and only a new document starts unread.
         self.collection()
             .update_one(
                 doc! { "notificationId": &notification_id },
-                doc! { "$setOnInsert": document },
+                doc! {
+                    "$set": document,
+                    "$setOnInsert": { "read": false, "readAt": Bson::Null },
+                },
             )
             .upsert(true)
             .await

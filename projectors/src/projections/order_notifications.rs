@@ -143,11 +143,11 @@ impl OrderNotifications {
             "order" => self
                 .upcasters
                 .decode::<OrderEvent>(event)
-                .map(Milestone::Order),
+                .map(|e| Milestone::Order(Box::new(e))),
             "payment" => self
                 .upcasters
                 .decode::<PaymentEvent>(event)
-                .map(Milestone::Payment),
+                .map(|e| Milestone::Payment(Box::new(e))),
             _ => return Ok(Ok(None)),
         };
         let milestone = match decoded {
@@ -397,8 +397,8 @@ impl OrderNotifications {
 }
 
 enum Milestone {
-    Order(OrderEvent),
-    Payment(PaymentEvent),
+    Order(Box<OrderEvent>),
+    Payment(Box<PaymentEvent>),
 }
 
 /// The event types that can notify; the rest are not even decoded.

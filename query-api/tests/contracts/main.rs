@@ -7,6 +7,7 @@ mod support;
 mod cart_cache;
 mod cart_documents;
 mod catalog_read_model;
+mod notifications;
 mod orders;
 mod product_cache;
 mod product_search;

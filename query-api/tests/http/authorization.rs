@@ -28,7 +28,8 @@ fn access_of(path: &str) -> Option<Access> {
         "/v1/products" | "/v1/products/{id}" | "/v1/categories" | "/v1/brands" => Access::Anyone,
         // A customer's check of a code: a user's or a guest's.
         "/v1/coupons/{code}" => Access::Anyone,
-        "/v1/me" | "/v1/me/orders" => Access::SignedIn,
+        // Your own, whatever your role: an admin reads theirs, not others'.
+        "/v1/me" | "/v1/me/orders" | "/v1/me/notifications" => Access::SignedIn,
         "/v1/users" | "/v1/users/{id}" => Access::Admin,
         "/v1/promotions" | "/v1/promotions/{id}" => Access::Admin,
         "/v1/orders" => Access::Admin,

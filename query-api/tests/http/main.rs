@@ -7,6 +7,7 @@ mod support;
 mod authorization;
 mod carts;
 mod catalog;
+mod notifications;
 mod openapi;
 mod orders;
 mod products;

@@ -5,12 +5,17 @@
 #![allow(dead_code)]
 
 mod carts;
+mod notifications;
 mod orders;
 mod promotions;
 
 // Not every test binary that includes this module reads carts.
 #[allow(unused_imports)]
 pub use carts::{guest_session, seed_cart, user_owner};
+#[allow(unused_imports)]
+pub use notifications::{
+    account_notification, marked_read, notification_id, order_notification, read_mark_alone,
+};
 #[allow(unused_imports)]
 pub use orders::{order_line, seed_order};
 #[allow(unused_imports)]
@@ -36,6 +41,7 @@ use infrastructure::views::{
 };
 use query_api::carts::{MongoCartDocuments, RedisCartCache};
 use query_api::catalog::PgCatalogReadModel;
+use query_api::notifications::MongoNotifications;
 use query_api::orders::PgOrdersReadModel;
 use query_api::products::{ElasticsearchProductSearch, RedisProductCache};
 use query_api::promotions::PgPromotionsReadModel;
@@ -358,6 +364,7 @@ impl TestContext {
             cart_documents: Arc::new(MongoCartDocuments::new(&self.settings.mongo)),
             promotions: Arc::new(PgPromotionsReadModel::new(self.pool().clone())),
             orders: Arc::new(PgOrdersReadModel::new(self.pool().clone())),
+            notifications: Arc::new(MongoNotifications::new(&self.settings.mongo)),
         }
     }
 
